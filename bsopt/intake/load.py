@@ -1,0 +1,102 @@
+"""Read a QONNX model from disk, with errors a user can act on."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import onnx
+
+from bsopt.errors import ModelError
+
+QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
+QUANT_OPS = ("Quant", "BipolarQuant", "Trunc", "IntQuant", "FloatQuant")
+
+
+def read_onnx(path: str | Path) -> onnx.ModelProto:
+    """Load an ONNX file (``.onnx`` or gzip-compressed ``.onnx.gz``) and check it is well formed."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(
+            "model file not found",
+            where=str(p),
+            hint="check the path; export a zoo model with: bsopt model export tfc --out tfc.onnx",
+        )
+    if p.is_dir():
+        raise ModelError("expected an ONNX file but this is a directory", where=str(p))
+    data = p.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except OSError as exc:
+            raise ModelError(f"corrupt gzip file ({exc})", where=str(p)) from exc
+    if not data:
+        raise ModelError("the file is empty", where=str(p), hint="re-export the model")
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise ModelError(
+            f"not an ONNX model: the file could not be parsed as ONNX protobuf ({type(exc).__name__})",
+            where=str(p),
+            hint="pass a QONNX .onnx file exported with brevitas' export_qonnx (or bsopt model export)",
+        ) from exc
+    if len(model.graph.node) == 0:
+        raise ModelError(
+            "not an ONNX model: the file parsed but holds no graph nodes",
+            where=str(p),
+            hint="pass a QONNX .onnx file exported with brevitas' export_qonnx (or bsopt model export)",
+        )
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
+        raise ModelError(f"invalid ONNX model: {first}", where=str(p)) from exc
+    return model
+
+
+def is_quantized(model: onnx.ModelProto) -> bool:
+    """True if the model holds quantization: QONNX quantizer nodes or integer datatype annotations."""
+    if any(n.op_type in QUANT_OPS or n.op_type == "MultiThreshold" for n in model.graph.node):
+        return True
+    for ann in model.graph.quantization_annotation:
+        for kv in ann.quant_parameter_tensor_names:
+            if kv.key == "finn_datatype" and ("INT" in kv.value or kv.value in ("BIPOLAR", "BINARY")):
+                return True
+    return False
+
+
+def load_model(path: str | Path, *, cleanup: bool = True):
+    """Load a QONNX model into a qonnx ``ModelWrapper``, cleaned up and with shapes inferred.
+
+    Raises :class:`ModelError` when the file is missing, is not ONNX, or holds no quantization
+    (FINN, and so bsopt, needs a quantized model: export it with Brevitas' ``export_qonnx``).
+    """
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    proto = read_onnx(path)
+    if not is_quantized(proto):
+        raise ModelError(
+            "the model is not quantized: it has no QONNX Quant/BipolarQuant nodes and no integer "
+            "datatype annotations, so FINN cannot map it to integer dataflow hardware",
+            where=str(path),
+            hint="quantize it with Brevitas and export with brevitas.export.export_qonnx "
+            "(or use: bsopt model export --module pkg.mod:factory --input-shape ...)",
+        )
+    model = ModelWrapper(proto)
+    if cleanup:
+        model = clean(model, where=str(path))
+    return model
+
+
+def clean(model, where: str = "model"):
+    """qonnx's cleanup (shape inference, constant folding, unique names) with errors reported."""
+    from qonnx.util.cleanup import cleanup_model
+
+    try:
+        return cleanup_model(model)
+    except Exception as exc:
+        raise ModelError(
+            f"qonnx could not clean up the model ({type(exc).__name__}: {exc})",
+            where=where,
+            hint="check the model opens in Netron and was exported with opset >= 11",
+        ) from exc

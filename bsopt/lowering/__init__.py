@@ -1,0 +1,34 @@
+"""Lower a QONNX model to bsopt's dataflow-layer IR, with FINN's semantics and names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bsopt.ir.layers import DataflowGraph
+from bsopt.lowering.builder import HANDLERS, Builder, LoweringOptions
+from bsopt.lowering.finalize import finalize
+
+SUPPORTED_OPS = tuple(sorted(HANDLERS))
+
+
+def lower(model, options: LoweringOptions | None = None, **kwargs) -> DataflowGraph:
+    """Lower a QONNX model (a path or a qonnx ``ModelWrapper``) to a :class:`DataflowGraph`.
+
+    Keyword arguments are :class:`LoweringOptions` fields (``finn_version``, ``fpgapart``,
+    ``standalone_thresholds``, ``preferred_impl_style``, ``minimize_bit_width``).
+    """
+    from bsopt.intake.load import load_model
+
+    if options is None:
+        options = LoweringOptions(**kwargs)
+    elif kwargs:
+        raise TypeError("pass either options or keyword arguments, not both")
+    where = "model"
+    if isinstance(model, (str, Path)):
+        where = str(model)
+        model = load_model(model)
+    builder = Builder(model, options, where=where).run()
+    return finalize(builder.layers, builder.graph_inputs, builder.graph_outputs, options, builder.warnings)
+
+
+__all__ = ["lower", "LoweringOptions", "SUPPORTED_OPS", "DataflowGraph"]

@@ -1,0 +1,136 @@
+"""After the walk: choose each layer's backend (FINN's SpecializeLayers), name layers as FINN does,
+set FINN's default implementation attributes, and minimise bit widths."""
+
+from __future__ import annotations
+
+import numpy as np
+from qonnx.core.datatype import DataType
+
+from bsopt.errors import ModelError
+from bsopt.hw.parts import dsp_block, is_versal
+from bsopt.ir.bitwidths import DT_ATTRS, minimize_bit_widths
+from bsopt.ir.layers import DataflowGraph, Layer
+
+#: Generic op types FINN implements, per version, with their available backends.
+BACKENDS = {
+    "latest": {
+        "MVAU": ("hls", "rtl"),
+        "VVAU": ("hls", "rtl"),
+        "Thresholding": ("hls", "rtl"),
+        "ConvolutionInputGenerator": ("rtl",),
+        "FMPadding": ("rtl",),
+        "Pool": ("hls",),
+        "LabelSelect": ("hls",),
+        "DuplicateStreams": ("hls",),
+        "GlobalAccPool": ("hls",),
+        "ElementwiseAdd": ("hls", "rtl"),
+        "StreamingDataWidthConverter": ("hls", "rtl"),
+        "StreamingFIFO": ("rtl",),
+    },
+    "0.10.1": {
+        "MVAU": ("hls", "rtl"),
+        "VVAU": ("hls", "rtl"),
+        "Thresholding": ("hls", "rtl"),
+        "ConvolutionInputGenerator": ("hls", "rtl"),
+        "FMPadding": ("hls", "rtl"),
+        "Pool": ("hls",),
+        "StreamingMaxPool": ("hls",),
+        "LabelSelect": ("hls",),
+        "DuplicateStreams": ("hls",),
+        "GlobalAccPool": ("hls",),
+        "AddStreams": ("hls",),
+        "ChannelwiseOp": ("hls",),
+        "StreamingDataWidthConverter": ("hls", "rtl"),
+        "StreamingFIFO": ("rtl",),
+    },
+}
+
+#: FINN's default values of the implementation attributes that bsopt's DesignSpace varies.
+IMPL_DEFAULTS = {
+    "MVAU": {"mem_mode": "internal_decoupled", "ram_style": "auto", "ram_style_thresholds": "auto",
+             "runtime_writeable_weights": 0},
+    "VVAU": {"mem_mode": "internal_embedded", "ram_style": "auto", "runtime_writeable_weights": 0},
+    "Thresholding": {"runtime_writeable_weights": 0},
+    "ConvolutionInputGenerator": {"parallel_window": 0},
+}
+
+
+def _mvu_rtl_possible(layer: Layer, part: str, legacy: bool) -> bool:
+    a = layer.attrs
+    if a["noActivation"] == 0 or a["binaryXnorMode"] == 1:
+        return False
+    wdt, idt = DataType[a["weightDataType"]], DataType[a["inputDataType"]]
+    if not wdt.signed():
+        return False
+    narrow = float(np.min(layer.weights)) != wdt.min()
+    if not narrow and dsp_block(part) == "DSP48E1":
+        return False
+    lo_in = 1 if legacy else 2
+    inp_ok = (lo_in <= idt.bitwidth() <= 8) or (idt.bitwidth() == 9 and idt.signed())
+    w_ok = (lo_in <= wdt.bitwidth() <= 8)
+    return inp_ok and w_ok
+
+
+def _vvu_rtl_possible(layer: Layer, part: str) -> bool:
+    a = layer.attrs
+    if not a["noActivation"] or not is_versal(part):
+        return False
+    idt, wdt = DataType[a["inputDataType"]], DataType[a["weightDataType"]]
+    in_ok = idt.bitwidth() <= 8 or (idt.bitwidth() == 9 and idt.min() < 0)
+    return in_ok and wdt.bitwidth() <= 8 and wdt.min() < 0
+
+
+def choose_backend(layer: Layer, version: str, part: str, preferred: str = "") -> str:
+    """FINN's SpecializeLayers decision for one layer (before bit-width minimisation)."""
+    table = BACKENDS["0.10.1" if version == "0.10.1" else "latest"]
+    kind = layer.kind
+    if kind not in table:
+        raise ModelError(f"FINN {version} has no hardware implementation of {kind} (layer {layer.name})")
+    options = table[kind]
+    legacy = version == "0.10.1"
+    if kind == "MVAU":
+        rtl_ok = _mvu_rtl_possible(layer, part, legacy)
+    elif kind == "VVAU":
+        rtl_ok = _vvu_rtl_possible(layer, part)
+    else:
+        rtl_ok = "rtl" in options
+    if preferred == "hls":
+        return "hls" if "hls" in options else "rtl"
+    if preferred == "rtl":
+        return "rtl" if rtl_ok else "hls"
+    if kind in ("MVAU", "VVAU"):
+        a = layer.attrs
+        fits = DataType[a["inputDataType"]].bitwidth() >= 4 and DataType[a["weightDataType"]].bitwidth() >= 4
+        return "rtl" if fits and rtl_ok else "hls"
+    return "rtl" if "rtl" in options else "hls"
+
+
+def finalize(layers: list[Layer], inputs, outputs, options, warnings) -> DataflowGraph:
+    version = options.finn_version
+    counters: dict[str, int] = {}
+    for layer in layers:
+        pref = options.preferred_impl_style.get(layer.name) or options.preferred_impl_style.get(layer.kind, "")
+        backend = choose_backend(layer, version, options.fpgapart, pref)
+        op_type = f"{layer.kind}_{backend}"
+        idx = counters.get(op_type, 0)
+        counters[op_type] = idx + 1
+        layer.op_type = op_type
+        layer.name = f"{op_type}_{idx}"
+        for key, value in IMPL_DEFAULTS.get(layer.kind, {}).items():
+            layer.attrs.setdefault(key, value)
+        if layer.kind == "MVAU":
+            layer.attrs.setdefault("resType", "auto" if version == "0.10.1" else "lut")
+            if version != "0.10.1" and not layer.attrs["binaryXnorMode"]:
+                layer.attrs.setdefault("dynamic_input", 0)  # set by InferQuantizedMVAU only
+        if layer.kind == "VVAU":
+            layer.attrs.setdefault("resType", "auto" if version == "0.10.1" else "lut")
+        if layer.kind == "Pool" and version != "0.10.1":
+            layer.attrs.setdefault("cpp_interface", "hls_vector")
+        if layer.kind == "ConvolutionInputGenerator" and backend == "rtl":
+            layer.attrs.setdefault("ram_style", "distributed")
+        layer.base_attrs = {k: v for k, v in layer.attrs.items() if k in DT_ATTRS}
+    graph = DataflowGraph(layers, list(inputs), list(outputs), finn_version=version, fpgapart=options.fpgapart,
+                          warnings=list(warnings))
+    if options.minimize_bit_width:
+        minimize_bit_widths(graph)
+    return graph

@@ -1,0 +1,328 @@
+"""Export Brevitas models (zoo models or user modules) to self-contained QONNX files.
+
+The export runs brevitas' QONNX exporter through torch's TorchScript-based ONNX exporter
+(``dynamo=False``: with torch >= 2.9 the dynamo exporter writes external ``.data`` files and fails
+in the opset adapter), then tidies the graph with qonnx' ``cleanup_model``.
+
+With ``prepost=True`` FINN's pre- and post-processing is built into the model, as FINN's
+end-to-end flow does in its ``pre_post`` step:
+
+* a new graph input ``global_in_uint8`` (FLOAT container, qonnx datatype ``UINT8``),
+* a ``Div`` by a float32 ``255.0`` that produces the original input tensor,
+* qonnx ``InsertTopK(k=1)`` at the end; the graph output ``global_out_topk_indices`` holds the
+  index of the largest logit (qonnx datatype ``UINT32``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bsopt.errors import InputError, ModelError, require
+
+if TYPE_CHECKING:  # pragma: no cover
+    from qonnx.core.modelwrapper import ModelWrapper
+    from torch import nn
+
+__all__ = [
+    "PREPOST_INPUT",
+    "PREPOST_OUTPUT",
+    "add_prepost",
+    "export_model",
+    "export_module",
+    "load_module",
+]
+
+#: Name of the UINT8 graph input that ``prepost=True`` adds.
+PREPOST_INPUT = "global_in_uint8"
+#: Name of the TopK-index graph output that ``prepost=True`` adds.
+PREPOST_OUTPUT = "global_out_topk_indices"
+
+_OPSET = 13
+
+
+def export_model(
+    name: str,
+    weight_bits: int,
+    act_bits: int,
+    out_path: str | os.PathLike[str],
+    seed: int = 0,
+    prepost: bool = True,
+    *,
+    snap_weights: bool = True,
+    cleanup: bool = True,
+) -> Path:
+    """Build zoo model ``name`` and export it as QONNX to ``out_path``.
+
+    Args:
+        name: a key of :data:`bsopt.models.ZOO`.
+        weight_bits, act_bits: bit widths, each in ``(1, 2, 4, 8)``; 1 means bipolar.
+        out_path: the ``.onnx`` file to write (parent directories are created).
+        seed: seed of the (untrained) weights; see :func:`bsopt.models.build_model`.
+        prepost: build FINN's UINT8 ``Div``-by-255 input and TopK(1) output into the model.
+        snap_weights: store the float weights already on their quantisation grid.  The network
+            computes exactly the same function; the file only holds grid values (it compresses
+            well and, for ``seed=0``, matches FINN's golden exports).
+        cleanup: run qonnx ``cleanup_model`` (plus shape and datatype inference).  ``False``
+            keeps the graph as brevitas exported it (initializers also listed as graph inputs).
+
+    Returns:
+        ``out_path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        InputError: unknown model name or unsupported bit widths.
+        ModelError: the export itself failed.
+        MissingDependencyError: torch or brevitas is not installed.
+    """
+    from bsopt.models.zoo import build_model, get_entry
+
+    entry = get_entry(name)
+    model = build_model(name, weight_bits, act_bits, seed=seed)
+    if snap_weights:
+        from bsopt.models._nets import snap_weights_to_grid
+
+        snap_weights_to_grid(model)
+    return _export(
+        model,
+        entry.input_shape,
+        Path(out_path),
+        prepost=prepost,
+        cleanup=cleanup,
+        what=f"zoo model {name!r} (w{weight_bits}a{act_bits})",
+    )
+
+
+def export_module(
+    spec: str,
+    input_shape: Sequence[int],
+    out_path: str | os.PathLike[str],
+    prepost: bool = False,
+    *,
+    cleanup: bool = True,
+) -> Path:
+    """Import a Brevitas module from ``spec`` (``"pkg.mod:factory"``) and export it as QONNX.
+
+    ``factory`` may be a callable taking no arguments and returning an ``nn.Module`` (a class or
+    a function), or an ``nn.Module`` instance.  The module is put in eval mode and exported like
+    :func:`export_model` does (without weight snapping: user weights are left as they are).
+
+    Args:
+        spec: ``"package.module:attribute"``; dotted attribute paths are allowed after the colon.
+        input_shape: the shape of the example input, batch dimension included, e.g. ``(1, 3, 32, 32)``.
+        out_path: the ``.onnx`` file to write.
+        prepost: add FINN's UINT8 input and TopK(1) output (for image classifiers fed [0, 1] inputs).
+        cleanup: as for :func:`export_model`.
+
+    Raises:
+        InputError: malformed ``spec``, missing module or attribute, bad ``input_shape``.
+        ModelError: the factory failed, returned something else than an ``nn.Module``, or the
+            export failed.
+    """
+    shape = _check_shape(input_shape)
+    module = load_module(spec)
+    return _export(module, shape, Path(out_path), prepost=prepost, cleanup=cleanup, what=spec)
+
+
+def load_module(spec: str) -> nn.Module:
+    """Resolve ``"pkg.mod:factory"`` to an ``nn.Module`` in eval mode (see :func:`export_module`)."""
+    torch = require("torch", "models", "model export")
+    module_name, sep, attr_path = spec.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise InputError(
+            f"malformed module spec {spec!r}",
+            hint="write it as 'package.module:factory', e.g. 'mypkg.nets:build_model'",
+        )
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise InputError(
+            f"cannot import module {module_name!r} ({exc})",
+            where=spec,
+            hint="check the spelling and that the module is on PYTHONPATH (or installed)",
+        ) from exc
+    except Exception as exc:
+        raise ModelError(
+            f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}", where=spec
+        ) from exc
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            public = sorted(n for n in dir(obj) if not n.startswith("_"))
+            raise InputError(
+                f"{type(obj).__name__} {getattr(obj, '__name__', module_name)!r} has no attribute {part!r}",
+                where=spec,
+                hint="available names: " + (", ".join(public[:30]) or "(none)"),
+            ) from None
+    if not isinstance(obj, torch.nn.Module):
+        if not callable(obj):
+            raise ModelError(
+                f"{attr_path!r} is a {type(obj).__name__}, neither an nn.Module nor a factory",
+                where=spec,
+                hint="point the spec at a module instance or a zero-argument callable returning one",
+            )
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise ModelError(
+                f"calling factory {attr_path!r} failed: {type(exc).__name__}: {exc}",
+                where=spec,
+                hint="the factory is called without arguments; wrap it in a function with defaults",
+            ) from exc
+        if not isinstance(obj, torch.nn.Module):
+            raise ModelError(
+                f"factory {attr_path!r} returned a {type(obj).__name__}, not a torch nn.Module",
+                where=spec,
+            )
+    return obj.eval()
+
+
+def add_prepost(model: ModelWrapper) -> ModelWrapper:
+    """Build FINN's pre/post-processing into ``model`` (in place) and return it.
+
+    The first graph input is replaced by :data:`PREPOST_INPUT` (UINT8 annotation) feeding a
+    ``Div`` by 255.0 whose output is the old input tensor; ``InsertTopK(k=1)`` adds a ``TopK``
+    whose index output becomes :data:`PREPOST_OUTPUT`.
+    """
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.transformation.insert_topk import InsertTopK
+
+    graph = model.graph
+    old_input = graph.input[0]
+    shape = model.get_tensor_shape(old_input.name)
+    new_input = helper.make_tensor_value_info(PREPOST_INPUT, TensorProto.FLOAT, shape)
+    graph.input.remove(old_input)
+    graph.input.insert(0, new_input)
+    graph.value_info.append(old_input)
+    divisor = "/preproc/div_by"
+    graph.initializer.append(helper.make_tensor(divisor, TensorProto.FLOAT, [], [255.0]))
+    graph.node.insert(
+        0, helper.make_node("Div", [PREPOST_INPUT, divisor], [old_input.name], name="/preproc/Div")
+    )
+    model.set_tensor_datatype(PREPOST_INPUT, DataType["UINT8"])
+
+    # cleanup=False: leave the rest of the graph (node order, static inputs) exactly as it was
+    model = model.transform(InsertTopK(k=1), cleanup=False)
+    topk = model.find_producer(model.graph.output[0].name)
+    if topk is None or topk.op_type != "TopK" or len(topk.input) < 2:
+        raise ModelError("could not add the TopK post-processing: the graph output is not a TopK")
+    topk.name = "/postproc/TopK"
+    for old, new in zip(
+        [topk.input[1], topk.output[0], topk.output[1]],
+        ["/postproc/TopK_k", "/postproc/TopK_values", PREPOST_OUTPUT],
+        strict=True,
+    ):
+        model.rename_tensor(old, new)
+    return model
+
+
+def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if not shape or any(d <= 0 for d in shape):
+        raise InputError(
+            f"invalid input shape {input_shape!r}",
+            hint="give positive dimensions, batch first, e.g. (1, 3, 32, 32)",
+        )
+    return shape
+
+
+def _export(
+    module: nn.Module,
+    input_shape: Sequence[int],
+    out_path: Path,
+    *,
+    prepost: bool,
+    cleanup: bool,
+    what: str,
+) -> Path:
+    """Export ``module`` to QONNX at ``out_path``: brevitas export, cleanup, optional pre/post."""
+    torch = require("torch", "models", "model export")
+    require("brevitas", "models", "model export")
+    from brevitas.export import export_qonnx
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    module.eval()
+    generator = torch.Generator().manual_seed(0)
+    example = torch.rand(tuple(input_shape), generator=generator)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bsopt-export-") as tmp:
+        raw_path = Path(tmp) / "raw.onnx"
+        try:
+            with warnings.catch_warnings():
+                # torch's tracer and brevitas warn about constants and deprecated paths for every model
+                warnings.simplefilter("ignore")
+                with torch.no_grad():
+                    export_qonnx(
+                        module,
+                        args=example,
+                        export_path=str(raw_path),
+                        opset_version=_OPSET,
+                        dynamo=False,
+                    )
+            # Loading also pulls in any external data torch may have written next to the file.
+            # Without cleanup, keep the graph as exported (no value_info added for initializers).
+            model = ModelWrapper(str(raw_path), fix_missing_initializer_valueinfo=cleanup)
+        except Exception as exc:
+            raise ModelError(
+                f"QONNX export of {what} failed: {type(exc).__name__}: {exc}",
+                hint=f"check that the module runs on an input of shape {tuple(input_shape)} "
+                "and uses Brevitas quantised layers that support QONNX export",
+            ) from exc
+
+    try:
+        model = _finish(model, prepost=prepost, cleanup=cleanup)
+    except Exception as exc:
+        raise ModelError(
+            f"post-processing the QONNX export of {what} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    _save(model, out_path)
+    return out_path
+
+
+def _finish(model: ModelWrapper, *, prepost: bool, cleanup: bool) -> ModelWrapper:
+    """Cleanup, optional pre/post-processing, shape and datatype inference."""
+    from qonnx.core.datatype import DataType
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.util.cleanup import cleanup_model
+
+    if cleanup:
+        model = cleanup_model(model)
+    if prepost:
+        model = add_prepost(model)
+        if cleanup:
+            model = cleanup_model(model)
+            # cleanup renames the graph ends to global_in / global_out; restore the FINN names
+            model.rename_tensor(model.graph.input[0].name, PREPOST_INPUT)
+            model.rename_tensor(model.graph.output[0].name, PREPOST_OUTPUT)
+        model.set_tensor_datatype(PREPOST_INPUT, DataType["UINT8"])
+    if cleanup:
+        model = model.transform(InferShapes())
+        model = model.transform(InferDataTypes())
+        if prepost:
+            # InferDataTypes leaves graph inputs alone, but make the contract explicit
+            model.set_tensor_datatype(PREPOST_INPUT, DataType["UINT8"])
+    return model
+
+
+def _save(model: ModelWrapper, out_path: Path) -> None:
+    """Write a single self-contained file (no external data), atomically."""
+    import onnx
+
+    tmp_path = out_path.with_name(f".{out_path.name}.tmp")
+    try:
+        onnx.save_model(model.model, str(tmp_path), save_as_external_data=False)
+        os.replace(tmp_path, out_path)
+    except OSError as exc:
+        raise InputError(f"cannot write {out_path}: {exc}", hint="check the directory is writable") from exc
+    finally:
+        tmp_path.unlink(missing_ok=True)
