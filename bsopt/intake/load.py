@@ -89,14 +89,50 @@ def load_model(path: str | Path, *, cleanup: bool = True):
 
 
 def clean(model, where: str = "model"):
-    """qonnx's cleanup (shape inference, constant folding, unique names) with errors reported."""
-    from qonnx.util.cleanup import cleanup_model
+    """qonnx's cleanup (shape inference, constant folding, static inputs removed), keeping the
+    exporter's node names so that users recognise their layers; unnamed nodes get unique names."""
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import (
+        GiveUniqueParameterTensors,
+        RemoveStaticGraphInputs,
+        RemoveUnusedTensors,
+        SortGraph,
+    )
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
+    for node in model.graph.node:
+        if node.op_type in ("Quant", "Trunc", "BipolarQuant"):
+            node.domain = "qonnx.custom_op.general"
+    steps = [
+        InferShapes(),
+        GiveUniqueParameterTensors(),
+        FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]),
+        FoldTransposeIntoQuantInit(),
+        RemoveUnusedTensors(),
+        RemoveStaticGraphInputs(),
+        SortGraph(),
+        InferShapes(),
+        InferDataTypes(),
+    ]
     try:
-        return cleanup_model(model)
+        for step in steps:
+            model = model.transform(step)
     except Exception as exc:
         raise ModelError(
             f"qonnx could not clean up the model ({type(exc).__name__}: {exc})",
             where=where,
-            hint="check the model opens in Netron and was exported with opset >= 11",
+            hint="check that the model opens in Netron and was exported with opset >= 11",
         ) from exc
+    seen: dict[str, int] = {}
+    for node in model.graph.node:
+        if not node.name or node.name in seen:
+            base = node.op_type
+            seen[base] = seen.get(base, -1) + 1
+            node.name = f"{base}_{seen[base]}"
+            while node.name in seen:
+                seen[base] += 1
+                node.name = f"{base}_{seen[base]}"
+        seen.setdefault(node.name, 0)
+    return model

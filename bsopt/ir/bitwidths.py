@@ -108,6 +108,7 @@ def minimize_bit_widths(graph: DataflowGraph) -> DataflowGraph:
     for layer in graph.layers:
         for key, value in layer.base_attrs.items():
             layer.attrs[key] = value
+        layer.hw_thresholds = layer.thresholds
     _propagate(graph)
     if graph.finn_version == "0.10.1":
         _minimize_v0101(graph)
@@ -195,6 +196,9 @@ def _minimize_dev(graph: DataflowGraph) -> None:
             adt = _dt(layer.attrs["accDataType"])
             clipped[layer.name] = np.clip(layer.thresholds, adt.min(), adt.max() + 1)
     _minimize_weights_dev(graph, thresholds_of)
+    for layer in graph.layers:
+        if layer.thresholds is not None:
+            layer.hw_thresholds = thresholds_of(layer)
 
 
 def _minimize_v0101(graph: DataflowGraph) -> None:
@@ -209,10 +213,12 @@ def _minimize_v0101(graph: DataflowGraph) -> None:
             acc_min, acc_max = _acc_range(layer, _writeable(layer))
             if layer.thresholds is not None and not a.get("noActivation"):
                 thr = np.clip(layer.thresholds, acc_min, acc_max)
+                layer.hw_thresholds = thr
                 acc_min, acc_max = min(thr.min(), acc_min), max(thr.max(), acc_max)
             _set_acc(graph, layer, _acc_dtype(acc_min, acc_max))
         elif layer.kind == "Thresholding":
             idt = _dt(a["inputDataType"])
+            layer.hw_thresholds = layer.thresholds
             lo = min(float(idt.min()), float(layer.thresholds.min()))
             hi = max(float(idt.max()), float(layer.thresholds.max()))
             a["weightDataType"] = _smallest_for_range(lo, hi).name

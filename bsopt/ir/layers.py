@@ -49,6 +49,8 @@ class Layer:
     source_nodes: list[str] = field(default_factory=list)
     weights: np.ndarray | None = field(default=None, repr=False)
     thresholds: np.ndarray | None = field(default=None, repr=False)
+    #: thresholds as the hardware holds them, after FINN's final rounding and clipping
+    hw_thresholds: np.ndarray | None = field(default=None, repr=False)
     #: datatypes as converted, before FINN's bit-width minimisation (which depends on the
     #: folding attributes ``runtime_writeable_weights`` and ``mem_mode``, so it may be redone)
     base_attrs: dict[str, Any] = field(default_factory=dict, repr=False)

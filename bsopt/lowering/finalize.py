@@ -129,6 +129,12 @@ def finalize(layers: list[Layer], inputs, outputs, options, warnings) -> Dataflo
         if layer.kind == "ConvolutionInputGenerator" and backend == "rtl":
             layer.attrs.setdefault("ram_style", "distributed")
         layer.base_attrs = {k: v for k, v in layer.attrs.items() if k in DT_ATTRS}
+    # name tensors after their producers, as FINN users read them
+    rename = {layer.output: f"{layer.name}_out" for layer in layers}
+    for layer in layers:
+        layer.output = rename[layer.output]
+        layer.inputs = [rename.get(t, t) for t in layer.inputs]
+    outputs = [rename.get(t, t) for t in outputs]
     graph = DataflowGraph(layers, list(inputs), list(outputs), finn_version=version, fpgapart=options.fpgapart,
                           warnings=list(warnings))
     if options.minimize_bit_width:

@@ -259,7 +259,7 @@ class QuantCNV(nn.Module):
         _init_quant_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = 2.0 * x - torch.tensor([1.0], device=x.device)  # [0, 1] -> [-1, 1], as in QuantMLP
+        x = 2.0 * x - torch.tensor([1.0], device=x.device)  # [0, 1] -> [-1, 1], see QuantMLP.forward
         for layer in self.conv_features:
             x = layer(x)
         x = x.reshape(x.shape[0], -1)
@@ -320,7 +320,7 @@ class QuantDSCNN(nn.Module):
         _init_quant_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = 2.0 * x - torch.tensor([1.0], device=x.device)  # [0, 1] -> [-1, 1]
+        x = 2.0 * x - torch.tensor([1.0], device=x.device)  # [0, 1] -> [-1, 1], see QuantMLP.forward
         for layer in self.conv_features:
             x = layer(x)
         x = x.reshape(x.shape[0], -1)

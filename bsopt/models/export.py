@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bsopt.errors import InputError, ModelError, require
+from bsopt.models.zoo import build_model, get_entry, require_brevitas
 
 if TYPE_CHECKING:  # pragma: no cover
     from qonnx.core.modelwrapper import ModelWrapper
@@ -79,8 +80,6 @@ def export_model(
         ModelError: the export itself failed.
         MissingDependencyError: torch or brevitas is not installed.
     """
-    from bsopt.models.zoo import build_model, get_entry
-
     entry = get_entry(name)
     model = build_model(name, weight_bits, act_bits, seed=seed)
     if snap_weights:
@@ -246,7 +245,7 @@ def _export(
 ) -> Path:
     """Export ``module`` to QONNX at ``out_path``: brevitas export, cleanup, optional pre/post."""
     torch = require("torch", "models", "model export")
-    require("brevitas", "models", "model export")
+    require_brevitas("model export")
     from brevitas.export import export_qonnx
     from qonnx.core.modelwrapper import ModelWrapper
 

@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from bsopt.errors import InputError, require
@@ -15,7 +18,7 @@ from bsopt.errors import InputError, require
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-__all__ = ["ALLOWED_BITS", "ZOO", "ZooEntry", "build_model", "check_bits", "get_entry"]
+__all__ = ["ALLOWED_BITS", "ZOO", "ZooEntry", "build_model", "check_bits", "get_entry", "require_brevitas"]
 
 #: Bit widths the zoo models accept for weights and activations (1 = bipolar).
 ALLOWED_BITS: tuple[int, ...] = (1, 2, 4, 8)
@@ -75,6 +78,17 @@ ZOO: dict[str, ZooEntry] = {
 }
 
 
+def require_brevitas(feature: str) -> ModuleType:
+    """Import brevitas (``models`` extra) without its import-time warnings about optional kernels."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = require("brevitas", "models", feature)
+        # brevitas.export pulls in brevitas.graph, which warns about deprecated and optional parts
+        importlib.import_module("brevitas.nn")
+        importlib.import_module("brevitas.export")
+    return module
+
+
 def get_entry(name: str) -> ZooEntry:
     """Return the zoo entry called ``name`` or raise :class:`InputError` listing the zoo."""
     try:
@@ -111,7 +125,7 @@ def build_model(name: str, weight_bits: int, act_bits: int, seed: int = 0) -> nn
     entry = get_entry(name)
     check_bits(weight_bits, act_bits)
     torch = require("torch", "models", "building zoo models")
-    require("brevitas", "models", "building zoo models")
+    require_brevitas("building zoo models")
     from bsopt.models import _nets
 
     in_bits = entry.input_bits if entry.input_bits is not None else act_bits

@@ -1,0 +1,141 @@
+"""ModelInfo: what a quantized model is, in numbers a hardware engineer reads first."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qonnx.core.datatype import DataType
+
+from bsopt.intake.load import load_model
+from bsopt.ir.layers import DataflowGraph, Layer
+from bsopt.lowering import LoweringOptions, lower
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    shape: list[int]
+    datatype: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": self.shape, "datatype": self.datatype}
+
+
+def layer_costs(layer: Layer) -> dict[str, Any]:
+    """Per-layer figures: MACs, parameters and their bits (weights plus thresholds)."""
+    a = layer.attrs
+    macs = params = param_bits = 0
+    wdt = a.get("weightDataType")
+    if layer.kind == "MVAU":
+        vectors = int(np.prod(a["numInputVectors"]))
+        macs = a["MW"] * a["MH"] * vectors
+        params = a["MW"] * a["MH"]
+        param_bits = params * DataType[wdt].bitwidth()
+    elif layer.kind == "VVAU":
+        k = int(np.prod(a["Kernel"]))
+        macs = a["Channels"] * k * int(np.prod(a["numInputVectors"]))
+        params = a["Channels"] * k
+        param_bits = params * DataType[wdt].bitwidth()
+    thr = layer.hw_thresholds if layer.hw_thresholds is not None else layer.thresholds
+    thr_bits = 0
+    if thr is not None:
+        tdt = wdt if layer.kind == "Thresholding" else a.get("accDataType")
+        thr_bits = int(thr.size) * DataType[tdt].bitwidth()
+    in_dt = a.get("inputDataType") or a.get("InputDataType") or a.get("dataType")
+    out_dt = a.get("outputDataType") or a.get("OutputDataType") or a.get("dataType") or in_dt
+    return {
+        "input_datatype": in_dt,
+        "input_bits": DataType[in_dt].bitwidth() if in_dt else None,
+        "weight_datatype": wdt if layer.kind in ("MVAU", "VVAU") else None,
+        "weight_bits": DataType[wdt].bitwidth() if wdt and layer.kind in ("MVAU", "VVAU") else None,
+        "threshold_datatype": wdt if layer.kind == "Thresholding" else None,
+        "output_datatype": out_dt,
+        "output_bits": DataType[out_dt].bitwidth() if out_dt else None,
+        "macs": int(macs),
+        "params": int(params),
+        "param_bits": int(param_bits),
+        "threshold_bits": int(thr_bits),
+    }
+
+
+@dataclass
+class ModelInfo:
+    """A model's interface, operator mix, totals, and its FINN dataflow layers."""
+
+    path: str
+    sha256: str
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    op_histogram: dict[str, int]
+    dataflow: DataflowGraph
+    totals: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def layers(self) -> list[Layer]:
+        return self.dataflow.layers
+
+    def to_dict(self) -> dict[str, Any]:
+        layers = []
+        for layer in self.dataflow.layers:
+            entry = layer.to_dict()
+            entry.update(layer_costs(layer))
+            layers.append(entry)
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "op_histogram": self.op_histogram,
+            "totals": self.totals,
+            "finn_version": self.dataflow.finn_version,
+            "fpgapart": self.dataflow.fpgapart,
+            "dataflow_op_histogram": self.dataflow.op_histogram(),
+            "layers": layers,
+            "warnings": list(self.dataflow.warnings),
+        }
+
+
+def _tensor_info(model, vi) -> TensorInfo:
+    shape = model.get_tensor_shape(vi.name) or []
+    dt = model.get_tensor_datatype(vi.name)
+    return TensorInfo(vi.name, [int(s) for s in shape], dt.name if dt is not None else "FLOAT32")
+
+
+def _qonnx_totals(model) -> dict[str, Any]:
+    from qonnx.util.inference_cost import inference_cost
+
+    try:
+        res = inference_cost(copy.deepcopy(model), discount_sparsity=False)["total_cost"]
+    except Exception as exc:  # inference_cost is best-effort; never fail inspect on it
+        return {"error": f"qonnx inference_cost failed: {exc}"}
+    keep = ("total_macs", "total_bops", "total_mem_w_bits", "total_mem_w_elems", "total_mem_o_bits",
+            "total_mem_o_elems")
+    out = {k: int(res[k]) for k in keep if k in res}
+    out["breakdown"] = {k: float(v) for k, v in res.items() if k.startswith(("op_mac_", "mem_w_"))}
+    return out
+
+
+def inspect_model(path: str | Path, options: LoweringOptions | None = None, **kwargs) -> ModelInfo:
+    """Load, check and lower a QONNX model; return its :class:`ModelInfo`."""
+    p = Path(path)
+    model = load_model(p)
+    graph = lower(model, options, **kwargs)
+    hist: dict[str, int] = {}
+    for node in model.graph.node:
+        hist[node.op_type] = hist.get(node.op_type, 0) + 1
+    init_names = {i.name for i in model.graph.initializer}
+    inputs = [_tensor_info(model, vi) for vi in model.graph.input if vi.name not in init_names]
+    outputs = [_tensor_info(model, vi) for vi in model.graph.output]
+    totals = _qonnx_totals(model)
+    costs = [layer_costs(layer) for layer in graph.layers]
+    totals["dataflow_macs"] = sum(c["macs"] for c in costs)
+    totals["dataflow_params"] = sum(c["params"] for c in costs)
+    totals["dataflow_param_bits"] = sum(c["param_bits"] for c in costs)
+    totals["dataflow_threshold_bits"] = sum(c["threshold_bits"] for c in costs)
+    digest = hashlib.sha256(p.read_bytes()).hexdigest()
+    return ModelInfo(str(p), digest, inputs, outputs, hist, graph, totals)
