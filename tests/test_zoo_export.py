@@ -215,7 +215,9 @@ def test_quantiser_bit_widths(exported: Callable[..., Path], name: str, w: int, 
     for node in weight_quants:
         assert _bit_width(model, node) == w, node.name
     # in topological order the input quantiser precedes every other activation quantiser
-    input_quant = next(n for n in model.graph.node if n.op_type in QUANT_OPS and not _is_weight_quant(model, n))
+    input_quant = next(
+        n for n in model.graph.node if n.op_type in QUANT_OPS and not _is_weight_quant(model, n)
+    )
     assert _bit_width(model, input_quant) == _input_bits(name, a)
     for node in act_quants:
         if node is not input_quant:
@@ -395,7 +397,7 @@ def test_raw_export_equals_finn_reference(
 # export_module
 
 
-USER_MODULE = '''
+USER_MODULE = """
 import torch
 from brevitas.nn import QuantIdentity, QuantLinear
 from bsopt.models._nets import ActQuant, WeightQuant
@@ -426,7 +428,7 @@ def broken():
 
 def mismatched():
     return torch.nn.Linear(3, 2)
-'''
+"""
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import numpy as np
 from qonnx.core.datatype import DataType
 
 from bsopt.intake.load import load_model
+from bsopt.ir.bitwidths import input_datatype, output_datatype
 from bsopt.ir.layers import DataflowGraph, Layer
 from bsopt.lowering import LoweringOptions, lower
 
@@ -46,8 +47,8 @@ def layer_costs(layer: Layer) -> dict[str, Any]:
     if thr is not None:
         tdt = wdt if layer.kind == "Thresholding" else a.get("accDataType")
         thr_bits = int(thr.size) * DataType[tdt].bitwidth()
-    in_dt = a.get("inputDataType") or a.get("InputDataType") or a.get("dataType")
-    out_dt = a.get("outputDataType") or a.get("OutputDataType") or a.get("dataType") or in_dt
+    in_dt = input_datatype(layer)
+    out_dt = output_datatype(layer)
     return {
         "input_datatype": in_dt,
         "input_bits": DataType[in_dt].bitwidth() if in_dt else None,
@@ -124,7 +125,7 @@ def inspect_model(path: str | Path, options: LoweringOptions | None = None, **kw
     """Load, check and lower a QONNX model; return its :class:`ModelInfo`."""
     p = Path(path)
     model = load_model(p)
-    graph = lower(model, options, **kwargs)
+    graph = lower(model, options, where=str(p), **kwargs)
     hist: dict[str, int] = {}
     for node in model.graph.node:
         hist[node.op_type] = hist.get(node.op_type, 0) + 1

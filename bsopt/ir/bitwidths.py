@@ -8,16 +8,22 @@ attributes change. Datatype propagation between layers follows FINN's ``InferDat
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from qonnx.core.datatype import DataType
 from qonnx.util.basic import calculate_matvec_accumulator_range
 
+from bsopt.ir.datatypes import (
+    accumulator_dtype,
+    add_dtype,
+    global_acc_pool_dtype,
+    rac_threshold_dtype,
+    round_up_to_bytes,
+    smallest_for_range,
+)
 from bsopt.ir.layers import DataflowGraph, Layer
 
 DT_ATTRS = ("inputDataType", "weightDataType", "outputDataType", "accDataType", "InputDataType",
-            "OutputDataType", "dataType", "inputDataTypes")
+            "OutputDataType", "dataType", "lhs_dtype", "rhs_dtype", "out_dtype")
 PASS_THROUGH = {
     "ConvolutionInputGenerator": ("inputDataType", "outputDataType"),
     "FMPadding": ("inputDataType",),
@@ -31,19 +37,6 @@ PASS_THROUGH = {
 
 def _dt(name: str):
     return DataType[name]
-
-
-def _smallest_for_range(lo: float, hi: float):
-    """FINN's rule for weight/threshold datatypes from a value range."""
-    if lo < 0:
-        return DataType.get_smallest_possible(lo) if abs(lo) > hi else DataType.get_smallest_possible(-hi - 1)
-    return DataType.get_smallest_possible(hi)
-
-
-def _acc_dtype(acc_min: float, acc_max: float):
-    if acc_min >= 0:
-        return DataType[f"UINT{max(math.ceil(np.log2(acc_max + 1)), 1)}"]
-    return DataType[f"INT{math.ceil(np.log2(max(-acc_min, 1 + acc_max)) + 1)}"]
 
 
 def _matvec_weights(layer: Layer) -> np.ndarray:
@@ -61,9 +54,9 @@ def _input_dtypes(graph: DataflowGraph, layer: Layer, out_dt: dict[str, str]) ->
     """FINN's InferDataTypes for one layer: take the producers' output datatypes."""
     kind = layer.kind
     ins = [out_dt.get(t) for t in layer.inputs]
-    if kind in ("AddStreams", "ElementwiseAdd"):
+    if kind == "ElementwiseAdd":
         if all(ins):
-            layer.attrs["inputDataTypes"] = list(ins)
+            layer.attrs["lhs_dtype"], layer.attrs["rhs_dtype"] = ins
         return
     idt = ins[0] if ins else None
     if idt is None:
@@ -72,20 +65,27 @@ def _input_dtypes(graph: DataflowGraph, layer: Layer, out_dt: dict[str, str]) ->
         layer.attrs[key] = idt
 
 
-def _output_dtype(layer: Layer) -> str | None:
+def input_datatype(layer: Layer) -> str | None:
+    """Name of the datatype of a layer's (first) input stream."""
+    a = layer.attrs
+    return a.get("inputDataType") or a.get("InputDataType") or a.get("dataType") or a.get("lhs_dtype")
+
+
+def output_datatype(layer: Layer) -> str | None:
+    """Name of the datatype of a layer's output stream (FINN's InferDataTypes rules)."""
     kind, a = layer.kind, layer.attrs
     if kind in ("MVAU", "VVAU", "Thresholding", "LabelSelect"):
         return a["outputDataType"]
     if kind in PASS_THROUGH:
         return a[PASS_THROUGH[kind][-1]]
     if kind == "GlobalAccPool":
+        return global_acc_pool_dtype(_dt(a["inputDataType"]), int(np.prod(a["numInputVectors"][1:]))).name
+    if kind == "AddStreams":
         idt = _dt(a["inputDataType"])
-        bits = idt.bitwidth() + math.ceil(math.log2(int(np.prod(a["numInputVectors"][1:]))))
-        return f"{'INT' if idt.signed() else 'UINT'}{bits}"
-    if kind in ("AddStreams", "ElementwiseAdd"):
-        dts = [_dt(n) for n in a["inputDataTypes"]]
-        bits = max(d.bitwidth() for d in dts) + 1
-        return f"{'INT' if any(d.signed() for d in dts) else 'UINT'}{bits}"
+        return DataType.get_smallest_possible(2 * idt.min() if idt.signed() else 2 * idt.max()).name
+    if kind == "ElementwiseAdd":
+        a["out_dtype"] = add_dtype(_dt(a["lhs_dtype"]), _dt(a["rhs_dtype"])).name
+        return a["out_dtype"]
     return a.get("outputDataType") or a.get("inputDataType")
 
 
@@ -93,7 +93,7 @@ def _propagate(graph: DataflowGraph, start: int = 0) -> dict[str, str]:
     out_dt: dict[str, str] = {}
     for layer in graph.layers:
         _input_dtypes(graph, layer, out_dt)
-        dt = _output_dtype(layer)
+        dt = output_datatype(layer)
         if dt:
             out_dt[layer.output] = dt
     return out_dt
@@ -125,8 +125,7 @@ def _has_consumer(graph: DataflowGraph, layer: Layer) -> bool:
 def _set_acc(graph: DataflowGraph, layer: Layer, adt) -> None:
     if layer.attrs.get("noActivation"):
         if not _has_consumer(graph, layer):
-            bits = int(math.ceil(adt.bitwidth() / 8) * 8)
-            adt = DataType[adt.name.replace(str(adt.bitwidth()), str(bits))]
+            adt = round_up_to_bytes(adt)
         layer.attrs["outputDataType"] = adt.name
     layer.attrs["accDataType"] = adt.name
 
@@ -148,7 +147,7 @@ def _minimize_weights_dev(graph: DataflowGraph, thresholds_of) -> None:
             if layer.kind == "MVAU":
                 frozen = frozen or bool(a.get("dynamic_input", 0))
             if not frozen:
-                a["weightDataType"] = _smallest_for_range(layer.weights.min(), layer.weights.max()).name
+                a["weightDataType"] = smallest_for_range(layer.weights.min(), layer.weights.max()).name
         elif layer.kind == "Thresholding" and not _writeable(layer):
             idt = _dt(a["inputDataType"])
             thr = thresholds_of(layer)
@@ -157,7 +156,7 @@ def _minimize_weights_dev(graph: DataflowGraph, thresholds_of) -> None:
                 if lo == hi == 0:
                     tdt = DataType["INT2"] if idt.signed() else DataType["UINT1"]
                 elif lo < 0:
-                    tdt = _smallest_for_range(lo, hi)
+                    tdt = smallest_for_range(lo, hi)
                 else:
                     tdt = DataType.get_smallest_possible(-hi - 1 if idt.signed() else hi)
                 a["weightDataType"] = tdt.name
@@ -177,8 +176,8 @@ def _minimize_dev(graph: DataflowGraph) -> None:
             worst = _writeable(layer) or layer.attrs.get("mem_mode") == "external"
             if layer.kind == "MVAU":
                 worst = worst or bool(layer.attrs.get("dynamic_input", 0))
-            _set_acc(graph, layer, _acc_dtype(*_acc_range(layer, worst)))
-        dt = _output_dtype(layer)
+            _set_acc(graph, layer, accumulator_dtype(*_acc_range(layer, worst)))
+        dt = output_datatype(layer)
         if dt:
             out_dt[layer.output] = dt
     # RoundAndClipThresholds with the minimised input/accumulator types
@@ -189,9 +188,7 @@ def _minimize_dev(graph: DataflowGraph) -> None:
             idt = _dt(layer.attrs["inputDataType"])
             if idt.is_integer():
                 clipped[layer.name] = np.clip(layer.thresholds, idt.min(), idt.max() + 1)
-                max_val = int(idt.max()) + 1
-                tdt = DataType.get_smallest_possible(max_val if not idt.signed() else -max_val - 1)
-                layer.attrs["weightDataType"] = tdt.name
+                layer.attrs["weightDataType"] = rac_threshold_dtype(idt).name
         elif not layer.attrs.get("noActivation"):
             adt = _dt(layer.attrs["accDataType"])
             clipped[layer.name] = np.clip(layer.thresholds, adt.min(), adt.max() + 1)
@@ -204,7 +201,7 @@ def _minimize_dev(graph: DataflowGraph) -> None:
 def _minimize_v0101(graph: DataflowGraph) -> None:
     for layer in graph.layers:  # MinimizeWeightBitWidth
         if layer.kind in ("MVAU", "VVAU") and not _writeable(layer):
-            layer.attrs["weightDataType"] = _smallest_for_range(layer.weights.min(), layer.weights.max()).name
+            layer.attrs["weightDataType"] = smallest_for_range(layer.weights.min(), layer.weights.max()).name
     out_dt: dict[str, str] = {}
     for layer in graph.layers:  # MinimizeAccumulatorWidth
         _input_dtypes(graph, layer, out_dt)
@@ -215,13 +212,13 @@ def _minimize_v0101(graph: DataflowGraph) -> None:
                 thr = np.clip(layer.thresholds, acc_min, acc_max)
                 layer.hw_thresholds = thr
                 acc_min, acc_max = min(thr.min(), acc_min), max(thr.max(), acc_max)
-            _set_acc(graph, layer, _acc_dtype(acc_min, acc_max))
+            _set_acc(graph, layer, accumulator_dtype(acc_min, acc_max))
         elif layer.kind == "Thresholding":
             idt = _dt(a["inputDataType"])
             layer.hw_thresholds = layer.thresholds
             lo = min(float(idt.min()), float(layer.thresholds.min()))
             hi = max(float(idt.max()), float(layer.thresholds.max()))
-            a["weightDataType"] = _smallest_for_range(lo, hi).name
-        dt = _output_dtype(layer)
+            a["weightDataType"] = smallest_for_range(lo, hi).name
+        dt = output_datatype(layer)
         if dt:
             out_dt[layer.output] = dt

@@ -11,7 +11,7 @@ from bsopt.lowering.finalize import finalize
 SUPPORTED_OPS = tuple(sorted(HANDLERS))
 
 
-def lower(model, options: LoweringOptions | None = None, **kwargs) -> DataflowGraph:
+def lower(model, options: LoweringOptions | None = None, *, where: str | None = None, **kwargs) -> DataflowGraph:
     """Lower a QONNX model (a path or a qonnx ``ModelWrapper``) to a :class:`DataflowGraph`.
 
     Keyword arguments are :class:`LoweringOptions` fields (``finn_version``, ``fpgapart``,
@@ -23,7 +23,7 @@ def lower(model, options: LoweringOptions | None = None, **kwargs) -> DataflowGr
         options = LoweringOptions(**kwargs)
     elif kwargs:
         raise TypeError("pass either options or keyword arguments, not both")
-    where = "model"
+    where = where or "model"
     if isinstance(model, (str, Path)):
         where = str(model)
         model = load_model(model)

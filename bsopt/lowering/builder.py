@@ -8,7 +8,6 @@ choice and bit-width minimisation happen afterwards (:mod:`bsopt.lowering.finali
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +17,10 @@ from onnx import helper as oh
 from qonnx.core.datatype import DataType
 
 from bsopt.errors import ModelError, UnsupportedOpError
+from bsopt.ir.datatypes import add_dtype, global_acc_pool_dtype, label_select_dtype, rac_threshold_dtype
 from bsopt.ir.layers import Layer
 from bsopt.lowering.state import INT32, Op, QConst, Stream, channel_vector
-from bsopt.lowering.thresholds import ActQuant, compute_thresholds
+from bsopt.lowering.thresholds import ActQuant, compute_thresholds, float_thresholds
 
 SHAPE_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose")
 
@@ -181,7 +181,7 @@ def fold_constant(b: Builder, node) -> None:
 def _run_node(b: Builder, node, inputs: list) -> np.ndarray:
     from qonnx.core.onnx_exec import execute_node
 
-    context = {name: (np.asarray(v) if v is not None else None) for name, v in zip(node.input, inputs)}
+    context = {name: (np.asarray(v) if v is not None else None) for name, v in zip(node.input, inputs, strict=True)}
     for o in node.output:
         context[o] = None
     try:
@@ -259,30 +259,41 @@ def activation(b: Builder, node, s: Stream, grid: ActQuant) -> None:
         layer = s.acc_layer
         layer.thresholds = thr
         layer.attrs["noActivation"] = 0
-        layer.attrs["ActVal"] = 0 if grid.bipolar else grid.qmin
+        odt = grid.out_dtype()
+        if layer.attrs.get("binaryXnorMode"):  # FINN's binary MVAU: 0 for 1-bit outputs, else odt.min()
+            layer.attrs["ActVal"] = 0 if odt.bitwidth() == 1 else int(odt.min())
+        else:
+            layer.attrs["ActVal"] = 0 if grid.bipolar else grid.qmin
         layer.attrs["outputDataType"] = grid.out_dtype().name
         layer.source_nodes.append(node.name)
         out_tensor, out_shape = layer.output, s.shape
     else:
         s = b.close_accumulator(s)
         idt = s.dtype
-        if not idt.is_integer():
+        if idt.is_integer():
+            # streamlining's RoundAndClipThresholds: ceil, then clip to [min, max+1] (FINN 0.10.1:
+            # [min-1, max+1] for signed inputs, [0, max+1] for unsigned ones)
+            lo, hi = int(idt.min()), int(idt.max())
+            search_lo = lo - 1 if (opts.legacy and idt.signed() and idt.name != "INT32") else lo
+            thr = compute_thresholds(s, grid, search_lo, hi + 1)
+            tdt = rac_threshold_dtype(idt)
+        elif not opts.legacy and s.affine() is not None:
+            thr = float_thresholds(s, grid, b.node_where(node))  # FINN dev thresholds float inputs
+            tdt = idt
+        else:
             raise ModelError(
-                f"activation quantizer on a {idt.name} stream: FINN needs integer inputs for thresholds",
+                f"activation quantizer on a {idt.name} stream: FINN {opts.finn_version} needs integer "
+                "inputs for thresholds",
                 where=b.node_where(node),
-                hint="quantize the graph input (annotate it, e.g. as UINT8) or put a Quant node first",
+                hint="declare the input's integer datatype (e.g. UINT8 for images, as bsopt model export "
+                "does with --prepost) or use FINN 'latest', which thresholds float inputs",
             )
-        # streamlining's RoundAndClipThresholds: ceil, then clip to [min, max+1] (FINN 0.10.1:
-        # [min-1, max+1] for signed inputs, [0, max+1] for unsigned ones)
-        lo, hi = int(idt.min()), int(idt.max())
-        search_lo = lo - 1 if (opts.legacy and idt.signed() and idt.name != "INT32") else lo
-        thr = compute_thresholds(s, grid, search_lo, hi + 1)
         shape = s.nhwc_shape()
         attrs = {
             "NumChannels": shape[-1],
             "PE": 1,
             "inputDataType": idt.name,
-            "weightDataType": _rac_threshold_dtype(idt).name,
+            "weightDataType": tdt.name,
             "outputDataType": grid.out_dtype().name,
             "ActVal": 0 if grid.bipolar else grid.qmin,
             "numInputVectors": list(shape[:-1]),
@@ -307,12 +318,6 @@ def activation(b: Builder, node, s: Stream, grid: ActQuant) -> None:
         grid.bipolar,
         s.layout,
     )
-
-
-def _rac_threshold_dtype(idt):
-    """The threshold datatype FINN's RoundAndClipThresholds assigns for an integer input type."""
-    max_val = int(idt.max()) + 1
-    return DataType.get_smallest_possible(max_val if not idt.signed() else -max_val - 1)
 
 
 def _squeeze_param(v):
@@ -618,9 +623,7 @@ def handle_conv(b: Builder, node) -> None:
         extra = {"Channels": int(oc), "Kernel": [int(kh), int(kw)], "Dim": [int(oh_), int(ow_)]}
         layer = _open_mvau(b, node, s, W, vals.reshape(oc, kh * kw).T, w_scale, out_nhwc, out_shape, "VVAU",
                            extra, shape, tensor, kh * kw, bias, in_term)
-        layer.attrs.pop("SIMD", None)
-        layer.attrs["SIMD"] = 1
-        layer.attrs["numInputVectors"] = [1, int(oh_), int(ow_)]
+        layer.attrs.pop("numInputVectors", None)  # FINN's VVAU has Dim instead
         return
     mat = vals.transpose(2, 3, 1, 0).reshape(kh * kw * icg, oc)  # (kh, kw, ic) x oc
     w_real = mat * np.repeat(w_scale[None, :], mat.shape[0], axis=0)
@@ -672,8 +675,7 @@ def handle_global_avg_pool(b: Builder, node) -> None:
     shape = s.nhwc_shape()
     n, h, w, c = shape
     idt = s.dtype
-    acc_bits = idt.bitwidth() + math.ceil(math.log2(h * w))
-    odt = DataType[f"{'INT' if idt.signed() else 'UINT'}{acc_bits}"]
+    odt = global_acc_pool_dtype(idt, h * w)
     attrs = {"NumChannels": c, "PE": 1, "inputDataType": idt.name, "numInputVectors": [n, h, w]}
     out_shape = b.shape_of(node.output[0])
     layer = b.emit("GlobalAccPool", attrs, [shape], (n, 1, 1, c), [s.tensor], [node.name])
@@ -701,9 +703,7 @@ def handle_topk(b: Builder, node) -> None:
         )
     shape = s.nhwc_shape()
     labels = shape[-1]
-    odt = DataType.get_smallest_possible(labels - 1)
-    bits = int(math.ceil(odt.bitwidth() / 8) * 8)
-    odt = DataType[odt.name.replace(str(odt.bitwidth()), str(bits))]
+    odt = label_select_dtype(labels)
     attrs = {"Labels": labels, "PE": 1, "K": k, "inputDataType": s.dtype.name, "outputDataType": odt.name,
              "numInputVectors": list(shape[:-1])}
     out_shape = tuple(shape[:-1]) + (k,)
@@ -723,13 +723,23 @@ def handle_add_streams(b: Builder, node) -> None:
             hint="quantize both branches with a shared quantizer before the Add",
         )
     shape = s0.nhwc_shape()
-    bits = max(s0.dtype.bitwidth(), s1.dtype.bitwidth()) + 1
-    signed = s0.dtype.signed() or s1.dtype.signed()
-    odt = DataType[f"{'INT' if signed else 'UINT'}{bits}"]
-    kind = "AddStreams" if b.options.legacy else "ElementwiseAdd"
-    attrs = {"NumChannels": shape[-1], "PE": 1, "inputDataTypes": [s0.dtype.name, s1.dtype.name],
-             "numInputVectors": list(shape[:-1])}
+    if b.options.legacy:
+        if s0.dtype != s1.dtype:
+            raise ModelError(
+                f"residual Add of {s0.dtype.name} and {s1.dtype.name} streams: FINN 0.10.1's AddStreams "
+                "needs equal input datatypes",
+                where=b.node_where(node),
+            )
+        kind = "AddStreams"
+        attrs = {"NumChannels": shape[-1], "PE": 1, "inputDataType": s0.dtype.name,
+                 "numInputVectors": list(shape[:-1])}
+    else:
+        kind = "ElementwiseAdd"
+        attrs = {"lhs_shape": list(shape), "rhs_shape": list(shape), "out_shape": list(shape),
+                 "lhs_dtype": s0.dtype.name, "rhs_dtype": s1.dtype.name, "out_dtype": "INT32",
+                 "lhs_style": "input", "rhs_style": "input", "PE": 1}
     layer = b.emit(kind, attrs, [shape, shape], shape, [s0.tensor, s1.tensor], [node.name])
+    odt = add_dtype(s0.dtype, s1.dtype)
     b.env[node.output[0]] = Stream(
         odt, s0.shape, layer.output, [Op("affine", a0[0], np.asarray(a0[1]) + np.asarray(a1[1]))], None, False,
         s0.layout,

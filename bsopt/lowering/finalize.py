@@ -105,8 +105,50 @@ def choose_backend(layer: Layer, version: str, part: str, preferred: str = "") -
     return "rtl" if "rtl" in options else "hls"
 
 
+def insert_duplicate_streams(layers: list[Layer], inputs, outputs, version: str) -> list[Layer]:
+    """FINN (dev) feeds a tensor read by several layers through a DuplicateStreams layer.
+
+    In bsopt's IR the DuplicateStreams layer has one output tensor that all former readers consume
+    (each gets its own copy of the stream in hardware); ``NumOutputStreams`` counts them.
+    """
+    readers: dict[str, list[Layer]] = {}
+    for layer in layers:
+        for t in layer.inputs:
+            readers.setdefault(t, []).append(layer)
+    result: list[Layer] = []
+
+    def fan_out(tensor: str, shape, dtype: str) -> None:
+        users = readers.get(tensor, [])
+        n = len(users) + (1 if tensor in outputs else 0)
+        if n < 2:
+            return
+        attrs = {"NumChannels": shape[-1], "PE": 1, "inputDataType": dtype, "numInputVectors": list(shape[:-1]),
+                 "NumOutputStreams": n}
+        if version != "0.10.1":
+            attrs.update({"cpp_interface": "hls_vector", "hls_style": "freerunning"})
+        index = sum(1 for x in result if x.kind == "DuplicateStreams")
+        dup = Layer(f"DuplicateStreams_{index}", "DuplicateStreams", attrs, [tuple(shape)], tuple(shape),
+                    [tensor], f"{tensor}_dup", [])
+        for user in users:
+            user.inputs = [dup.output if t == tensor else t for t in user.inputs]
+        if tensor in outputs:
+            outputs[outputs.index(tensor)] = dup.output
+        result.append(dup)
+
+    for t in inputs:
+        if readers.get(t):
+            first = readers[t][0]
+            fan_out(t, first.in_shapes[first.inputs.index(t)], first.attrs.get("inputDataType", ""))
+    for layer in layers:
+        result.append(layer)
+        fan_out(layer.output, layer.out_shape, layer.attrs.get("outputDataType", layer.attrs.get("inputDataType", "")))
+    return result
+
+
 def finalize(layers: list[Layer], inputs, outputs, options, warnings) -> DataflowGraph:
     version = options.finn_version
+    outputs = list(outputs)
+    layers = insert_duplicate_streams(layers, inputs, outputs, version)
     counters: dict[str, int] = {}
     for layer in layers:
         pref = options.preferred_impl_style.get(layer.name) or options.preferred_impl_style.get(layer.kind, "")

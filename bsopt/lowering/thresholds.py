@@ -103,3 +103,17 @@ def _per_channel(v, channels: int) -> np.ndarray:
     if arr.size != channels:
         raise ModelError(f"quantizer parameter has {arr.size} values for {channels} channels")
     return arr
+
+
+def float_thresholds(stream: Stream, quant: ActQuant, where: str) -> np.ndarray:
+    """Real-valued thresholds for a float input with an affine value function ``a*x + b``."""
+    a, b = stream.affine()
+    channels = stream.channels
+    a = _per_channel(a, channels)[:, None]
+    b = _per_channel(b, channels)[:, None]
+    if np.any(a <= 0):
+        raise ModelError("non-positive scale in front of an activation on a float input", where=where)
+    scale = _per_channel(quant.scale, channels)[:, None]
+    zeropt = _per_channel(quant.zeropt, channels)[:, None]
+    real = (quant.boundaries()[None, :] - zeropt) * scale
+    return ((real - b) / a).astype(np.float32).astype(np.float64)

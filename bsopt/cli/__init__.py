@@ -1,0 +1,83 @@
+"""The ``bsopt`` command line.
+
+Every failure a user can cause prints one message (what, where, what to do) and exits non-zero:
+2 for usage and input errors, 3 for a missing optional dependency, 1 otherwise. ``--debug`` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from bsopt import __version__
+from bsopt.cli.model import model_app
+from bsopt.cli.quickstart import quickstart
+from bsopt.errors import BsoptError
+
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="bsopt",
+    help="Multi-objective design-space exploration of FINN dataflow accelerators.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(model_app, name="model")
+app.command("quickstart")(quickstart)
+
+
+def _version(value: bool):
+    if value:
+        print(f"bsopt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+):
+    """bsopt: find Pareto-optimal FINN accelerator configurations for a quantized model."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        app(args=argv, prog_name="bsopt", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        if debug:
+            raise
+        exc.show()
+        return 2 if exc.exit_code in (1, 2) else exc.exit_code
+    except BsoptError as exc:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:  # an internal error: say so, and how to get details
+        if debug:
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
+            "  run again with --debug for the traceback, and please report it",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
+    return 0

@@ -1,0 +1,143 @@
+"""``bsopt model …``: export zoo or user models to QONNX, and inspect QONNX models."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bsopt.errors import InputError
+
+model_app = typer.Typer(help="Export quantized models to QONNX and inspect them.", no_args_is_help=True)
+# wide enough for the layer table when output goes to a file or pipe
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(v <= 0 for v in shape):
+        raise InputError(
+            f"invalid --input-shape {text!r}",
+            where="--input-shape",
+            hint="give positive integers separated by commas, batch first, e.g. 1,3,32,32",
+        )
+    return shape
+
+
+@model_app.command("zoo")
+def zoo_list(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+    """List the models of the built-in zoo."""
+    from bsopt.models import ALLOWED_BITS, ZOO
+
+    if as_json:
+        print(json.dumps({n: {"input_shape": list(e.input_shape), "description": e.description}
+                          for n, e in ZOO.items()}, indent=2))
+        return
+    table = Table(title=f"bsopt model zoo (weight/activation bits: {', '.join(map(str, ALLOWED_BITS))})")
+    table.add_column("name")
+    table.add_column("input shape")
+    table.add_column("description")
+    for name, entry in ZOO.items():
+        table.add_row(name, "x".join(map(str, entry.input_shape)), entry.description)
+    console.print(table)
+
+
+@model_app.command("export")
+def export(
+    name: str = typer.Argument(None, help="Zoo model name (see `bsopt model zoo`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .onnx path."),
+    weight_bits: int = typer.Option(2, "--weight-bits", "-w", help="Weight bits: 1 (bipolar), 2, 4 or 8."),
+    act_bits: int = typer.Option(2, "--act-bits", "-a", help="Activation bits: 1 (bipolar), 2, 4 or 8."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the (untrained) weights."),
+    module: str = typer.Option(None, "--module", help="Export your own module: 'pkg.mod:factory'."),
+    input_shape: str = typer.Option(None, "--input-shape", help="Input shape for --module, e.g. 1,3,32,32."),
+    prepost: bool = typer.Option(
+        None, "--prepost/--no-prepost",
+        help="Build FINN's UINT8 input (x/255) and TopK output into the model "
+        "(default: on for zoo models, off for --module).",
+    ),
+):
+    """Export a zoo model (or your own Brevitas module) to a cleaned-up QONNX file."""
+    from bsopt.models import export_model, export_module
+
+    if module:
+        if name:
+            raise InputError("give either a zoo model NAME or --module, not both", where="bsopt model export")
+        if not input_shape:
+            raise InputError("--module needs --input-shape", where="bsopt model export",
+                             hint="e.g. --input-shape 1,3,32,32")
+        path = export_module(module, parse_shape(input_shape), out, prepost=bool(prepost))
+        what = module
+    else:
+        if not name:
+            raise InputError("missing model NAME", where="bsopt model export",
+                             hint="run `bsopt model zoo` for the names, or pass --module pkg.mod:factory")
+        path = export_model(name, weight_bits, act_bits, out, seed=seed, prepost=True if prepost is None else prepost)
+        what = f"{name} w{weight_bits}a{act_bits}"
+    console.print(f"exported {what} -> [bold]{path}[/]")
+
+
+@model_app.command("inspect")
+def inspect(
+    path: Path = typer.Argument(..., help="QONNX model (.onnx or .onnx.gz)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (ModelInfo)."),
+    finn_version: str = typer.Option("latest", "--finn-version", help="FINN whose lowering to mimic: latest | 0.10.1."),
+    part: str = typer.Option("xc7z020clg400-1", "--part", help="FPGA part (affects the MVAU/VVAU backend choice)."),
+    standalone_thresholds: bool = typer.Option(
+        False, "--standalone-thresholds", help="Keep activations as separate Thresholding layers."),
+    folding_config: Path = typer.Option(None, "--folding-config", help="Apply a FINN folding-config JSON."),
+):
+    """Show a model's inputs, outputs, operators and FINN dataflow layers."""
+    from bsopt.intake.info import inspect_model, layer_costs
+    from bsopt.lowering import LoweringOptions
+
+    info = inspect_model(path, LoweringOptions(finn_version=finn_version, fpgapart=part,
+                                               standalone_thresholds=standalone_thresholds))
+    if folding_config is not None:
+        info.dataflow.apply_folding_config(_read_json(folding_config), where=str(folding_config))
+    if as_json:
+        print(json.dumps(info.to_dict(), indent=1))
+        return
+    console.print(f"[bold]{path}[/]  sha256 {info.sha256[:16]}…  FINN {info.dataflow.finn_version}, "
+                  f"part {info.dataflow.fpgapart}")
+    for kind, tensors in (("input", info.inputs), ("output", info.outputs)):
+        for t in tensors:
+            console.print(f"  {kind} {t.name}: {t.datatype} {list(t.shape)}")
+    console.print("  ONNX ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(info.op_histogram.items())))
+    table = Table(title="FINN dataflow layers")
+    for col in ("#", "layer", "in shape", "out shape", "in dt", "w dt", "out dt", "MACs", "params", "param bits"):
+        table.add_column(col, justify="right" if col in ("#", "MACs", "params", "param bits") else "left",
+                         no_wrap=col in ("layer", "#"), overflow="fold")
+    for i, layer in enumerate(info.layers):
+        c = layer_costs(layer)
+        table.add_row(
+            str(i), layer.name, "x".join(map(str, layer.in_shape)), "x".join(map(str, layer.out_shape)),
+            c["input_datatype"] or "", c["weight_datatype"] or c["threshold_datatype"] or "",
+            c["output_datatype"] or "", f"{c['macs']:,}", f"{c['params']:,}",
+            f"{c['param_bits'] + c['threshold_bits']:,}",
+        )
+    console.print(table)
+    t = info.totals
+    console.print(
+        f"  total MACs {t.get('dataflow_macs', 0):,} (qonnx: {t.get('total_macs', 'n/a'):,}), "
+        f"weights {t.get('dataflow_params', 0):,} ({t.get('dataflow_param_bits', 0):,} bits), "
+        f"threshold bits {t.get('dataflow_threshold_bits', 0):,}"
+    )
+    for w in info.dataflow.warnings:
+        console.print(f"  [yellow]warning:[/] {w}")
+
+
+def _read_json(path: Path):
+    if not path.exists():
+        raise InputError("file not found", where=str(path))
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", where=str(path)) from exc
