@@ -21,6 +21,21 @@ from bsopt.errors import BsoptError
 
 err_console = Console(stderr=True)
 
+
+def _click_classes(name: str) -> tuple[type, ...]:
+    """typer >= 0.2x vendors its own click; accept the exception classes of both."""
+    classes = [getattr(click.exceptions, name)]
+    try:
+        from typer._click import exceptions as vendored  # type: ignore[attr-defined]
+
+        classes.append(getattr(vendored, name))
+    except (ImportError, AttributeError):
+        pass
+    return tuple(classes)
+
+
+_EXIT, _ABORT, _CLICK_ERROR = (_click_classes(n) for n in ("Exit", "Abort", "ClickException"))
+
 app = typer.Typer(
     name="bsopt",
     help="Multi-objective design-space exploration of FINN dataflow accelerators.",
@@ -52,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         app(args=argv, prog_name="bsopt", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except _EXIT as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except _ABORT:
         err_console.print("aborted")
         return 130
-    except click.ClickException as exc:
+    except _CLICK_ERROR as exc:
         if debug:
             raise
         exc.show()

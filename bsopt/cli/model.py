@@ -18,10 +18,10 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
-    except ValueError:
-        shape = ()
+    import re
+
+    parts = re.split(r"[,x]", text.strip())
+    shape = tuple(int(p) for p in parts) if all(p.strip().isdigit() for p in parts) else ()
     if not shape or any(v <= 0 for v in shape):
         raise InputError(
             f"invalid --input-shape {text!r}",

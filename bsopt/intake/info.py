@@ -39,7 +39,7 @@ def layer_costs(layer: Layer) -> dict[str, Any]:
         param_bits = params * DataType[wdt].bitwidth()
     elif layer.kind == "VVAU":
         k = int(np.prod(a["Kernel"]))
-        macs = a["Channels"] * k * int(np.prod(a["numInputVectors"]))
+        macs = a["Channels"] * k * int(np.prod(a["Dim"]))
         params = a["Channels"] * k
         param_bits = params * DataType[wdt].bitwidth()
     thr = layer.hw_thresholds if layer.hw_thresholds is not None else layer.thresholds

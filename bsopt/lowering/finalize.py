@@ -92,11 +92,16 @@ def choose_backend(layer: Layer, version: str, part: str, preferred: str = "") -
         rtl_ok = _mvu_rtl_possible(layer, part, legacy)
     elif kind == "VVAU":
         rtl_ok = _vvu_rtl_possible(layer, part)
+    elif kind.startswith("Elementwise"):  # rtl only for float operands on Versal
+        a = layer.attrs
+        rtl_ok = is_versal(part) and a.get("lhs_dtype") == a.get("rhs_dtype") == "FLOAT32"
     else:
         rtl_ok = "rtl" in options
     if preferred == "hls":
         return "hls" if "hls" in options else "rtl"
     if preferred == "rtl":
+        return "rtl" if rtl_ok else "hls"
+    if kind.startswith("Elementwise"):
         return "rtl" if rtl_ok else "hls"
     if kind in ("MVAU", "VVAU"):
         a = layer.attrs

@@ -1,0 +1,7 @@
+"""``python -m bsopt`` runs the command line."""
+
+import sys
+
+from bsopt.cli import main
+
+sys.exit(main())
