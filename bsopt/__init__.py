@@ -9,4 +9,26 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 from bsopt.errors import BsoptError, InputError, ModelError, UnsupportedOpError  # noqa: E402
 
-__all__ = ["__version__", "BsoptError", "InputError", "ModelError", "UnsupportedOpError"]
+_LAZY = {
+    "lower": "bsopt.lowering",
+    "LoweringOptions": "bsopt.lowering",
+    "DataflowGraph": "bsopt.ir.layers",
+    "Layer": "bsopt.ir.layers",
+    "ModelInfo": "bsopt.intake.info",
+    "inspect_model": "bsopt.intake.info",
+    "load_model": "bsopt.intake.load",
+    "export_model": "bsopt.models",
+    "export_module": "bsopt.models",
+}
+
+
+def __getattr__(name: str):
+    """The public API, imported on first use so that ``import bsopt`` stays fast."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bsopt' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "BsoptError", "InputError", "ModelError", "UnsupportedOpError", *_LAZY]
