@@ -142,3 +142,24 @@ def test_minimize_is_idempotent_on_reference():
     before = [dict(layer.attrs) for layer in g]
     minimize_bit_widths(g)
     assert before == [dict(layer.attrs) for layer in g]
+
+
+@pytest.mark.skipif(not HAVE_REF, reason="reference data missing")
+def test_argmax_becomes_a_top1_label_select(tmp_path):
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(prepost_model("tfc_w2a2")))
+    graph = model.graph
+    topk = next(n for n in graph.node if n.op_type == "TopK")
+    index = list(graph.node).index(topk)
+    graph.node.remove(topk)
+    graph.node.insert(index, helper.make_node("ArgMax", [topk.input[0]], ["cls"], name="argmax", axis=-1,
+                                              keepdims=1))
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("cls", onnx.TensorProto.INT64, [1, 1]))
+    onnx.save(model, tmp_path / "argmax.onnx")
+    g = lower(tmp_path / "argmax.onnx")
+    last = g[-1]
+    assert last.op_type == "LabelSelect_hls" and last.attrs["K"] == 1 and last.attrs["Labels"] == 10
+    assert last.source_nodes == ["argmax"] and g.outputs == [last.output]

@@ -693,8 +693,15 @@ def _avg_ops(s: Stream, n: int, new: Stream) -> Stream:
 
 
 def handle_topk(b: Builder, node) -> None:
+    """TopK (or ArgMax, i.e. top-1) over the classes → LabelSelect, which outputs the indices."""
     s = b.close_accumulator(b.stream(node.input[0], node))
-    k = int(np.asarray(b.const(node.input[1])).reshape(-1)[0])
+    if node.op_type == "ArgMax":
+        axis = int(b.attr(node, "axis", 0))
+        if axis not in (-1, len(s.shape) - 1):
+            raise UnsupportedOpError("ArgMax over an axis other than the last", where=b.node_where(node))
+        k = 1
+    else:
+        k = int(np.asarray(b.const(node.input[1])).reshape(-1)[0])
     aff = s.affine()
     if aff is None or np.any(np.asarray(aff[0]) <= 0) or np.asarray(aff[0]).size > 1 or np.asarray(aff[1]).size > 1:
         b.warnings.append(
@@ -775,6 +782,7 @@ HANDLERS = {
     "MaxPool": handle_maxpool,
     "GlobalAveragePool": handle_global_avg_pool,
     "TopK": handle_topk,
+    "ArgMax": handle_topk,
     "Pad": handle_pad,
     **{op: handle_shape_op for op in SHAPE_OPS},
 }
