@@ -185,7 +185,7 @@ def _run_node(b: Builder, node, inputs: list) -> np.ndarray:
     for o in node.output:
         context[o] = None
     try:
-        execute_node(node, context, b.model.graph, opset_version=b.model.model.opset_import[0].version)
+        execute_node(node, context, b.model.graph, opset_version=onnx_opset(b.model.model))
     except Exception as exc:
         raise ModelError(f"could not evaluate constant node ({exc})", where=b.node_where(node)) from exc
     return np.asarray(context[node.output[0]])

@@ -213,7 +213,23 @@ class QuantMLP(nn.Module):
         return x
 
 
-class QuantCNV(nn.Module):
+class _ConvClassifier(nn.Module):
+    """Shared forward pass: [-1, 1] input mapping, ``conv_features``, flatten, ``linear_features``."""
+
+    conv_features: nn.ModuleList
+    linear_features: nn.ModuleList
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = 2.0 * x - torch.tensor([1.0], device=x.device)  # [0, 1] -> [-1, 1], see QuantMLP.forward
+        for layer in self.conv_features:
+            x = layer(x)
+        x = x.reshape(x.shape[0], -1)
+        for layer in self.linear_features:
+            x = layer(x)
+        return x
+
+
+class QuantCNV(_ConvClassifier):
     """FINN's CNV: six unpadded 3x3 convolutions, two max-pools, two hidden FC layers.
 
     ``conv_features``: Q1.7 input quantiser, then per convolution
@@ -258,17 +274,8 @@ class QuantCNV(nn.Module):
         self.linear_features.extend([_linear(width, num_classes, weight_bits), TensorNorm()])
         _init_quant_weights(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = 2.0 * x - torch.tensor([1.0], device=x.device)  # [0, 1] -> [-1, 1], see QuantMLP.forward
-        for layer in self.conv_features:
-            x = layer(x)
-        x = x.reshape(x.shape[0], -1)
-        for layer in self.linear_features:
-            x = layer(x)
-        return x
 
-
-class QuantDSCNN(nn.Module):
+class QuantDSCNN(_ConvClassifier):
     """Small depthwise-separable CNN for 32x32 inputs (1x1 spatial before the classifier).
 
     Layout (spatial size after each step, for 32x32 inputs)::
@@ -318,12 +325,3 @@ class QuantDSCNN(nn.Module):
             channels = out_ch
         self.linear_features = nn.ModuleList([_linear(channels, num_classes, weight_bits), TensorNorm()])
         _init_quant_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = 2.0 * x - torch.tensor([1.0], device=x.device)  # [0, 1] -> [-1, 1], see QuantMLP.forward
-        for layer in self.conv_features:
-            x = layer(x)
-        x = x.reshape(x.shape[0], -1)
-        for layer in self.linear_features:
-            x = layer(x)
-        return x

@@ -154,15 +154,9 @@ def build_model(name: str, weight_bits: int, act_bits: int, seed: int = 0) -> nn
                 act_bits=act_bits,
                 in_bits=in_bits,
             )
-        elif name == "cnv":
-            model = _nets.QuantCNV(
-                in_channels=channels,
-                num_classes=entry.num_classes,
-                weight_bits=weight_bits,
-                act_bits=act_bits,
-            )
-        elif name == "dscnn":
-            model = _nets.QuantDSCNN(
+        elif name in ("cnv", "dscnn"):
+            cls = _nets.QuantCNV if name == "cnv" else _nets.QuantDSCNN
+            model = cls(
                 in_channels=channels,
                 num_classes=entry.num_classes,
                 weight_bits=weight_bits,
