@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bsopt import __version__
+from bsopt.cli.blueprint import blueprint_app
 from bsopt.cli.model import model_app
 from bsopt.cli.quickstart import quickstart
 from bsopt.errors import BsoptError
@@ -45,6 +46,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(model_app, name="model")
+app.add_typer(blueprint_app, name="blueprint")
 app.command("quickstart")(quickstart)
 
 

@@ -36,3 +36,36 @@ def dsp_block(part: str) -> str:
     if len(part) > 2 and part[2] == "7":
         return "DSP48E1"
     return "DSP48E2"
+
+
+#: Device resources from FINN's own part table (finn.util.platforms / alveo resource tables):
+#: LUT, FF, BRAM_18K, URAM, DSP. Vendor datasheets differ slightly.
+PART_RESOURCES = {
+    "xc7z020": {"LUT": 53200, "FF": 106400, "BRAM_18K": 280, "URAM": 0, "DSP": 220},
+    "xczu3eg": {"LUT": 71000, "FF": 142000, "BRAM_18K": 412, "URAM": 0, "DSP": 360},
+    "xczu7ev": {"LUT": 230000, "FF": 460000, "BRAM_18K": 610, "URAM": 92, "DSP": 1728},
+    "xczu9eg": {"LUT": 274000, "FF": 548000, "BRAM_18K": 1824, "URAM": 0, "DSP": 2520},
+    "xczu28dr": {"LUT": 425000, "FF": 850000, "BRAM_18K": 2160, "URAM": 80, "DSP": 4272},
+    "xcu250": {"LUT": 4 * 375000, "FF": 4 * 750000, "BRAM_18K": 4 * 1152, "URAM": 4 * 320, "DSP": 4 * 2880},
+}
+
+#: FINN's default fractions of each resource a design may use when fitting a part.
+DEFAULT_RESOURCE_LIMITS = {"LUT": 0.7, "FF": 0.5, "BRAM_18K": 0.8, "URAM": 0.8, "DSP": 0.8}
+
+
+def part_family(part: str) -> str:
+    """The device name without package and speed grade: 'xczu7ev-ffvc1156-2-e' -> 'xczu7ev'."""
+    return part.lower().split("-")[0]
+
+
+def part_resources(part: str) -> dict[str, int] | None:
+    """Resources of a part, or None when bsopt does not know the device."""
+    return PART_RESOURCES.get(part_family(part))
+
+
+def resolve_board(board: str) -> str | None:
+    """The part of a board name (case-insensitive), or None."""
+    for name, part in BOARD_PARTS.items():
+        if name.lower() == board.lower():
+            return part
+    return None

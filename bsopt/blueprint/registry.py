@@ -1,0 +1,124 @@
+"""Known kernels, their backends, and known build steps / transforms.
+
+Kernel names are FINN's generic hardware op types (``MVAU``, ``Thresholding`` …, optionally
+qualified ``finn:MVAU``), Brainsmith's kernels, and ONNX-level names used in Brainsmith DSE v3
+blueprints (``MatMul``, ``Gemm``, ``LayerNorm`` …). Backends are written as the bare style
+(``hls``, ``rtl``) or as FINN's specialised op type (``MVAU_hls``); both are accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    name: str
+    backends: tuple[str, ...]
+    #: dataflow-layer kinds (bsopt IR) or ONNX op types this kernel implements
+    implements: tuple[str, ...]
+    source: str  # "finn" | "brainsmith" | "onnx"
+
+
+def _k(name, backends, implements, source):
+    return KernelInfo(name, tuple(backends), tuple(implements), source)
+
+
+KERNELS: dict[str, KernelInfo] = {
+    k.name: k
+    for k in (
+        # FINN hardware layers (FINN dev and 0.10.1)
+        _k("MVAU", ("hls", "rtl"), ("MVAU",), "finn"),
+        _k("VVAU", ("hls", "rtl"), ("VVAU",), "finn"),
+        _k("Thresholding", ("hls", "rtl"), ("Thresholding",), "finn"),
+        _k("ConvolutionInputGenerator", ("hls", "rtl"), ("ConvolutionInputGenerator",), "finn"),
+        _k("FMPadding", ("hls", "rtl"), ("FMPadding",), "finn"),
+        _k("FMPadding_Pixel", ("hls",), ("FMPadding_Pixel",), "finn"),
+        _k("Pool", ("hls",), ("Pool",), "finn"),
+        _k("StreamingMaxPool", ("hls",), ("StreamingMaxPool",), "finn"),
+        _k("LabelSelect", ("hls",), ("LabelSelect",), "finn"),
+        _k("AddStreams", ("hls",), ("AddStreams",), "finn"),
+        _k("ChannelwiseOp", ("hls",), ("ChannelwiseOp",), "finn"),
+        _k("DuplicateStreams", ("hls",), ("DuplicateStreams",), "finn"),
+        _k("GlobalAccPool", ("hls",), ("GlobalAccPool",), "finn"),
+        _k("StreamingDataWidthConverter", ("hls", "rtl"), ("StreamingDataWidthConverter",), "finn"),
+        _k("StreamingFIFO", ("rtl",), ("StreamingFIFO",), "finn"),
+        _k("StreamingConcat", ("hls",), ("StreamingConcat",), "finn"),
+        _k("StreamingSplit", ("hls",), ("StreamingSplit",), "finn"),
+        _k("StreamingEltwise", ("hls",), ("StreamingEltwise",), "finn"),
+        _k("DownSampler", ("hls",), ("DownSampler",), "finn"),
+        _k("UpsampleNearestNeighbour", ("hls",), ("UpsampleNearestNeighbour",), "finn"),
+        _k("Lookup", ("hls",), ("Lookup",), "finn"),
+        _k("ElementwiseAdd", ("hls", "rtl"), ("ElementwiseAdd",), "finn"),
+        _k("ElementwiseSub", ("hls", "rtl"), ("ElementwiseSub",), "finn"),
+        _k("ElementwiseMul", ("hls", "rtl"), ("ElementwiseMul",), "finn"),
+        _k("ElementwiseBinaryOp", ("hls", "rtl"), ("ElementwiseAdd", "ElementwiseSub", "ElementwiseMul"),
+           "brainsmith"),
+        _k("HWSoftmax", ("hls",), ("HWSoftmax", "Softmax"), "finn"),
+        _k("LayerNorm", ("hls", "rtl"), ("LayerNorm",), "finn"),
+        _k("Shuffle", ("hls", "rtl"), ("Shuffle", "Transpose"), "finn"),
+        _k("Crop", ("hls",), ("Crop",), "finn"),
+        _k("Requant", ("hls", "rtl"), ("Requant",), "finn"),
+        # ONNX-level names used by Brainsmith DSE v3 blueprints
+        _k("MatMul", ("hls", "rtl"), ("MVAU", "MatMul"), "onnx"),
+        _k("Gemm", ("hls", "rtl"), ("MVAU", "Gemm"), "onnx"),
+        _k("Conv", ("hls", "rtl"), ("MVAU", "VVAU", "ConvolutionInputGenerator", "Conv"), "onnx"),
+        _k("Softmax", ("hls",), ("HWSoftmax", "Softmax"), "onnx"),
+        _k("Transpose", ("hls", "rtl"), ("Shuffle", "Transpose"), "onnx"),
+        _k("MaxPool", ("hls",), ("Pool", "StreamingMaxPool", "MaxPool"), "onnx"),
+        _k("RMSNorm", ("hls",), ("RMSNorm",), "onnx"),
+    )
+}
+
+#: Brainsmith's backend variants beyond FINN's hls/rtl (accepted for the kernels they belong to).
+EXTRA_BACKENDS: dict[str, tuple[str, ...]] = {
+    "LayerNorm": ("standard", "quantized"),
+    "Softmax": ("standard", "flash", "quantized"),
+    "HWSoftmax": ("standard", "flash"),
+    "RMSNorm": ("standard", "quantized"),
+}
+
+#: FINN builder steps (finn.builder.build_dataflow_steps), both versions.
+FINN_STEPS = (
+    "step_qonnx_to_finn", "step_tidy_up", "step_streamline", "step_convert_to_hw",
+    "step_create_dataflow_partition", "step_specialize_layers", "step_target_fps_parallelization",
+    "step_apply_folding_config", "step_minimize_bit_width", "step_transpose_decomposition",
+    "step_generate_estimate_reports", "step_hw_codegen", "step_hw_ipgen", "step_set_fifo_depths",
+    "step_create_stitched_ip", "step_measure_rtlsim_performance", "step_out_of_context_synthesis",
+    "step_synthesize_bitfile", "step_make_driver", "step_deployment_package", "step_loop_rolling",
+)
+
+#: Short names Brainsmith blueprints use for steps and transforms (without the step_ prefix).
+KNOWN_STEPS = frozenset(FINN_STEPS) | {s.removeprefix("step_") for s in FINN_STEPS}
+
+
+def split_qualified(name: str) -> tuple[str | None, str]:
+    """'finn:MVAU' -> ('finn', 'MVAU')."""
+    if ":" in name:
+        ns, _, base = name.partition(":")
+        return ns, base
+    return None, name
+
+
+def kernel_info(name: str) -> KernelInfo | None:
+    _, base = split_qualified(name)
+    return KERNELS.get(base)
+
+
+def normalize_backend(kernel: str, backend: str) -> str | None:
+    """'MVAU_hls' or 'hls' -> 'hls'; None if the kernel has no such backend."""
+    _, base = split_qualified(kernel)
+    info = KERNELS.get(base)
+    if info is None:
+        return None
+    b = backend.split(":")[-1]
+    if b.startswith(base + "_"):
+        b = b[len(base) + 1:]
+    allowed = info.backends + EXTRA_BACKENDS.get(base, ())
+    return b if b in allowed else None
+
+
+def backends_of(kernel: str) -> tuple[str, ...]:
+    _, base = split_qualified(kernel)
+    info = KERNELS.get(base)
+    return (info.backends + EXTRA_BACKENDS.get(base, ())) if info else ()

@@ -1,0 +1,113 @@
+"""``bsopt blueprint …``: validate a blueprint, count its design space, show its choice points."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.tree import Tree
+
+blueprint_app = typer.Typer(help="Validate blueprints and explore their design spaces.", no_args_is_help=True)
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+BLUEPRINT = typer.Argument(..., help="Blueprint YAML (Brainsmith DSE v3 or 0.1 format).")
+MODEL = typer.Option(None, "--model", "-m", help="Model (.onnx); overrides the blueprint's 'model'.")
+
+
+def _space(blueprint: Path, model: Path | None):
+    from bsopt.space.design_space import load_design_space
+
+    return load_design_space(blueprint, model)
+
+
+def _print_items(items) -> None:
+    for item in items:
+        style = "red" if item.severity == "error" else "yellow"
+        head = f"{item.file}:{item.line}:{item.column}" if item.line else item.file
+        err.print(f"{escape(head)}: [{style}]{item.severity}[/]: {escape(item.key_path)}: {escape(item.message)}",
+                  highlight=False, soft_wrap=True)
+        if item.hint:
+            err.print(f"  hint: {escape(item.hint)}", highlight=False, soft_wrap=True)
+
+
+def _count_text(space) -> str:
+    try:
+        return f"{space.get_total_combinations():,}"
+    except Exception:
+        return "infinite (continuous parameters)"
+
+
+@blueprint_app.command("validate")
+def validate(blueprint: Path = BLUEPRINT, model: Path = MODEL):
+    """Check a blueprint (and model); print every error located as file:line:column."""
+    space = _space(blueprint, model)
+    items = space.validate()
+    _print_items(items)
+    errors = [i for i in items if i.severity == "error"]
+    if errors:
+        err.print(f"[red]{len(errors)} error(s)[/] in {escape(str(blueprint))}", highlight=False)
+        raise typer.Exit(1)
+    bp = space.blueprint
+    console.print(
+        f"{blueprint}: valid {bp.format} blueprint '{escape(bp.name)}': {_count_text(space)} configurations, "
+        f"{len(space.choice_parameters)} choice points, {len(items)} warning(s)", highlight=False)
+
+
+@blueprint_app.command("count")
+def count(blueprint: Path = BLUEPRINT, model: Path = MODEL):
+    """Print the exact number of configurations (alone on the last line)."""
+    space = _space(blueprint, model)
+    items = space.validate()
+    errors = [i for i in items if i.severity == "error"]
+    if errors:
+        _print_items(errors)
+        raise typer.Exit(1)
+    print(space.get_total_combinations())
+
+
+@blueprint_app.command("show")
+def show(
+    blueprint: Path = BLUEPRINT,
+    model: Path = MODEL,
+    as_json: bool = typer.Option(False, "--json", help="Print the parameter description as JSON."),
+):
+    """Show the choice points of a design space as a tree, with their sizes."""
+    space = _space(blueprint, model)
+    items = space.validate()
+    _print_items(items)
+    if any(i.severity == "error" for i in items):
+        raise typer.Exit(1)
+    if as_json:
+        print(json.dumps({"count": str(space.get_total_combinations()) if all(
+            p.size is not None for p in space.parameters) else None,
+            "parameters": space.parameter_space()}, indent=1, default=str))
+        return
+    bp = space.blueprint
+    root = Tree(f"[bold]{escape(bp.name)}[/] ({bp.format}) — {_count_text(space)} configurations")
+    groups: dict[str, Tree] = {}
+    for p in space.parameters:
+        if not p.is_choice:
+            continue
+        node = groups.get(p.group)
+        if node is None:
+            node = groups[p.group] = root.add(f"[bold]{p.group}[/]")
+        size = "continuous" if p.size is None else f"{p.size}"
+        if p.kind == "categorical":
+            shown = ", ".join(map(str, p.choices[:10])) + (" …" if len(p.choices) > 10 else "")
+        else:
+            shown = f"[{p.low}, {p.high}]" + (f" step {p.step}" if p.step else "") + (" log" if p.log else "")
+        node.add(f"{escape(p.name)} [cyan]×{size}[/]: {escape(shown)}")
+    fixed = space.fixed_folding
+    if fixed:
+        node = root.add("[bold]fixed folding[/]")
+        for layer, attrs in fixed.items():
+            node.add(f"{escape(layer)}: {escape(json.dumps(attrs))}")
+    if bp.objectives:
+        note = " (defaults)" if bp.objectives_defaulted else ""
+        root.add("[bold]objectives[/]" + note + ": " + ", ".join(f"{o.direction} {o.metric}" for o in bp.objectives))
+    console.print(root)

@@ -1,0 +1,44 @@
+"""The metrics a build can report, with their units and the direction that is better."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RESOURCES = ("LUT", "FF", "BRAM_18K", "URAM", "DSP")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    direction: str  # "maximize" | "minimize"
+    description: str
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("throughput_fps", "1/s", "maximize", "inferences per second (estimate, or rtlsim when available)"),
+        Metric("latency_ns", "ns", "minimize", "latency of one inference"),
+        Metric("max_cycles", "cycles", "minimize", "cycles of the slowest layer (the pipeline's bottleneck)"),
+        Metric("critical_path_cycles", "cycles", "minimize", "cycles along the longest path"),
+        Metric("LUT", "LUTs", "minimize", "look-up tables"),
+        Metric("FF", "FFs", "minimize", "flip-flops"),
+        Metric("BRAM_18K", "BRAM18", "minimize", "18 Kbit block RAMs"),
+        Metric("URAM", "URAM", "minimize", "UltraRAM blocks"),
+        Metric("DSP", "DSPs", "minimize", "DSP slices"),
+        Metric("power_w", "W", "minimize", "total on-chip power (needs a power report)"),
+        Metric("fmax_mhz", "MHz", "maximize", "achieved clock frequency (needs synthesis)"),
+        Metric("accuracy", "", "maximize", "model accuracy (user supplied)"),
+        *(
+            Metric(f"{r}_util", "fraction", "minimize", f"{r} used as a fraction of the device's {r}")
+            for r in RESOURCES
+        ),
+        Metric("max_util", "fraction", "minimize", "largest resource utilisation fraction"),
+    )
+}
+
+#: What a blueprint without objectives optimises (documented in docs/blueprint.md).
+DEFAULT_OBJECTIVES = (("throughput_fps", "maximize"), ("LUT", "minimize"), ("BRAM_18K", "minimize"))
+
+OPERATORS = ("<", "<=", ">", ">=", "==")

@@ -1,0 +1,606 @@
+"""DesignSpace: a blueprint and a model, as every choice a build can make.
+
+The space is the product of independent choice points (:mod:`bsopt.space.parameters`): kernel and
+transform alternatives, build-step branches, processing options, the clock, typed parameters,
+and per-layer folding and implementation attributes limited to legal values. It is never
+enumerated: counting is a product of sizes, configuration ``k`` is decoded in mixed radix, and
+iteration streams from any start index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bsopt.blueprint.diagnostics import BlueprintError, Diagnostics, ValidationError, suggest
+from bsopt.blueprint.entries import SKIP, Entry
+from bsopt.blueprint.loader import read_blueprint
+from bsopt.blueprint.model import Blueprint, NumSpec
+from bsopt.blueprint.registry import KERNELS, KNOWN_STEPS, kernel_info, normalize_backend
+from bsopt.blueprint.sections import as_dict, default_resource_limits
+from bsopt.errors import BsoptError
+from bsopt.hw.parts import DEFAULT_PART, part_resources
+from bsopt.space import parameters as P
+from bsopt.space.build_config import BuildConfig, canonical_json
+from bsopt.space.folding import BACKEND_ONLY, FOLD_DIMS, impl_choices, layer_attrs, legal_fold_values
+from bsopt.space.parameters import Parameter
+
+
+@dataclass
+class DesignSpace:
+    """The seed's DesignSpace contract (see docs/blueprint.md)."""
+
+    blueprint: Blueprint
+    model_path: str | None
+    model_info: Any  # bsopt.intake.info.ModelInfo when the model was lowered, else None
+    hw_compiler_space: dict[str, Any]
+    search_config: dict[str, Any]
+    global_config: dict[str, Any]
+    processing_space: list[dict[str, Any]]
+    parameters: list[Parameter]
+    fixed_folding: dict[str, dict[str, Any]] = field(default_factory=dict)
+    diagnostics: Diagnostics | None = field(default=None, repr=False)
+    model_sha256: str | None = None
+    onnx_ops: dict[str, int] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ counting
+    def get_total_combinations(self) -> int:
+        """Exact number of configurations (a Python int), without enumerating anything."""
+        return P.count(self.parameters)
+
+    @property
+    def choice_parameters(self) -> list[Parameter]:
+        return [p for p in self.parameters if p.is_choice]
+
+    @property
+    def space_id(self) -> str:
+        """Fingerprint of the space: parameters, fixed settings and the model."""
+        content = {
+            "params": [p.describe() for p in self.parameters],
+            "fixed_folding": self.fixed_folding,
+            "hw": {k: v for k, v in self.hw_compiler_space.items() if k != "entries"},
+            "global": self.global_config.get("output_stage"),
+            "model": self.model_sha256 or self.model_path,
+            "target": self._fixed_target(),
+        }
+        return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:12]
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> list[ValidationError]:
+        """Every problem found, located (file:line:column, key path), errors before warnings."""
+        items = list(self.diagnostics.items) if self.diagnostics else []
+        return sorted(items, key=lambda e: (e.severity != "error", e.file, e.line, e.column))
+
+    @property
+    def errors(self) -> list[ValidationError]:
+        return [e for e in self.validate() if e.severity == "error"]
+
+    def require_valid(self) -> DesignSpace:
+        if self.errors:
+            raise BlueprintError(self.errors)
+        return self
+
+    # ------------------------------------------------------------------ configurations
+    def values_at(self, k: int) -> dict[str, Any]:
+        return P.decode(self.parameters, k)
+
+    def index_of(self, values: dict[str, Any]) -> int:
+        return P.encode(self.parameters, self._complete(values))
+
+    def config(self, k: int) -> BuildConfig:
+        """Configuration number k (0 <= k < get_total_combinations())."""
+        return self._build(self.values_at(k), k)
+
+    def config_from_values(self, values: dict[str, Any]) -> BuildConfig:
+        """A BuildConfig from parameter values (missing single-valued parameters are filled in)."""
+        full = self._complete(values)
+        for p in self.parameters:
+            if not p.contains(full[p.name]):
+                raise BsoptError(f"value {full[p.name]!r} is not allowed for parameter '{p.name}'")
+        unknown = set(values) - {p.name for p in self.parameters}
+        if unknown:
+            raise BsoptError("unknown parameters: " + ", ".join(sorted(unknown)))
+        index = None
+        if all(p.size is not None for p in self.parameters):
+            index = P.encode(self.parameters, full)
+        return self._build(full, index)
+
+    def iter_configs(self, start: int = 0) -> Iterator[BuildConfig]:
+        """Stream configurations from number ``start`` on (for exhaustive/grid search and resume)."""
+        for k, values in P.iterate(self.parameters, start):
+            yield self._build(values, k)
+
+    def config_id(self, k: int | None, values: dict[str, Any] | None = None) -> str:
+        if k is None:  # continuous parameters: identify by content
+            digest = hashlib.sha256(canonical_json(values).encode()).hexdigest()[:10]
+            return f"dse_{self.space_id[:6]}_config_c{digest}"
+        return f"dse_{self.space_id[:6]}_config_{k:05d}"
+
+    def parameter_space(self) -> list[dict[str, Any]]:
+        """The flat, typed description the explorer builds Optuna distributions from."""
+        return [p.describe() for p in self.parameters]
+
+    # ------------------------------------------------------------------ internals
+    def _complete(self, values: dict[str, Any]) -> dict[str, Any]:
+        full = dict(values)
+        for p in self.parameters:
+            if p.name not in full:
+                if p.size == 1:
+                    full[p.name] = p.value_at(0)
+                else:
+                    raise KeyError(f"missing value for parameter '{p.name}'")
+        return full
+
+    def _fixed_target(self) -> dict[str, Any]:
+        bp = self.blueprint
+        clock = bp.clock_ns.fixed if bp.clock_ns is not None and bp.clock_ns.is_fixed else None
+        return {"part": bp.part or DEFAULT_PART, "board": bp.board, "clock_ns": clock,
+                "finn_version": bp.finn_version, "resource_limits": default_resource_limits(bp)}
+
+    def _build(self, values: dict[str, Any], k: int | None) -> BuildConfig:
+        hw = self.hw_compiler_space
+        kernels: dict[str, str | None] = {}
+        for entry, pname in hw["kernel_params"]:
+            label = values[pname] if pname else entry.options[0].label
+            if label == SKIP:
+                continue
+            name, _, backend = label.partition("/")
+            kernels[name] = backend or None
+        transforms = []
+        for entry, pname in hw["transform_params"]:
+            label = values[pname] if pname else entry.options[0].label
+            if label != SKIP:
+                transforms.append(label)
+        steps = []
+        for entry, pname in hw["step_params"]:
+            label = values[pname] if pname else entry.options[0].label
+            if label != SKIP:
+                steps.append(label)
+        target = self._fixed_target()
+        if "target.clock_ns" in values:
+            target["clock_ns"] = values["target.clock_ns"]
+        flags = dict(self.blueprint.config_flags)
+        finn_config = dict(self.blueprint.finn_config)
+        for name, v in values.items():
+            if name.startswith("config_flags."):
+                flags[name.split(".", 1)[1]] = v
+            elif name.startswith("finn_config."):
+                finn_config[name.split(".", 1)[1]] = v
+        processing = {}
+        for item in self.processing_space:
+            idx = values[item["param"]] if item["param"] else 0
+            processing[f"{item['stage']}.{item['name']}"] = item["options"][idx]
+        folding = specialize = None
+        if "folding.target_fps" in values or self._target_fps_fixed() is not None:
+            finn_config["target_fps"] = values.get("folding.target_fps", self._target_fps_fixed())
+        elif self.model_info is not None and (self.fixed_folding or any(
+                p.group == "folding" for p in self.parameters)):
+            folding, specialize = self._folding_config(values, kernels)
+        return BuildConfig(
+            config_id=self.config_id(k, values),
+            model_path=self.model_path,
+            kernel_selections=kernels,
+            transform_sequence=transforms,
+            build_steps=steps,
+            backend=self.blueprint.backend,
+            config_flags=flags,
+            global_config=dict(self.global_config),
+            target=target,
+            folding_config=folding,
+            specialize_config=specialize,
+            finn_config=finn_config,
+            processing=processing,
+            params=dict(values),
+            index=k,
+            space_id=self.space_id,
+            model_sha256=self.model_sha256,
+        )
+
+    def _target_fps_fixed(self):
+        f = self.blueprint.folding
+        if f is not None and f.mode == "target_fps" and f.target_fps is not None and f.target_fps.is_fixed:
+            return f.target_fps.fixed
+        return None
+
+    def _folding_config(self, values: dict[str, Any], kernels: dict[str, str | None]) -> dict[str, Any]:
+        """FINN folding-config JSON for a point; layer names follow the chosen backends (a per-layer
+        backend choice first, else the kernel's backend from hw_compiler.kernels where FINN has it)."""
+        from bsopt.blueprint.registry import normalize_backend
+
+        graph = self.model_info.dataflow
+        kernel_backend = {}
+        for name, backend in kernels.items():
+            if backend:
+                base = name.split(":")[-1]
+                kernel_backend[base] = normalize_backend(base, backend)
+        per_layer: dict[str, dict[str, Any]] = {}
+        for name, attrs in self.fixed_folding.items():
+            per_layer.setdefault(name, {}).update(attrs)
+        for p in self.parameters:
+            if p.group == "folding" and p.name.count(".") == 2:
+                _, layer, attr = p.name.split(".")
+                per_layer.setdefault(layer, {})[attr] = values[p.name]
+        # depthwise sliding windows follow their consumer's PE (FINN's SetFolding rule)
+        for layer in graph.layers:
+            if layer.kind in ("VVAU", "Pool") and "PE" in per_layer.get(layer.name, {}):
+                producer = graph.producer(layer.inputs[0])
+                if producer is not None and producer.kind == "ConvolutionInputGenerator" and \
+                        producer.attrs.get("depthwise"):
+                    per_layer.setdefault(producer.name, {})["SIMD"] = per_layer[layer.name]["PE"]
+        # specialised names after backend choices (FINN renames per op type, in graph order); backend
+        # choices go to FINN's specialize-layers config, keyed by the generic names (MVAU_0, …)
+        counters: dict[str, int] = {}
+        generic: dict[str, int] = {}
+        cfg: dict[str, Any] = {"Defaults": {}}
+        spec: dict[str, Any] = {"Defaults": {}}
+        for layer in graph.layers:
+            gidx = generic.get(layer.kind, 0)
+            generic[layer.kind] = gidx + 1
+            entry = dict(per_layer.get(layer.name, {}))
+            preferred = kernel_backend.get(layer.kind)
+            if preferred not in _backend_choices(layer, self.blueprint):
+                preferred = None  # FINN falls back to the default where a backend cannot be used
+            backend = entry.pop("backend", preferred or layer.backend)
+            op_type = f"{layer.kind}_{backend}" if backend else layer.op_type
+            idx = counters.get(op_type, 0)
+            counters[op_type] = idx + 1
+            if backend != layer.backend:
+                spec[f"{layer.kind}_{gidx}"] = {"preferred_impl_style": backend}
+            for (kind, attr), only in BACKEND_ONLY.items():
+                if layer.kind == kind and backend != only:
+                    entry.pop(attr, None)
+            if entry:
+                cfg[f"{op_type}_{idx}"] = entry
+        return cfg, (spec if len(spec) > 1 else None)
+
+
+# ============================================================================ construction
+def load_design_space(blueprint: str | Path, model: str | Path | None = None) -> DesignSpace:
+    """Read a blueprint (either format) and a model into a DesignSpace.
+
+    Problems in the blueprint do not raise here (except unreadable YAML): they are collected and
+    returned by :meth:`DesignSpace.validate`. ``model`` overrides the blueprint's ``model`` key.
+    """
+    bp, d = read_blueprint(blueprint)
+    return build_design_space(bp, d, model)
+
+
+def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None = None) -> DesignSpace:
+    model_path = str(model) if model is not None else bp.model
+    model_where = "--model" if model is not None else None
+    needs_ir = _needs_ir(bp)
+    info = None
+    sha = None
+    ops: dict[str, int] = {}
+    if model_path is not None and model_path.startswith("zoo:"):
+        if needs_ir:
+            model_path = _materialise_zoo(d, bp, model_path)
+    elif model_path is not None:
+        sha, ops = _read_model(d, bp, model_path, model_where)
+    if needs_ir:
+        if model_path is None:
+            d.error(bp.folding.path, "per-layer folding needs the model",
+                    "add 'model: path/to/model.onnx' (or zoo:tfc?w=2&a=2) to the blueprint, or pass --model")
+        elif sha is not None or model_path.endswith((".onnx", ".gz")):
+            info = _lower(d, bp, model_path, model_where)
+            if info is not None:
+                sha = info.sha256
+                ops = info.op_histogram
+
+    params: list[Parameter] = []
+    kernel_params = _entries(d, bp.kernels, "kernel", params)
+    transform_params = _entries(d, bp.transforms, "transform", params)
+    step_params = _entries(d, bp.steps, "step", params)
+    _check_kernels(d, bp, ops if model_path else None, info)
+    _check_steps(d, bp)
+    processing = []
+    for stage, name, options, path in bp.processing:
+        pname = f"{stage}.{name}" if len(options) > 1 else None
+        if pname:
+            params.append(Parameter(pname, "processing", choices=tuple(range(len(options))), source=path,
+                                    labels=tuple(canonical_json(o) for o in options)))
+        processing.append({"stage": stage, "name": name, "options": options, "param": pname})
+    if bp.clock_ns is not None and not bp.clock_ns.is_fixed:
+        params.append(_num_param("target.clock_ns", "target", bp.clock_ns))
+    for name, spec in bp.parameters.items():
+        params.append(_num_param(name, "parameters", spec))
+    fixed_folding: dict[str, dict[str, Any]] = {}
+    if bp.folding is not None and bp.folding.mode == "target_fps" and bp.folding.target_fps is not None:
+        if not bp.folding.target_fps.is_fixed:
+            params.append(_num_param("folding.target_fps", "folding", bp.folding.target_fps))
+    elif info is not None:
+        fixed_folding = _folding_params(d, bp, info.dataflow, params)
+    space = DesignSpace(
+        blueprint=bp,
+        model_path=model_path,
+        model_info=info,
+        hw_compiler_space={
+            "kernels": [e.options for e in bp.kernels],
+            "kernel_params": kernel_params,
+            "transform_params": transform_params,
+            "step_params": step_params,
+            "config_flags": bp.config_flags,
+            "finn_config": bp.finn_config,
+        },
+        search_config={**{"strategy": "exhaustive" if bp.format == "v3" else "auto"}, **bp.search,
+                       "constraints": [vars(c) for c in bp.constraints],
+                       "objectives": [{"metric": o.metric, "direction": o.direction} for o in bp.objectives],
+                       "objectives_defaulted": bp.objectives_defaulted},
+        global_config=as_dict(bp),
+        processing_space=processing,
+        parameters=params,
+        fixed_folding=fixed_folding,
+        diagnostics=d,
+        model_sha256=sha,
+        onnx_ops=ops,
+    )
+    _check_limits(d, bp, space)
+    return space
+
+
+def _needs_ir(bp: Blueprint) -> bool:
+    f = bp.folding
+    return f is not None and f.mode == "per_layer" and bool(f.defaults or f.kinds or f.layers)
+
+
+def _read_model(d: Diagnostics, bp: Blueprint, path: str, where: str | None):
+    """Check a model file exists and parses; its sha256 and ONNX op histogram."""
+    from bsopt.intake.load import read_onnx
+
+    try:
+        proto = read_onnx(path)
+    except BsoptError as exc:
+        _model_error(d, bp, exc, where)
+        return None, {}
+    hist: dict[str, int] = {}
+    for node in proto.graph.node:
+        hist[node.op_type] = hist.get(node.op_type, 0) + 1
+    data = Path(path).read_bytes()
+    return hashlib.sha256(data).hexdigest(), hist
+
+
+def _model_error(d: Diagnostics, bp: Blueprint, exc: BsoptError, where: str | None) -> None:
+    message = exc.message if hasattr(exc, "message") else str(exc)
+    if exc.where:
+        message = f"{exc.where}: {message}"
+    if where:  # from the command line: not a blueprint position
+        d.items.append(ValidationError(where, 0, 0, "model", message, exc.hint))
+    else:
+        d.error(bp.model_path, message, exc.hint)
+
+
+def _lower(d: Diagnostics, bp: Blueprint, path: str, where: str | None):
+    from bsopt.intake.info import inspect_model
+    from bsopt.lowering import LoweringOptions
+
+    try:
+        return inspect_model(path, LoweringOptions(finn_version=bp.finn_version, fpgapart=bp.part or DEFAULT_PART))
+    except BsoptError as exc:
+        _model_error(d, bp, exc, where)
+        return None
+
+
+def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str) -> str | None:
+    """Export a zoo reference once into studies/models/ and return its path."""
+    from bsopt.blueprint.sections import ZOO_RE
+
+    m = ZOO_RE.match(ref)
+    opts = dict(part.partition("=")[::2] for part in filter(None, (m["query"] or "").split("&")))
+    w, a, seed = int(opts.get("w", 2)), int(opts.get("a", 2)), int(opts.get("seed", 0))
+    out = Path("studies") / "models" / f"{m['name']}_w{w}a{a}_s{seed}.onnx"
+    if not out.exists():
+        try:
+            from bsopt.models import export_model
+
+            export_model(m["name"], w, a, out, seed=seed)
+        except BsoptError as exc:
+            d.error(bp.model_path, f"cannot export {ref}: {exc.message}", exc.hint)
+            return None
+    return str(out)
+
+
+def _entries(d: Diagnostics, entries: list[Entry], kind: str, params: list[Parameter]):
+    out = []
+    seen: dict[str, int] = {}
+    for entry in entries:
+        if not entry.is_choice:
+            out.append((entry, None))
+            continue
+        base = f"{kind}.{entry.phase + '.' if entry.phase else ''}{entry.key}"
+        seen[base] = seen.get(base, 0) + 1
+        name = base if seen[base] == 1 else f"{base}#{seen[base]}"
+        params.append(Parameter(name, kind + "s", choices=tuple(o.label for o in entry.options),
+                                source=entry.path))
+        out.append((entry, name))
+    return out
+
+
+def _check_kernels(d: Diagnostics, bp: Blueprint, ops: dict[str, int] | None, info) -> None:
+    kinds = set(info.dataflow.op_histogram()) if info is not None else set()
+    kinds |= {k.rsplit("_", 1)[0] for k in kinds}
+    for entry in bp.kernels:
+        for i, opt in enumerate(entry.options):
+            if opt.name is None:
+                continue
+            k = kernel_info(opt.name)
+            if k is None:
+                d.error(entry.path, f"unknown kernel '{opt.name}'",
+                        suggest(opt.name.split(":")[-1], KERNELS) or "known kernels: " + ", ".join(sorted(KERNELS)))
+                continue
+            if opt.backend is not None and normalize_backend(opt.name, opt.backend) is None:
+                from bsopt.blueprint.registry import backends_of
+
+                d.error(entry.path, f"unknown backend '{opt.backend}' for kernel '{opt.name}'",
+                        "backends of " + opt.name + ": " + ", ".join(backends_of(opt.name)))
+            if ops is not None and (ops or kinds):
+                present = set(ops) | kinds
+                if not any(t in present for t in k.implements):
+                    d.error(entry.path, f"kernel '{opt.name}' does not apply to this model: it has no "
+                            + " / ".join(k.implements) + " layer",
+                            "drop the kernel or check that the blueprint and the model belong together")
+
+
+def _check_steps(d: Diagnostics, bp: Blueprint) -> None:
+    for entry in bp.steps + bp.transforms:
+        for opt in entry.options:
+            if opt.name is None or opt.name in KNOWN_STEPS or ":" in opt.name or "." in opt.name:
+                continue
+            msg = f"unknown {entry.kind} '{opt.name}' (no registry knows it)"
+            hint = suggest(opt.name, KNOWN_STEPS) or "custom steps are fine if your build flow defines them"
+            if bp.backend == "finn" and entry.kind == "step":
+                d.error(entry.path, msg, (hint + "; " if hint else "") +
+                        "the finn backend runs build steps: use a FINN step name or module.function")
+            else:
+                d.warning(entry.path, msg, hint)
+
+
+def _num_param(name: str, group: str, spec: NumSpec) -> Parameter:
+    if spec.choices is not None:
+        return Parameter(name, group, choices=tuple(spec.choices), source=spec.path)
+    if spec.is_fixed:
+        return Parameter(name, group, choices=(spec.fixed,), source=spec.path)
+    kind = "int" if spec.integer else "float"
+    return Parameter(name, group, kind=kind, low=spec.low, high=spec.high, step=spec.step, log=spec.log,
+                     source=spec.path)
+
+
+def _check_limits(d: Diagnostics, bp: Blueprint, space: DesignSpace) -> None:
+    strategy = space.search_config.get("strategy")
+    if strategy in ("exhaustive", "grid"):
+        limit = space.global_config.get("max_combinations")
+        try:
+            total = space.get_total_combinations()
+        except BsoptError:
+            d.error(("search", "strategy"), f"strategy '{strategy}' needs a countable space, but a parameter "
+                    "is a continuous range", "give ranges a step, or use a sampler such as tpe")
+            return
+        if limit is not None and total > limit:
+            path = ("search", "strategy") if "strategy" in (bp.raw.get("search") or {}) else ("search",)
+            d.error(path, f"exhaustive search over {total:,} combinations exceeds global.max_combinations "
+                    f"({limit:,})", "use a sampler (search.strategy: auto, tpe, nsga2, random) or raise "
+                    "global.max_combinations")
+
+
+# ---------------------------------------------------------------------------- folding
+def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter]) -> dict[str, dict[str, Any]]:
+    f = bp.folding
+    res = part_resources(bp.part or DEFAULT_PART)
+    fixed: dict[str, dict[str, Any]] = {}
+    names = set(graph.names)
+    kinds_in_model = {layer.kind for layer in graph} | {layer.op_type for layer in graph}
+    for name in f.layers:
+        if name not in names:
+            d.error(f.path + ("layers", name), f"layer '{name}' is not in the model",
+                    suggest(name, names) or "the model's layers: " + ", ".join(graph.names), key=True)
+    for kind in f.kinds:
+        if kind not in kinds_in_model:
+            from bsopt.blueprint.registry import KERNELS
+
+            if kind not in KERNELS and kind.rsplit("_", 1)[0] not in KERNELS:
+                d.error(f.path + ("kinds", kind), f"unknown layer kind '{kind}'",
+                        suggest(kind, sorted(kinds_in_model)) or None, key=True)
+            else:
+                d.warning(f.path + ("kinds", kind), f"the model has no {kind} layer; the entry is unused",
+                          key=True)
+    for key in f.defaults:
+        if not any(key in layer_attrs(layer) for layer in graph):
+            d.error(f.path + ("defaults", key), f"no layer of the model has an attribute '{key}'",
+                    suggest(str(key), {a for layer in graph for a in layer_attrs(layer)}), key=True)
+    for layer in graph.layers:
+        attrs = layer_attrs(layer)
+        sources = [(f.path + ("layers", layer.name), f.layers.get(layer.name, {})),
+                   (f.path + ("kinds", layer.op_type), f.kinds.get(layer.op_type, {})),
+                   (f.path + ("kinds", layer.kind), f.kinds.get(layer.kind, {})),
+                   (f.path + ("defaults",), f.defaults)]
+        for path, spec in sources[:3]:
+            for key in spec:
+                if key not in attrs:
+                    d.error(path + (key,), f"'{key}' is not a choice for {layer.op_type} layers",
+                            suggest(str(key), attrs) or ("choices: " + ", ".join(attrs) if attrs else
+                                                        f"{layer.op_type} has nothing to choose"), key=True)
+        backend_values = None
+        for attr in attrs:
+            if layer.kind == "ConvolutionInputGenerator" and attr == "SIMD" and layer.attrs.get("depthwise"):
+                continue  # follows the consumer's PE
+            found = next(((p, s[attr]) for p, s in sources if attr in s), None)
+            if found is None:
+                continue
+            path, spec = found
+            path = path + (attr,)
+            if attr == "backend":
+                allowed = _backend_choices(layer, bp)
+            elif attr in FOLD_DIMS.get(layer.kind, {}):
+                backend = backend_values[0] if backend_values and len(backend_values) == 1 else layer.backend
+                allowed = legal_fold_values(layer, attr, f.max_stream_width, backend)
+            else:
+                allowed = impl_choices(layer, attr, res)
+            values = _select(d, path, spec, allowed, attr, layer)
+            if attr == "backend":
+                backend_values = values
+            if not values:
+                continue
+            if len(values) == 1:
+                fixed.setdefault(layer.name, {})[attr] = values[0]
+            else:
+                cond = None
+                if (layer.kind, attr) in BACKEND_ONLY and backend_values and len(backend_values) > 1:
+                    cond = (f"folding.{layer.name}.backend", (BACKEND_ONLY[(layer.kind, attr)],))
+                params.append(Parameter(f"folding.{layer.name}.{attr}", "folding", choices=tuple(values),
+                                        source=path, condition=cond))
+    return fixed
+
+
+def _backend_choices(layer, bp: Blueprint) -> tuple[str, ...]:
+    from bsopt.lowering.finalize import BACKENDS, _mvu_rtl_possible, _vvu_rtl_possible
+
+    table = BACKENDS["0.10.1" if bp.finn_version == "0.10.1" else "latest"]
+    options = table.get(layer.kind, ())
+    part = bp.part or DEFAULT_PART
+    if layer.kind == "MVAU" and not _mvu_rtl_possible(layer, part, bp.finn_version == "0.10.1"):
+        options = tuple(o for o in options if o != "rtl")
+    if layer.kind == "VVAU" and not _vvu_rtl_possible(layer, part):
+        options = tuple(o for o in options if o != "rtl")
+    return options
+
+
+def _select(d: Diagnostics, path, spec, allowed, attr: str, layer) -> list[Any]:
+    """Resolve a value spec ("all", a value, a list, {min, max}) against the legal values."""
+    allowed = list(allowed)
+    if not allowed:
+        d.error(path, f"{layer.name} has no legal value for {attr}")
+        return []
+    if spec == "all":
+        return allowed
+    if isinstance(spec, dict):
+        d.keys(spec, path, ("min", "max"), attr)
+        lo, hi = spec.get("min", -math.inf), spec.get("max", math.inf)
+        values = [v for v in allowed if isinstance(v, (int, float)) and lo <= v <= hi]
+        if not values:
+            d.error(path, f"no legal {attr} of {layer.name} lies in [{lo}, {hi}]",
+                    "legal values: " + ", ".join(map(str, allowed)))
+        return values
+    items = spec if isinstance(spec, list) else [spec]
+    if not items:
+        d.error(path, "empty list of values", "write 'all' or list at least one value")
+        return []
+    out = []
+    for i, v in enumerate(items):
+        p = path + (i,) if isinstance(spec, list) else path
+        if v not in allowed or isinstance(v, bool) != isinstance(allowed[0], bool):
+            d.error(p, f"{attr}={v!r} is not legal for {layer.name}", _legal_hint(attr, layer, allowed))
+        elif v not in out:
+            out.append(v)
+    return out
+
+
+def _legal_hint(attr: str, layer, allowed) -> str:
+    shown = ", ".join(map(str, allowed[:24])) + (" …" if len(allowed) > 24 else "")
+    why = ""
+    if attr in ("PE", "SIMD"):
+        dim = {"PE": "output channels", "SIMD": "input size"}[attr]
+        why = f" (divisors of the {dim}; FINN's code generation limits apply)"
+    return f"legal values{why}: {shown}"
