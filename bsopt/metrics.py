@@ -38,6 +38,22 @@ METRICS: dict[str, Metric] = {
     )
 }
 
+#: Metric names used by Brainsmith blueprints, mapped to bsopt's.
+METRIC_ALIASES = {
+    "throughput": "throughput_fps", "fps": "throughput_fps", "latency": "latency_ns", "lut": "LUT",
+    "ff": "FF", "bram": "BRAM_18K", "uram": "URAM", "dsp": "DSP", "power": "power_w",
+    "lut_utilization": "LUT_util", "ff_utilization": "FF_util", "bram_utilization": "BRAM_18K_util",
+    "uram_utilization": "URAM_util", "dsp_utilization": "DSP_util",
+}
+
+
+def resolve_metric(name) -> str | None:
+    """A metric's canonical name (aliases included), or None."""
+    if name in METRICS:
+        return name
+    return METRIC_ALIASES.get(str(name).lower())
+
+
 #: What a blueprint without objectives optimises (documented in docs/blueprint.md).
 DEFAULT_OBJECTIVES = (("throughput_fps", "maximize"), ("LUT", "minimize"), ("BRAM_18K", "minimize"))
 

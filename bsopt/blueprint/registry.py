@@ -70,6 +70,11 @@ KERNELS: dict[str, KernelInfo] = {
     )
 }
 
+#: Other names for kernels, as older Brainsmith blueprints write them.
+KERNEL_ALIASES = {"MatrixVectorUnit": "MVAU", "VectorVectorUnit": "VVAU", "ElementwiseBinary": "ElementwiseBinaryOp",
+                  "ElementwiseBinaryOperation": "ElementwiseBinaryOp", "InnerShuffle": "Shuffle",
+                  "OuterShuffle": "Shuffle"}
+
 #: Brainsmith's backend variants beyond FINN's hls/rtl (accepted for the kernels they belong to).
 EXTRA_BACKENDS: dict[str, tuple[str, ...]] = {
     "LayerNorm": ("standard", "quantized"),
@@ -88,8 +93,34 @@ FINN_STEPS = (
     "step_synthesize_bitfile", "step_make_driver", "step_deployment_package", "step_loop_rolling",
 )
 
-#: Short names Brainsmith blueprints use for steps and transforms (without the step_ prefix).
-KNOWN_STEPS = frozenset(FINN_STEPS) | {s.removeprefix("step_") for s in FINN_STEPS}
+#: Brainsmith's registered steps (0.1) and the custom steps its BERT examples register.
+BRAINSMITH_STEPS = (
+    "qonnx_to_finn", "specialize_layers", "constrain_folding_and_set_pumped_compute", "bert_cleanup",
+    "bert_streamlining", "shell_metadata_handover", "build_dataflow_graph", "build_hw_graph",
+    "normalize_dataflow_layouts", "apply_parallelization_config", "target_fps_parallelization",
+    "explore_kernel_params", "infer_kernels",
+)
+
+
+def _transform_names() -> frozenset[str]:
+    from importlib.resources import files
+
+    text = (files("bsopt.blueprint") / "data" / "transforms.txt").read_text()
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+#: Transformation class names of FINN and qonnx (v3 blueprints list them as transforms).
+KNOWN_TRANSFORMS = _transform_names()
+
+#: Step names a registry knows: FINN's (with or without step_), Brainsmith's.
+KNOWN_STEPS = (frozenset(FINN_STEPS) | {s.removeprefix("step_") for s in FINN_STEPS}
+               | frozenset(BRAINSMITH_STEPS))
+
+
+def known_step(name: str) -> bool:
+    """A known step or transform name, bare or qualified (finn:streamline, brainsmith:…)."""
+    _, base = split_qualified(name)
+    return base in KNOWN_STEPS or base in KNOWN_TRANSFORMS
 
 
 def split_qualified(name: str) -> tuple[str | None, str]:
@@ -102,23 +133,24 @@ def split_qualified(name: str) -> tuple[str | None, str]:
 
 def kernel_info(name: str) -> KernelInfo | None:
     _, base = split_qualified(name)
-    return KERNELS.get(base)
+    return KERNELS.get(KERNEL_ALIASES.get(base, base))
 
 
 def normalize_backend(kernel: str, backend: str) -> str | None:
-    """'MVAU_hls' or 'hls' -> 'hls'; None if the kernel has no such backend."""
-    _, base = split_qualified(kernel)
-    info = KERNELS.get(base)
+    """'MVAU_hls', 'finn:MVAU_rtl', 'ThresholdingHLS' or 'hls' -> the bare style; None if unknown."""
+    info = kernel_info(kernel)
     if info is None:
         return None
     b = backend.split(":")[-1]
-    if b.startswith(base + "_"):
-        b = b[len(base) + 1:]
-    allowed = info.backends + EXTRA_BACKENDS.get(base, ())
+    for prefix in {split_qualified(kernel)[1], info.name}:
+        if b.lower().startswith(prefix.lower()):
+            b = b[len(prefix):].lstrip("_")
+            break
+    b = b.lower() if b.lower() in ("hls", "rtl") else b
+    allowed = info.backends + EXTRA_BACKENDS.get(info.name, ())
     return b if b in allowed else None
 
 
 def backends_of(kernel: str) -> tuple[str, ...]:
-    _, base = split_qualified(kernel)
-    info = KERNELS.get(base)
-    return (info.backends + EXTRA_BACKENDS.get(base, ())) if info else ()
+    info = kernel_info(kernel)
+    return (info.backends + EXTRA_BACKENDS.get(info.name, ())) if info else ()

@@ -11,19 +11,19 @@ from typing import Any
 from bsopt.blueprint.diagnostics import Diagnostics, suggest
 from bsopt.blueprint.model import Blueprint, Constraint, FoldingSpec, NumSpec, Objective
 from bsopt.hw.parts import BOARD_PARTS, DEFAULT_RESOURCE_LIMITS, resolve_board
-from bsopt.metrics import METRICS, OPERATORS, RESOURCES
+from bsopt.metrics import METRICS, OPERATORS, RESOURCES, resolve_metric
 
 COMMON_KEYS = ("model", "target", "folding", "parameters", "objectives", "search", "global", "backend")
 
 SAMPLERS = ("auto", "tpe", "nsga2", "nsga3", "gp", "random", "grid", "exhaustive", "exact")
 BACKENDS = ("estimate", "finn", "synthetic")
-OUTPUT_STAGES = ("estimates", "rtl", "stitched_ip", "bitfile")
+OUTPUT_STAGES = ("estimates", "dataflow_graph", "rtl", "stitched_ip", "bitfile")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FOLDING_MODES = ("per_layer", "target_fps", "none")
 
 SEARCH_KEYS = ("strategy", "sampler", "constraints", "max_evaluations", "timeout_minutes", "parallel_builds", "seed")
 GLOBAL_KEYS = ("output_stage", "working_directory", "cache_results", "save_artifacts", "log_level",
-               "max_combinations", "timeout_minutes")
+               "max_combinations", "timeout_minutes", "start_step", "stop_step", "input_type", "output_type")
 TARGET_KEYS = ("part", "board", "clock_ns", "resource_limits", "finn_version")
 FOLDING_KEYS = ("mode", "defaults", "kinds", "layers", "max_stream_width", "target_fps")
 
@@ -320,7 +320,7 @@ def read_constraints(d: Diagnostics, value, path) -> list[Constraint]:
             d.error(p, "constraint is missing " + ", ".join(missing), "write {metric: LUT, operator: '<=', "
                     "value: 20000}")
             continue
-        metric, op, val = cm["metric"], str(cm["operator"]), cm["value"]
+        metric, op, val = resolve_metric(cm["metric"]) or cm["metric"], str(cm["operator"]), cm["value"]
         ok = True
         if metric not in METRICS:
             d.error(p + ("metric",), f"unknown metric '{metric}'", suggest(str(metric), METRICS) or
@@ -396,13 +396,14 @@ def read_objectives(d: Diagnostics, value, path, base_dir: Path) -> list[Objecti
     for i, item in enumerate(items or []):
         p = tuple(path) + (i,)
         if isinstance(item, str):
-            metric, direction = item, None
+            metric, direction = resolve_metric(item) or item, None
         else:
             m = d.mapping(item, p, "a metric name or {metric, direction}")
             if m is None:
                 continue
             d.keys(m, p, ("metric", "direction"), "objective")
             metric, direction = m.get("metric"), m.get("direction")
+        metric = resolve_metric(metric) or metric
         if metric not in METRICS:
             d.error(p, f"unknown metric '{metric}'", suggest(str(metric), METRICS) or "metrics: " + ", ".join(METRICS))
             continue

@@ -120,91 +120,99 @@ def resolve_extends(path: Path, d_outer: Diagnostics | None = None, chain: tuple
     return merged, merged_locs, p_files + files, d_all
 
 
-def _matches(entry: tuple[Any, tuple], name: str) -> bool:
-    value = entry[0]
+def _norm(value):
+    """A step or branch for matching: branches compare as sets with skips as '~'."""
     if isinstance(value, list):
-        return name in value
-    return value == name
+        return frozenset(SKIP if v in (None, "", SKIP) else v for v in value)
+    return value
+
+
+def _spec_items(value, path) -> list[tuple[Any, tuple]]:
+    """Steps inserted by an operation: a string is one step; a list inserts each element in order
+    (a nested list element is a branch point)."""
+    if isinstance(value, list):
+        return [(v, path + (j,)) for j, v in enumerate(value)]
+    return [(SKIP if value is None else value, path)]
 
 
 def _apply_step_ops(d: Diagnostics, base: list, ds: dict) -> list:
-    """Steps after this blueprint's operations: a list of (value, key path) pairs."""
-    steps = list(base)
+    """Brainsmith 0.1 step semantics. Plain items (strings, branch lists) form the sequence and replace
+    inherited steps; dict items are operations applied in order to every matching step:
+    {after|before: T, insert: X}, {replace: T, with: X}, {remove: T}, {at_start|at_end: {insert: X}}."""
     items = ds.get("steps") if isinstance(ds, dict) else None
     if items is None:
-        return steps
+        return list(base)
     if not isinstance(items, list):
         d.error(("design_space", "steps"), "expected a list of steps")
-        return steps
-    has_plain = any(not isinstance(s, dict) for s in items)
-    if has_plain:
-        steps = []  # a list with plain steps defines the sequence; operations then edit it
+        return list(base)
+    plain = [(item, ("design_space", "steps", i)) for i, item in enumerate(items) if not isinstance(item, dict)]
+    steps = plain if plain else list(base)
     for i, item in enumerate(items):
-        path = ("design_space", "steps", i)
-        if not isinstance(item, dict):
-            steps.append((item, path))
-            continue
-        ops = [k for k in item if k in STEP_OPS]
-        unknown = [k for k in item if k not in STEP_OPS + ("insert", "with")]
-        if unknown or len(ops) != 1:
-            d.keys(item, path, STEP_OPS + ("insert", "with"), "step operation")
-            if len(ops) != 1:
-                d.error(path, "a step operation needs exactly one of " + ", ".join(STEP_OPS))
-            continue
-        op = ops[0]
-        target = item[op]
-
-        def find(name):
-            for j, s in enumerate(steps):
-                if _matches(s, name):
-                    return j
-            d.error(path + (op,), f"step '{name}' not found for '{op}'",
-                    "steps so far: " + ", ".join(str(s[0]) for s in steps))
-            return None
-
-        def payload(key):
-            if key not in item:
-                d.error(path, f"'{op}' needs '{key}'")
-                return None
-            v = item[key]
-            return [(x, path + (key, j)) for j, x in enumerate(v)] if isinstance(v, list) and \
-                all(not isinstance(x, list) for x in v) and op in ("at_start", "at_end", "after", "before") \
-                else [(v, path + (key,))]
-
-        if op in ("at_start", "at_end"):
-            if not isinstance(target, dict) or "insert" not in target:
-                d.error(path + (op,), f"'{op}' takes {{insert: step or [steps]}}")
-                continue
-            v = target["insert"]
-            new = [(x, path + (op, "insert", j)) for j, x in enumerate(v)] if isinstance(v, list) else \
-                [(v, path + (op, "insert"))]
-            steps = new + steps if op == "at_start" else steps + new
-        elif op == "remove":
-            names = target if isinstance(target, list) else [target]
-            for name in names:
-                j = find(name)
-                if j is not None:
-                    steps.pop(j)
-        elif op == "replace":
-            j = find(target)
-            new = payload("with")
-            if j is not None and new is not None:
-                steps[j:j + 1] = new
-        else:  # after / before
-            j = find(target)
-            new = payload("insert")
-            if j is not None and new is not None:
-                at = j + 1 if op == "after" else j
-                steps[at:at] = new
+        if isinstance(item, dict):
+            steps = _apply_op(d, steps, item, ("design_space", "steps", i))
     return steps
+
+
+def _apply_op(d: Diagnostics, steps: list, item: dict, path: tuple) -> list:
+    ops = [k for k in STEP_OPS if k in item]
+    d.keys(item, path, STEP_OPS + ("insert", "with"), "step operation")
+    if not ops:
+        d.error(path, "a step operation needs one of " + ", ".join(STEP_OPS))
+        return steps
+    if len(ops) > 1:
+        d.error(path, "one operation per entry: found " + ", ".join(ops), "split it into separate list entries")
+        return steps
+    op = ops[0]
+    target = item[op]
+    if op in ("at_start", "at_end"):
+        if not isinstance(target, dict) or "insert" not in target:
+            d.error(path + (op,), f"'{op}' takes {{insert: step or [steps]}}")
+            return steps
+        new = _spec_items(target["insert"], path + (op, "insert"))
+        return new + steps if op == "at_start" else steps + new
+    matches = [j for j, (v, _) in enumerate(steps) if _norm(v) == _norm(target)]
+    if not matches:
+        d.error(path + (op,), f"step {target!r} not found for '{op}'",
+                "steps at this point: " + ", ".join(str(v) for v, _ in steps))
+        return steps
+    if op == "remove":
+        return [s for j, s in enumerate(steps) if j not in matches]
+    key = "with" if op == "replace" else "insert"
+    if key not in item:
+        d.error(path, f"'{op}' needs '{key}'")
+        return steps
+    new = _spec_items(item[key], path + (key,))
+    out = []
+    for j, s in enumerate(steps):
+        if j not in matches:
+            out.append(s)
+        elif op == "replace":
+            out.extend(new)
+        elif op == "after":
+            out.extend([s, *new])
+        else:
+            out.extend([*new, s])
+    return out
+
+
+def _expand_values(value, blueprint_dir: Path):
+    """${VAR} expansion of string values after merging (unknown variables stay as written)."""
+    if isinstance(value, dict):
+        return {k: _expand_values(v, blueprint_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_values(v, blueprint_dir) for v in value]
+    if isinstance(value, str) and "$" in value:
+        return expand_vars(value, blueprint_dir)[0]
+    return value
 
 
 def read_v01(d_outer: Diagnostics, raw_child: dict, path: Path) -> Blueprint:
     raw, locs, files, d = resolve_extends(path)
+    steps_resolved = raw.pop("__steps_resolved__", []) if isinstance(raw, dict) else []
+    raw = _expand_values(raw, path.resolve().parent)
     d_outer.locs = locs
     d_outer.items.extend(d.items)
     d = d_outer
-    steps_resolved = raw.pop("__steps_resolved__", [])
     d.keys(raw, (), TOP_KEYS, "a Brainsmith 0.1 blueprint")
     bp = Blueprint(file=str(path), format="0.1", name=str(raw.get("name", path.stem)),
                    description=str(raw.get("description", "")), locs=locs, raw=raw, extends_chain=files)
@@ -216,6 +224,9 @@ def read_v01(d_outer: Diagnostics, raw_child: dict, path: Path) -> Blueprint:
         out = raw["output"]
         if d.choice(out, ("output",), OUTPUT_STAGES, "output stage") is not None:
             bp.global_config["output_stage"] = out
+    output = raw.get("output", "estimates")
+    if output != "estimates" and not raw.get("board") and "target" not in raw:
+        d.error(("output",), f"output '{output}' requires a board", "add board: (e.g. Pynq-Z1, ZCU104, V80)")
     if "board" in raw:
         from bsopt.hw.parts import resolve_board
 

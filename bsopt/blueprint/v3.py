@@ -9,7 +9,7 @@ from bsopt.blueprint.entries import Entry, Option, parse_entry
 from bsopt.blueprint.model import Blueprint
 from bsopt.blueprint.sections import COMMON_KEYS, num_spec, read_common
 
-TOP_KEYS = ("version", "name", "description", "hw_compiler", "processing") + COMMON_KEYS
+TOP_KEYS = ("version", "name", "description", "hw_compiler", "processing", "finn_config") + COMMON_KEYS
 HW_KEYS = ("kernels", "transforms", "build_steps", "config_flags")
 
 
@@ -30,6 +30,10 @@ def read_v3(d: Diagnostics, raw: dict, file: str, base_dir: Path) -> Blueprint:
         if flags is not None:
             bp.config_flags = dict(flags)
     _processing(d, raw.get("processing"), bp)
+    if "finn_config" in raw:  # real v3 blueprints carry it; bsopt passes it to FINN
+        fc = d.mapping(raw["finn_config"], ("finn_config",))
+        if fc is not None:
+            bp.finn_config = dict(fc)
     read_common(d, raw, bp, base_dir)
     # v3 puts the device and clock into config_flags; bsopt's target section takes precedence
     flags = bp.config_flags

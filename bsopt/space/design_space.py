@@ -20,7 +20,14 @@ from bsopt.blueprint.diagnostics import BlueprintError, Diagnostics, ValidationE
 from bsopt.blueprint.entries import SKIP, Entry
 from bsopt.blueprint.loader import read_blueprint
 from bsopt.blueprint.model import Blueprint, NumSpec
-from bsopt.blueprint.registry import KERNELS, KNOWN_STEPS, kernel_info, normalize_backend
+from bsopt.blueprint.registry import (
+    KERNELS,
+    KNOWN_STEPS,
+    KNOWN_TRANSFORMS,
+    kernel_info,
+    known_step,
+    normalize_backend,
+)
 from bsopt.blueprint.sections import as_dict, default_resource_limits
 from bsopt.errors import BsoptError
 from bsopt.hw.parts import DEFAULT_PART, part_resources
@@ -447,10 +454,11 @@ def _check_kernels(d: Diagnostics, bp: Blueprint, ops: dict[str, int] | None, in
 def _check_steps(d: Diagnostics, bp: Blueprint) -> None:
     for entry in bp.steps + bp.transforms:
         for opt in entry.options:
-            if opt.name is None or opt.name in KNOWN_STEPS or ":" in opt.name or "." in opt.name:
+            if opt.name is None or known_step(opt.name) or "." in opt.name:
                 continue
             msg = f"unknown {entry.kind} '{opt.name}' (no registry knows it)"
-            hint = suggest(opt.name, KNOWN_STEPS) or "custom steps are fine if your build flow defines them"
+            hint = suggest(opt.name.split(":")[-1], KNOWN_STEPS | KNOWN_TRANSFORMS) or \
+                "custom steps are fine if your build flow defines them"
             if bp.backend == "finn" and entry.kind == "step":
                 d.error(entry.path, msg, (hint + "; " if hint else "") +
                         "the finn backend runs build steps: use a FINN step name or module.function")
