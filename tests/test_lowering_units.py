@@ -163,3 +163,11 @@ def test_argmax_becomes_a_top1_label_select(tmp_path):
     last = g[-1]
     assert last.op_type == "LabelSelect_hls" and last.attrs["K"] == 1 and last.attrs["Labels"] == 10
     assert last.source_nodes == ["argmax"] and g.outputs == [last.output]
+
+
+def test_part_resources_by_family():
+    from bsopt.hw.parts import part_resources
+
+    assert part_resources("xc7z020clg400-1")["URAM"] == 0
+    assert part_resources("xczu7ev-ffvc1156-2-e")["URAM"] == 92
+    assert part_resources("xc7k325t-ffg900-2") is None

@@ -28,19 +28,19 @@ KERNELS: dict[str, KernelInfo] = {
     k.name: k
     for k in (
         # FINN hardware layers (FINN dev and 0.10.1)
-        _k("MVAU", ("hls", "rtl"), ("MVAU",), "finn"),
-        _k("VVAU", ("hls", "rtl"), ("VVAU",), "finn"),
-        _k("Thresholding", ("hls", "rtl"), ("Thresholding",), "finn"),
-        _k("ConvolutionInputGenerator", ("hls", "rtl"), ("ConvolutionInputGenerator",), "finn"),
-        _k("FMPadding", ("hls", "rtl"), ("FMPadding",), "finn"),
+        _k("MVAU", ("hls", "rtl"), ("MVAU", "MatMul", "Gemm", "Conv"), "finn"),
+        _k("VVAU", ("hls", "rtl"), ("VVAU", "Conv"), "finn"),
+        _k("Thresholding", ("hls", "rtl"), ("Thresholding", "MVAU", "VVAU", "Quant", "BipolarQuant", "MultiThreshold"), "finn"),
+        _k("ConvolutionInputGenerator", ("hls", "rtl"), ("ConvolutionInputGenerator", "Conv", "MaxPool"), "finn"),
+        _k("FMPadding", ("hls", "rtl"), ("FMPadding", "Pad"), "finn"),
         _k("FMPadding_Pixel", ("hls",), ("FMPadding_Pixel",), "finn"),
-        _k("Pool", ("hls",), ("Pool",), "finn"),
-        _k("StreamingMaxPool", ("hls",), ("StreamingMaxPool",), "finn"),
-        _k("LabelSelect", ("hls",), ("LabelSelect",), "finn"),
-        _k("AddStreams", ("hls",), ("AddStreams",), "finn"),
+        _k("Pool", ("hls",), ("Pool", "MaxPool", "AveragePool"), "finn"),
+        _k("StreamingMaxPool", ("hls",), ("StreamingMaxPool", "MaxPool"), "finn"),
+        _k("LabelSelect", ("hls",), ("LabelSelect", "TopK", "ArgMax"), "finn"),
+        _k("AddStreams", ("hls",), ("AddStreams", "ElementwiseAdd", "Add"), "finn"),
         _k("ChannelwiseOp", ("hls",), ("ChannelwiseOp",), "finn"),
         _k("DuplicateStreams", ("hls",), ("DuplicateStreams",), "finn"),
-        _k("GlobalAccPool", ("hls",), ("GlobalAccPool",), "finn"),
+        _k("GlobalAccPool", ("hls",), ("GlobalAccPool", "GlobalAveragePool"), "finn"),
         _k("StreamingDataWidthConverter", ("hls", "rtl"), ("StreamingDataWidthConverter",), "finn"),
         _k("StreamingFIFO", ("rtl",), ("StreamingFIFO",), "finn"),
         _k("StreamingConcat", ("hls",), ("StreamingConcat",), "finn"),
@@ -49,13 +49,13 @@ KERNELS: dict[str, KernelInfo] = {
         _k("DownSampler", ("hls",), ("DownSampler",), "finn"),
         _k("UpsampleNearestNeighbour", ("hls",), ("UpsampleNearestNeighbour",), "finn"),
         _k("Lookup", ("hls",), ("Lookup",), "finn"),
-        _k("ElementwiseAdd", ("hls", "rtl"), ("ElementwiseAdd",), "finn"),
+        _k("ElementwiseAdd", ("hls", "rtl"), ("ElementwiseAdd", "Add"), "finn"),
         _k("ElementwiseSub", ("hls", "rtl"), ("ElementwiseSub",), "finn"),
         _k("ElementwiseMul", ("hls", "rtl"), ("ElementwiseMul",), "finn"),
         _k("ElementwiseBinaryOp", ("hls", "rtl"), ("ElementwiseAdd", "ElementwiseSub", "ElementwiseMul"),
            "brainsmith"),
         _k("HWSoftmax", ("hls",), ("HWSoftmax", "Softmax"), "finn"),
-        _k("LayerNorm", ("hls", "rtl"), ("LayerNorm",), "finn"),
+        _k("LayerNorm", ("hls", "rtl"), ("LayerNorm", "LayerNormalization"), "finn"),
         _k("Shuffle", ("hls", "rtl"), ("Shuffle", "Transpose"), "finn"),
         _k("Crop", ("hls",), ("Crop",), "finn"),
         _k("Requant", ("hls", "rtl"), ("Requant",), "finn"),
@@ -121,6 +121,10 @@ def known_step(name: str) -> bool:
     """A known step or transform name, bare or qualified (finn:streamline, brainsmith:…)."""
     _, base = split_qualified(name)
     return base in KNOWN_STEPS or base in KNOWN_TRANSFORMS
+
+
+#: Kernels FINN inserts into any dataflow graph (never "not applicable").
+INFRASTRUCTURE = frozenset({"DuplicateStreams", "StreamingDataWidthConverter", "StreamingFIFO"})
 
 
 def split_qualified(name: str) -> tuple[str | None, str]:

@@ -76,7 +76,8 @@ def num_spec(d: Diagnostics, value, path, *, integer: bool = False, positive: bo
         d.error(path + ("log",), f"expected true or false, got {log!r}")
         return None
     if low >= high:
-        d.error(path, f"empty range: low ({low}) must be below high ({high})")
+        d.error(path, f"empty range: low ({low}) must be below high ({high})",
+                "swap the bounds, or use a fixed number for a single value")
         return None
     if positive and low <= 0:
         d.error(path + ("low",), f"must be positive, got {low}")
@@ -289,11 +290,13 @@ def _search(d: Diagnostics, value, bp: Blueprint) -> None:
         if key in s:
             v = s[key]
             if isinstance(v, bool) or not isinstance(v, int):
-                d.error(("search", key), f"expected an integer, got {v!r}")
+                d.error(("search", key), f"expected an integer, got {v!r}", f"e.g. {key}: 4")
             elif key == "parallel_builds" and v < 1:
-                d.error(("search", key), f"parallel_builds must be at least 1, got {v}")
+                d.error(("search", key), f"parallel_builds must be at least 1, got {v}",
+                        "the number of builds run at once, e.g. parallel_builds: 4")
             elif key == "max_evaluations" and v < 1:
-                d.error(("search", key), f"max_evaluations must be at least 1, got {v}")
+                d.error(("search", key), f"max_evaluations must be at least 1, got {v}",
+                        "the number of configurations to evaluate, e.g. max_evaluations: 300")
             else:
                 bp.search[key] = v
     if "timeout_minutes" in s:

@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        app(args=argv, prog_name="bsopt", standalone_mode=False)
+        rv = app(args=argv, prog_name="bsopt", standalone_mode=False)
+        if isinstance(rv, int) and not isinstance(rv, bool):  # click returns typer.Exit codes here
+            return rv
     except _EXIT as exc:
         return exc.exit_code
     except _ABORT:

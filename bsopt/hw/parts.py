@@ -53,14 +53,17 @@ PART_RESOURCES = {
 DEFAULT_RESOURCE_LIMITS = {"LUT": 0.7, "FF": 0.5, "BRAM_18K": 0.8, "URAM": 0.8, "DSP": 0.8}
 
 
-def part_family(part: str) -> str:
-    """The device name without package and speed grade: 'xczu7ev-ffvc1156-2-e' -> 'xczu7ev'."""
-    return part.lower().split("-")[0]
+def part_family(part: str) -> str | None:
+    """The known device a part belongs to: 'xc7z020clg400-1' -> 'xc7z020', 'xczu7ev-ffvc1156-2-e' -> 'xczu7ev'."""
+    p = part.lower()
+    matches = [dev for dev in PART_RESOURCES if p.startswith(dev)]
+    return max(matches, key=len) if matches else None
 
 
 def part_resources(part: str) -> dict[str, int] | None:
     """Resources of a part, or None when bsopt does not know the device."""
-    return PART_RESOURCES.get(part_family(part))
+    family = part_family(part)
+    return PART_RESOURCES[family] if family else None
 
 
 def resolve_board(board: str) -> str | None:

@@ -21,6 +21,7 @@ from bsopt.blueprint.entries import SKIP, Entry
 from bsopt.blueprint.loader import read_blueprint
 from bsopt.blueprint.model import Blueprint, NumSpec
 from bsopt.blueprint.registry import (
+    INFRASTRUCTURE,
     KERNELS,
     KNOWN_STEPS,
     KNOWN_TRANSFORMS,
@@ -430,7 +431,7 @@ def _check_kernels(d: Diagnostics, bp: Blueprint, ops: dict[str, int] | None, in
     kinds = set(info.dataflow.op_histogram()) if info is not None else set()
     kinds |= {k.rsplit("_", 1)[0] for k in kinds}
     for entry in bp.kernels:
-        for i, opt in enumerate(entry.options):
+        for opt in entry.options:
             if opt.name is None:
                 continue
             k = kernel_info(opt.name)
@@ -443,7 +444,7 @@ def _check_kernels(d: Diagnostics, bp: Blueprint, ops: dict[str, int] | None, in
 
                 d.error(entry.path, f"unknown backend '{opt.backend}' for kernel '{opt.name}'",
                         "backends of " + opt.name + ": " + ", ".join(backends_of(opt.name)))
-            if ops is not None and (ops or kinds):
+            if ops is not None and (ops or kinds) and k.name not in INFRASTRUCTURE:
                 present = set(ops) | kinds
                 if not any(t in present for t in k.implements):
                     d.error(entry.path, f"kernel '{opt.name}' does not apply to this model: it has no "
