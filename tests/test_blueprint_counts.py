@@ -216,3 +216,22 @@ folding:
     rtl = s.config(s.index_of({"kernel.Thresholding": "Thresholding/rtl", "folding.MVAU_hls_1.PE": 1,
                                "folding.MVAU_hls_1.resType": "lut"}))
     assert rtl.specialize_config is None and "Thresholding_rtl_0" in rtl.folding_config
+
+
+def test_config_ids_round_trip_and_resume(tmp_path):
+    s = space(tmp_path, V3_HEAD + "  kernels: [[MVAU, VVAU, ~], '~Thresholding']\ntarget:\n  clock_ns: {choices: [5, 10]}\n")
+    n = s.get_total_combinations()
+    assert n == 3 * 2 * 2
+    ids = [c.config_id for c in s.iter_configs()]
+    assert len(set(ids)) == n and ids[7] == s.config(7).config_id
+    assert s.index_from_config_id(ids[7]) == 7
+    resumed = [c.index for c in s.iter_configs(s.index_from_config_id(ids[9]))]
+    assert resumed == [9, 10, 11]
+    # a different space gives different ids and refuses foreign ones
+    other = space(tmp_path, V3_HEAD + "  kernels: [[MVAU, VVAU]]\n", name="other.yaml")
+    assert other.space_id != s.space_id
+    with pytest.raises(Exception, match="not a configuration id of this space"):
+        other.index_from_config_id(ids[0])
+    # content hashes: equal content, equal hash; different content, different hash
+    hashes = {c.content_hash() for c in s.iter_configs()}
+    assert len(hashes) == n

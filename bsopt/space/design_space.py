@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,14 @@ class DesignSpace:
             digest = hashlib.sha256(canonical_json(values).encode()).hexdigest()[:10]
             return f"dse_{self.space_id[:6]}_config_c{digest}"
         return f"dse_{self.space_id[:6]}_config_{k:05d}"
+
+    def index_from_config_id(self, config_id: str) -> int:
+        """The configuration number in an id such as ``dse_abc123_config_00101`` (for resuming)."""
+        prefix = f"dse_{self.space_id[:6]}_config_"
+        if not config_id.startswith(prefix) or not config_id[len(prefix):].isdigit():
+            raise BsoptError(f"'{config_id}' is not a configuration id of this space (ids look like {prefix}00042)",
+                             hint="the blueprint or model changed since the id was made, or it is from another space")
+        return int(config_id[len(prefix):])
 
     def parameter_space(self) -> list[dict[str, Any]]:
         """The flat, typed description the explorer builds Optuna distributions from."""
@@ -393,13 +402,14 @@ def _lower(d: Diagnostics, bp: Blueprint, path: str, where: str | None):
 
 
 def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str) -> str | None:
-    """Export a zoo reference once into studies/models/ and return its path."""
+    """Export a zoo reference once into studies/models/ (or $BSOPT_MODEL_CACHE) and return its path."""
     from bsopt.blueprint.sections import ZOO_RE
 
     m = ZOO_RE.match(ref)
     opts = dict(part.partition("=")[::2] for part in filter(None, (m["query"] or "").split("&")))
     w, a, seed = int(opts.get("w", 2)), int(opts.get("a", 2)), int(opts.get("seed", 0))
-    out = Path("studies") / "models" / f"{m['name']}_w{w}a{a}_s{seed}.onnx"
+    cache = Path(os.environ.get("BSOPT_MODEL_CACHE", Path("studies") / "models"))
+    out = cache / f"{m['name']}_w{w}a{a}_s{seed}.onnx"
     if not out.exists():
         try:
             from bsopt.models import export_model
