@@ -70,15 +70,19 @@ def main() -> None:
         lines.append(f"| {r['name']} | {r['layers']} | {r['load_ms']:.1f} | {r['lower_ms']:.1f} | {r['finn_build_s']} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    out = args.out
-    existing = out.read_text() if out.exists() else "# Benchmarks\n\nFigures written by the scripts in `benchmarks/`.\n\n"
-    start = existing.find("## Model intake")
+    write_section(args.out, "## Model intake", text)
+    print(f"wrote {args.out}")
+
+
+def write_section(out: Path, heading: str, text: str) -> None:
+    """Replace (or append) one ``## heading`` section of docs/benchmarks.md."""
+    existing = out.read_text() if out.exists() else "# Benchmarks\n\nFigures written by the scripts in `benchmarks/`.\n"
+    start = existing.find(heading)
     if start >= 0:
         end = existing.find("\n## ", start + 1)
         existing = existing[:start] + existing[end + 1:] if end >= 0 else existing[:start]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(existing.rstrip() + "\n\n" + text)
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

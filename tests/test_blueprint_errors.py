@@ -198,3 +198,24 @@ def test_cli_validate_and_count(tmp_path, capsys):
     assert main(["blueprint", "count", str(bad)]) == 1
     assert main(["blueprint", "validate", str(tmp_path / "missing.yaml")]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_a_float_model_is_fine_without_per_layer_choices(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 3), dtype=np.float32), "W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"], name="fc")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], [w])
+    model = tmp_path / "float.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    plain = write(tmp_path, BASE, "plain.yaml")
+    s = load_design_space(plain, model)
+    assert not s.errors and s.get_total_combinations() == 1 and s.model_sha256
+    per_layer = write(tmp_path, BASE + "search: {strategy: tpe}\nfolding:\n  kinds:\n    MVAU: {PE: all}\n", "pl.yaml")
+    (e,) = load_design_space(per_layer, model).errors
+    assert e.file == "--model" and "not quantized" in e.message
+    missing = load_design_space(plain, tmp_path / "nope.onnx").errors
+    assert len(missing) == 1 and "model file not found" in missing[0].message

@@ -14,6 +14,7 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,9 @@ class DesignSpace:
     def choice_parameters(self) -> list[Parameter]:
         return [p for p in self.parameters if p.is_choice]
 
-    @property
+    @cached_property
     def space_id(self) -> str:
-        """Fingerprint of the space: parameters, fixed settings and the model."""
+        """Fingerprint of the space: parameters, fixed settings and the model (computed once)."""
         content = {
             "params": [p.describe() for p in self.parameters],
             "fixed_folding": self.fixed_folding,
@@ -223,43 +224,53 @@ class DesignSpace:
             return f.target_fps.fixed
         return None
 
-    def _folding_config(self, values: dict[str, Any], kernels: dict[str, str | None]) -> dict[str, Any]:
+    @cached_property
+    def _folding_plan(self) -> list[tuple[Any, int, tuple[str, ...], str | None]]:
+        """Per layer, computed once: (layer, index among its kind, usable backends, the depthwise
+        sliding window it feeds its PE to, if any)."""
+        graph = self.model_info.dataflow
+        producers = {layer.output: layer for layer in graph.layers}
+        plan, generic = [], {}
+        for layer in graph.layers:
+            gidx = generic.get(layer.kind, 0)
+            generic[layer.kind] = gidx + 1
+            window = None
+            if layer.kind in ("VVAU", "Pool"):
+                producer = producers.get(layer.inputs[0])
+                if producer is not None and producer.kind == "ConvolutionInputGenerator" and \
+                        producer.attrs.get("depthwise"):
+                    window = producer.name
+            plan.append((layer, gidx, _backend_choices(layer, self.blueprint), window))
+        return plan
+
+    def _folding_config(self, values: dict[str, Any], kernels: dict[str, str | None]) -> tuple[dict, dict | None]:
         """FINN folding-config JSON for a point; layer names follow the chosen backends (a per-layer
         backend choice first, else the kernel's backend from hw_compiler.kernels where FINN has it)."""
         from bsopt.blueprint.registry import normalize_backend
 
-        graph = self.model_info.dataflow
         kernel_backend = {}
         for name, backend in kernels.items():
             if backend:
                 base = name.split(":")[-1]
                 kernel_backend[base] = normalize_backend(base, backend)
-        per_layer: dict[str, dict[str, Any]] = {}
-        for name, attrs in self.fixed_folding.items():
-            per_layer.setdefault(name, {}).update(attrs)
+        per_layer: dict[str, dict[str, Any]] = {name: dict(attrs) for name, attrs in self.fixed_folding.items()}
         for p in self.parameters:
             if p.group == "folding" and p.name.count(".") == 2:
                 _, layer, attr = p.name.split(".")
                 per_layer.setdefault(layer, {})[attr] = values[p.name]
         # depthwise sliding windows follow their consumer's PE (FINN's SetFolding rule)
-        for layer in graph.layers:
-            if layer.kind in ("VVAU", "Pool") and "PE" in per_layer.get(layer.name, {}):
-                producer = graph.producer(layer.inputs[0])
-                if producer is not None and producer.kind == "ConvolutionInputGenerator" and \
-                        producer.attrs.get("depthwise"):
-                    per_layer.setdefault(producer.name, {})["SIMD"] = per_layer[layer.name]["PE"]
+        for layer, _, _, window in self._folding_plan:
+            if window and "PE" in per_layer.get(layer.name, {}):
+                per_layer.setdefault(window, {})["SIMD"] = per_layer[layer.name]["PE"]
         # specialised names after backend choices (FINN renames per op type, in graph order); backend
         # choices go to FINN's specialize-layers config, keyed by the generic names (MVAU_0, …)
         counters: dict[str, int] = {}
-        generic: dict[str, int] = {}
         cfg: dict[str, Any] = {"Defaults": {}}
         spec: dict[str, Any] = {"Defaults": {}}
-        for layer in graph.layers:
-            gidx = generic.get(layer.kind, 0)
-            generic[layer.kind] = gidx + 1
+        for layer, gidx, usable, _ in self._folding_plan:
             entry = dict(per_layer.get(layer.name, {}))
             preferred = kernel_backend.get(layer.kind)
-            if preferred not in _backend_choices(layer, self.blueprint):
+            if preferred not in usable:
                 preferred = None  # FINN falls back to the default where a backend cannot be used
             backend = entry.pop("backend", preferred or layer.backend)
             op_type = f"{layer.kind}_{backend}" if backend else layer.op_type
