@@ -22,6 +22,20 @@ def errors(s):
     return [e for e in s.validate() if e.severity == "error"]
 
 
+def folding_space(tmp_path, network, folding, head=""):
+    """A v3 blueprint over a reference network with a folding section (indented YAML lines)."""
+    return space(tmp_path, f'''
+version: "3.0"
+name: fold
+model: {prepost_model(network)}
+{head}hw_compiler:
+  build_steps: [step_streamline]
+search: {{strategy: tpe}}
+folding:
+{folding}
+''')
+
+
 V3_HEAD = """
 version: "3.0"
 name: t
@@ -126,18 +140,10 @@ design_space:
 def test_per_layer_folding_counts_legal_values_only(tmp_path):
     # TFC-w2a2: Thresholding 784 ch; MVAUs 784x64, 64x64, 64x64, 64x10.
     # divisors: 784 -> 15, 64 -> 7, 10 -> 4. MVAU_hls SIMD >= MW/1024 holds for all divisors here.
-    s = space(tmp_path, f"""
-version: "3.0"
-name: fold
-model: {prepost_model("tfc_w2a2")}
-hw_compiler:
-  build_steps: [step_streamline]
-search: {{strategy: tpe}}
-folding:
+    s = folding_space(tmp_path, "tfc_w2a2", """
   kinds:
-    MVAU: {{PE: all, SIMD: all, ram_style: [auto, distributed]}}
-    Thresholding: {{PE: all}}
-""")
+    MVAU: {PE: all, SIMD: all, ram_style: [auto, distributed]}
+    Thresholding: {PE: all}""")
     assert not errors(s), errors(s)
     assert s.get_total_combinations() == 15 * (7 * 15 * 2) * (7 * 7 * 2) ** 2 * (4 * 7 * 2)
 
@@ -145,19 +151,11 @@ folding:
 @pytest.mark.skipif(not HAVE_REF, reason="reference data missing")
 def test_simd_code_generation_limit_and_stream_width(tmp_path):
     # CNV MVAU_hls_5 has MW = 2304: FINN's HLS code generation needs SIMD >= 2304/1024 -> SIMD >= 3
-    s = space(tmp_path, f"""
-version: "3.0"
-name: cnv
-model: {prepost_model("cnv_w1a1")}
-hw_compiler:
-  build_steps: [step_streamline]
-search: {{strategy: tpe}}
-folding:
+    s = folding_space(tmp_path, "cnv_w1a1", """
   max_stream_width: 36
   layers:
-    MVAU_hls_5: {{SIMD: all}}
-    MVAU_hls_0: {{SIMD: all}}
-""")
+    MVAU_hls_5: {SIMD: all}
+    MVAU_hls_0: {SIMD: all}""")
     assert not errors(s), errors(s)
     simd5 = next(p for p in s.parameters if p.name == "folding.MVAU_hls_5.SIMD")
     # divisors of 2304 that are >= 3 and, with 1-bit weights, <= 36
@@ -169,17 +167,9 @@ folding:
 
 @pytest.mark.skipif(not HAVE_REF, reason="reference data missing")
 def test_depthwise_windows_follow_their_consumer(tmp_path):
-    s = space(tmp_path, f"""
-version: "3.0"
-name: pools
-model: {prepost_model("cnv_w1a1")}
-hw_compiler:
-  build_steps: [step_streamline]
-search: {{strategy: tpe}}
-folding:
+    s = folding_space(tmp_path, "cnv_w1a1", """
   kinds:
-    Pool: {{PE: [1, 2, 4]}}
-""")
+    Pool: {PE: [1, 2, 4]}""")
     assert not errors(s), errors(s)
     assert s.get_total_combinations() == 3 * 3
     c = s.config(s.index_of({"folding.Pool_hls_0.PE": 4, "folding.Pool_hls_1.PE": 2}))

@@ -257,20 +257,9 @@ def _parameters(d: Diagnostics, value, bp: Blueprint) -> None:
         if isinstance(spec, (str, bool)) or spec is None:
             d.error(path, "a parameter needs a search range: {choices: [...]} or {low, high, step, log}")
             continue
-        ns = num_spec(d, spec, path) if not (isinstance(spec, dict) and "choices" in spec) else _choices(d, spec,
-                                                                                                          path)
+        ns = num_spec(d, spec, path)
         if ns is not None:
             bp.parameters[name] = ns
-
-
-def _choices(d: Diagnostics, spec: dict, path) -> NumSpec | None:
-    d.keys(spec, path, ("choices",))
-    choices = d.sequence(spec["choices"], path + ("choices",))
-    if not choices:
-        if choices is not None:
-            d.error(path + ("choices",), "empty choices")
-        return None
-    return NumSpec(choices=list(choices), path=tuple(path))
 
 
 def _search(d: Diagnostics, value, bp: Blueprint) -> None:
