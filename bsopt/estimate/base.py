@@ -1,0 +1,118 @@
+"""The interface every per-kernel cost model implements, and the registry of models.
+
+A model reproduces FINN's own estimates for one specialised op type (``MVAU_hls`` …):
+``node_res_estimation(fpgapart)`` (LUT, BRAM_18K, BRAM_efficiency, URAM, URAM_efficiency, DSP) and
+``get_exp_cycles()``, with FINN's attribute names and defaults, for FINN "latest" (dev, commit
+73ba5ed) and "0.10.1". ``check`` rejects what FINN rejects — at estimate time and in code
+generation — so that no configuration bsopt proposes fails in a real build.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from qonnx.core.datatype import DataType
+
+from bsopt.errors import InputError
+
+VERSIONS = ("latest", "0.10.1")
+
+
+class EstimateError(InputError):
+    """FINN rejects this node configuration (illegal folding, unsupported attribute values …)."""
+
+
+class NodeModel:
+    """Base class of a per-op-type cost model. Subclasses set ``op_type`` and ``versions``."""
+
+    op_type: str = ""
+    versions: tuple[str, ...] = VERSIONS
+
+    def defaults(self, version: str) -> dict[str, Any]:
+        """FINN's default values of the node attributes the formulas read."""
+        return {}
+
+    def check(self, a: dict[str, Any], part: str, version: str) -> None:
+        """Raise EstimateError for configurations FINN rejects when estimating (and for folding that
+        does not divide the folded dimension, which FINN only checks on some code paths)."""
+
+    def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
+        """What FINN's code generation (HLS/RTL generation, synthesis) would reject although its
+        estimates accept it, e.g. MVAU_hls with SIMD < MW/1024. Each item is one sentence."""
+        return []
+
+    def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def cycles(self, a: dict[str, Any], version: str) -> int | float:
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, NodeModel] = {}
+
+
+def register(cls: type[NodeModel]) -> type[NodeModel]:
+    """Class decorator: add a cost model to the registry under its op_type."""
+    REGISTRY[cls.op_type] = cls()
+    return cls
+
+
+def normalize_version(version: str) -> str:
+    v = "latest" if version in ("latest", "dev", "main") else version
+    if v not in VERSIONS:
+        raise InputError(f"unknown FINN version {version!r}", hint="use 'latest' (FINN dev) or '0.10.1'")
+    return v
+
+
+def estimate_node(op_type: str, attrs: dict[str, Any], fpgapart: str, finn_version: str = "latest", *,
+                  strict: bool = False) -> dict:
+    """FINN's resource estimate and expected cycles of one node.
+
+    ``attrs`` uses FINN's attribute names; unset attributes take FINN's defaults. Returns
+    ``{LUT, BRAM_18K, BRAM_efficiency, URAM, URAM_efficiency, DSP, cycles}`` (the keys FINN returns
+    for that op type, plus ``cycles``). Raises :class:`EstimateError` for configurations FINN rejects;
+    with ``strict=True`` also for those FINN estimates but its code generation would reject.
+    """
+    version = normalize_version(finn_version)
+    from bsopt.estimate import nodes  # noqa: F401  (registers the models)
+
+    model = REGISTRY.get(op_type)
+    if model is None or version not in model.versions:
+        known = sorted(k for k, m in REGISTRY.items() if version in m.versions)
+        raise EstimateError(
+            f"FINN {version} has no cost model for op type '{op_type}'",
+            hint="op types: " + ", ".join(known),
+        )
+    a = {**model.defaults(version), **attrs}
+    model.check(a, fpgapart, version)
+    if strict:
+        issues = model.codegen_issues(a, fpgapart, version)
+        if issues:
+            raise EstimateError(f"{op_type}: " + "; ".join(issues), hint="FINN's code generation rejects this "
+                                "configuration although its estimates accept it")
+    out = dict(model.resources(a, fpgapart, version))
+    out["cycles"] = model.cycles(a, version)
+    return out
+
+
+# ---------------------------------------------------------------- shared helpers
+def bits(dtype_name: str) -> int:
+    return DataType[dtype_name].bitwidth()
+
+
+def dtype(name: str):
+    return DataType[name]
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def require(cond: bool, message: str, hint: str | None = None) -> None:
+    if not cond:
+        raise EstimateError(message, hint=hint)
+
+
+def prod(values) -> int:
+    return int(math.prod(values))
