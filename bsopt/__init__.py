@@ -19,6 +19,9 @@ _LAZY = {
     "load_model": "bsopt.intake.load",
     "export_model": "bsopt.models",
     "export_module": "bsopt.models",
+    "estimate_node": "bsopt.estimate",
+    "estimate_network": "bsopt.estimate.network",
+    "load_design_space": "bsopt.space.design_space",
 }
 
 

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from bsopt import __version__
 from bsopt.cli.blueprint import blueprint_app
+from bsopt.cli.estimate import estimate, fold
 from bsopt.cli.model import model_app
 from bsopt.cli.quickstart import quickstart
 from bsopt.errors import BsoptError
@@ -48,6 +49,8 @@ app = typer.Typer(
 app.add_typer(model_app, name="model")
 app.add_typer(blueprint_app, name="blueprint")
 app.command("quickstart")(quickstart)
+app.command("estimate")(estimate)
+app.command("fold")(fold)
 
 
 def _version(value: bool):

@@ -549,9 +549,8 @@ def _emit_padding(b: Builder, node, s: Stream, pads, tensor: str, shape_nhwc):
         "ImgDim": [h, w],
         "Padding": [int(p) for p in pads],
         "NumChannels": c,
-        "SIMD": 1,
+        "SIMD": c,  # FINN creates padding fully parallel; folding lowers it
         "inputDataType": s.dtype.name,
-        "numInputVectors": 1,
     }
     layer = b.emit("FMPadding", attrs, [shape_nhwc], out, [tensor], [node.name])
     return layer.output, out
@@ -565,7 +564,7 @@ def _emit_swg(b, node, s, tensor, shape_nhwc, k, stride, dilation, out_hw, depth
         "IFMChannels": int(c),
         "IFMDim": [int(h), int(w)],
         "OFMDim": [int(out_hw[0]), int(out_hw[1])],
-        "SIMD": 1,
+        "SIMD": int(c),  # FINN's value at creation; SetFolding or a folding config lowers it
         "Stride": [int(stride[0]), int(stride[1])],
         "Dilation": [int(dilation[0]), int(dilation[1])],
         "inputDataType": s.dtype.name,
@@ -624,6 +623,7 @@ def handle_conv(b: Builder, node) -> None:
         layer = _open_mvau(b, node, s, W, vals.reshape(oc, kh * kw).T, w_scale, out_nhwc, out_shape, "VVAU",
                            extra, shape, tensor, kh * kw, bias, in_term)
         layer.attrs.pop("numInputVectors", None)  # FINN's VVAU has Dim instead
+        layer.attrs["PE"] = int(oc)  # FINN creates VVAUs fully parallel over channels
         return
     mat = vals.transpose(2, 3, 1, 0).reshape(kh * kw * icg, oc)  # (kh, kw, ic) x oc
     w_real = mat * np.repeat(w_scale[None, :], mat.shape[0], axis=0)
@@ -662,7 +662,7 @@ def handle_maxpool(b: Builder, node) -> None:
             tensor, ishape = _emit_padding(b, node, s, pads, tensor, shape)
         tensor, wshape = _emit_swg(b, node, s, tensor, ishape, k, stride, [1, 1], (oh_, ow_), True)
         attrs = {
-            "Channels": c, "PE": 1, "KernelSize": [int(k[0]), int(k[1])], "Function": "MaxPool",
+            "Channels": c, "PE": c, "KernelSize": [int(k[0]), int(k[1])], "Function": "MaxPool",
             "OutImgDims": [int(oh_), int(ow_)], "InputDataType": s.dtype.name,
             "OutputDataType": s.dtype.name, "AccumBits": 0, "Size": 0, "BatchSize": 1,
         }

@@ -165,12 +165,12 @@ def finalize(layers: list[Layer], inputs, outputs, options, warnings) -> Dataflo
         layer.name = f"{op_type}_{idx}"
         for key, value in IMPL_DEFAULTS.get(layer.kind, {}).items():
             layer.attrs.setdefault(key, value)
-        if layer.kind == "MVAU":
-            layer.attrs.setdefault("resType", "auto" if version == "0.10.1" else "lut")
+        if layer.kind == "MVAU":  # FINN dev's MVAU_hls defaults resType to "lut"; elsewhere "auto"
+            layer.attrs.setdefault("resType", "lut" if version != "0.10.1" and backend == "hls" else "auto")
             if version != "0.10.1" and not layer.attrs["binaryXnorMode"]:
                 layer.attrs.setdefault("dynamic_input", 0)  # set by InferQuantizedMVAU only
         if layer.kind == "VVAU":
-            layer.attrs.setdefault("resType", "auto" if version == "0.10.1" else "lut")
+            layer.attrs.setdefault("resType", "auto")
         if layer.kind == "Pool" and version != "0.10.1":
             layer.attrs.setdefault("cpp_interface", "hls_vector")
         if layer.kind == "ConvolutionInputGenerator" and backend == "rtl":

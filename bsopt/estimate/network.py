@@ -1,0 +1,212 @@
+"""Whole-network estimates: FINN's estimate reports for a lowered model, a folding and a part.
+
+Reproduces what FINN's ``step_generate_estimate_reports`` writes: per-layer resources
+(``estimate_layer_resources.json``, with a ``total`` that sums BRAM_18K, LUT, URAM and DSP as floats),
+per-layer cycles (``estimate_layer_cycles.json``) and ``estimate_network_performance.json``
+(``critical_path_cycles`` — the longest path sum —, ``max_cycles`` and its node, throughput
+``1e9 / clk_ns / max_cycles`` and latency ``critical_path_cycles * clk_ns``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bsopt.estimate.base import EstimateError, estimate_node, normalize_version
+from bsopt.hw.parts import DEFAULT_RESOURCE_LIMITS, part_resources
+from bsopt.ir.bitwidths import minimize_bit_widths
+from bsopt.ir.layers import DataflowGraph
+
+TOTAL_KEYS = ("BRAM_18K", "LUT", "URAM", "DSP")
+#: folding-config attributes that change FINN's bit-width minimisation
+MINIMIZE_ATTRS = frozenset({"runtime_writeable_weights", "mem_mode"})
+
+
+@dataclass
+class DeviceFit:
+    """Utilisation of a part against resource limits (fractions of the part's resources)."""
+
+    part: str
+    known: bool
+    utilisation: dict[str, float] = field(default_factory=dict)
+    limits: dict[str, float] = field(default_factory=dict)
+    exceeded: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return self.known and not self.exceeded
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"fits": self.fits}
+
+
+def device_fit(totals: dict[str, float], part: str, limits: dict[str, float] | None = None) -> DeviceFit:
+    """Per-resource utilisation fractions and which limits (FINN's defaults unless given) are exceeded."""
+    res = part_resources(part)
+    lim = dict(DEFAULT_RESOURCE_LIMITS)
+    lim.update(limits or {})
+    if res is None:
+        return DeviceFit(part, False, {}, lim, [])
+    util, exceeded = {}, []
+    for key in ("LUT", "FF", "BRAM_18K", "URAM", "DSP"):
+        if key not in totals:
+            continue
+        avail = res.get(key, 0)
+        used = float(totals[key])
+        util[key] = used / avail if avail else (0.0 if used == 0 else float("inf"))
+        if util[key] > lim.get(key, 1.0):
+            exceeded.append(key)
+    return DeviceFit(part, True, util, lim, exceeded)
+
+
+@dataclass
+class NetworkEstimate:
+    """FINN's estimate reports for one configuration, plus device fit."""
+
+    layer_resources: dict[str, dict[str, Any]]
+    layer_cycles: dict[str, int]
+    critical_path_cycles: int
+    max_cycles: int
+    max_cycles_node_name: str
+    estimated_throughput_fps: float
+    estimated_latency_ns: float
+    clock_ns: float
+    part: str
+    fit: DeviceFit
+
+    @property
+    def total(self) -> dict[str, float]:
+        tot = {k: 0.0 for k in TOTAL_KEYS}
+        for res in self.layer_resources.values():
+            for k in TOTAL_KEYS:
+                tot[k] += res.get(k, 0)
+        return tot
+
+    def performance(self) -> dict[str, Any]:
+        return {
+            "critical_path_cycles": self.critical_path_cycles,
+            "max_cycles": self.max_cycles,
+            "max_cycles_node_name": self.max_cycles_node_name,
+            "estimated_throughput_fps": self.estimated_throughput_fps,
+            "estimated_latency_ns": self.estimated_latency_ns,
+        }
+
+    def resources_report(self) -> dict[str, Any]:
+        return {**self.layer_resources, "total": self.total}
+
+    def write_reports(self, out_dir: str | Path) -> list[Path]:
+        """Write FINN's three estimate report files into ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {
+            "estimate_layer_resources.json": self.resources_report(),
+            "estimate_layer_cycles.json": self.layer_cycles,
+            "estimate_network_performance.json": self.performance(),
+        }
+        paths = []
+        for name, data in files.items():
+            p = out / name
+            p.write_text(json.dumps(data, indent=2))
+            paths.append(p)
+        return paths
+
+    def metrics(self) -> dict[str, Any]:
+        """Flat metrics for studies (names from bsopt.metrics)."""
+        tot = self.total
+        m = {
+            "throughput_fps": self.estimated_throughput_fps,
+            "latency_ns": self.estimated_latency_ns,
+            "max_cycles": self.max_cycles,
+            "critical_path_cycles": self.critical_path_cycles,
+            **{k: tot[k] for k in TOTAL_KEYS},
+        }
+        for k, v in self.fit.utilisation.items():
+            m[f"{k}_util"] = v
+        if self.fit.utilisation:
+            m["max_util"] = max(self.fit.utilisation.values())
+        return m
+
+
+def configured_graph(graph: DataflowGraph, folding: dict[str, Any] | None, *, where: str = "folding config"):
+    """A shallow copy of ``graph`` with a FINN folding config applied (weights are shared, not copied)."""
+    layers = [dataclasses.replace(layer, attrs=dict(layer.attrs)) for layer in graph.layers]
+    g = DataflowGraph(layers, list(graph.inputs), list(graph.outputs), graph.finn_version, graph.fpgapart,
+                      list(graph.warnings))
+    if folding:
+        touched = any(k in MINIMIZE_ATTRS for name, e in folding.items() if name != "Defaults" for k in e) or \
+            any(k in MINIMIZE_ATTRS for k in (folding.get("Defaults") or {}))
+        if touched:
+            g.apply_folding_config(folding, where=where)
+        else:
+            _apply_without_minimize(g, folding, where)
+    return g
+
+
+def _apply_without_minimize(g: DataflowGraph, folding: dict[str, Any], where: str) -> None:
+    from bsopt.errors import InputError
+
+    names = set(g.names)
+    for name, entry in folding.items():
+        if name == "Defaults":
+            continue
+        if name not in names:
+            raise InputError(f"layer '{name}' is not in the model's dataflow graph", where=where,
+                             hint="known layers: " + ", ".join(g.names))
+        g[name].attrs.update(entry)
+    for key, spec in (folding.get("Defaults") or {}).items():
+        value, kinds = (spec if isinstance(spec, list) and len(spec) == 2 else (spec, ["all"]))
+        for layer in g.layers:
+            if ("all" in kinds or layer.op_type in kinds or layer.kind in kinds) and key in layer.attrs:
+                layer.attrs[key] = value
+
+
+def estimate_network(
+    graph: DataflowGraph,
+    folding: dict[str, Any] | None = None,
+    *,
+    part: str | None = None,
+    clock_ns: float = 10.0,
+    finn_version: str | None = None,
+    resource_limits: dict[str, float] | None = None,
+    strict: bool = False,
+) -> NetworkEstimate:
+    """FINN's estimate reports for ``graph`` with a folding config, on ``part`` at ``clock_ns``."""
+    version = normalize_version(finn_version or graph.finn_version)
+    part = part or graph.fpgapart
+    g = configured_graph(graph, folding)
+    layer_res: dict[str, dict[str, Any]] = {}
+    layer_cyc: dict[str, int] = {}
+    for layer in g.layers:
+        attrs = {k: v for k, v in layer.attrs.items()}
+        try:
+            est = estimate_node(layer.op_type, attrs, part, version, strict=strict)
+        except EstimateError as exc:
+            raise EstimateError(f"layer {layer.name}: {exc.message}", hint=exc.hint) from exc
+        cycles = est.pop("cycles")
+        layer_res[layer.name] = est
+        layer_cyc[layer.name] = int(cycles)
+    # FINN's dataflow_performance: first slowest node wins; critical path = longest path sum
+    max_cycles, max_name = 0, ""
+    at_output: dict[str, int] = {}
+    producer = {layer.output: layer.name for layer in g.layers}
+    for layer in g.layers:
+        c = layer_cyc[layer.name]
+        if c > max_cycles:
+            max_cycles, max_name = c, layer.name
+        preds = [producer[t] for t in layer.inputs if t in producer]
+        at_output[layer.name] = c + (max(at_output[p] for p in preds) if preds else 0)
+    critical = max(at_output.values()) if at_output else 0
+    fps = 1e9 / clock_ns / max_cycles if max_cycles else float("inf")
+    totals = {k: 0.0 for k in TOTAL_KEYS}
+    for res in layer_res.values():
+        for k in TOTAL_KEYS:
+            totals[k] += res.get(k, 0)
+    return NetworkEstimate(layer_res, layer_cyc, critical, max_cycles, max_name, fps, critical * clock_ns,
+                           clock_ns, part, device_fit(totals, part, resource_limits))
+
+
+__all__ = ["DeviceFit", "NetworkEstimate", "device_fit", "estimate_network", "configured_graph",
+           "minimize_bit_widths"]
