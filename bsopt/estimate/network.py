@@ -17,12 +17,12 @@ from typing import Any
 
 from bsopt.estimate.base import EstimateError, estimate_node, normalize_version
 from bsopt.hw.parts import DEFAULT_RESOURCE_LIMITS, part_resources
-from bsopt.ir.bitwidths import minimize_bit_widths
+from bsopt.ir.bitwidths import DT_ATTRS, minimize_bit_widths
 from bsopt.ir.layers import DataflowGraph
 
 TOTAL_KEYS = ("BRAM_18K", "LUT", "URAM", "DSP")
 #: folding-config attributes that change FINN's bit-width minimisation
-MINIMIZE_ATTRS = frozenset({"runtime_writeable_weights", "mem_mode"})
+MINIMIZE_ATTRS = ("runtime_writeable_weights", "mem_mode")
 
 
 @dataclass
@@ -136,12 +136,24 @@ def configured_graph(graph: DataflowGraph, folding: dict[str, Any] | None, *, wh
     g = DataflowGraph(layers, list(graph.inputs), list(graph.outputs), graph.finn_version, graph.fpgapart,
                       list(graph.warnings))
     if folding:
-        touched = any(k in MINIMIZE_ATTRS for name, e in folding.items() if name != "Defaults" for k in e) or \
-            any(k in MINIMIZE_ATTRS for k in (folding.get("Defaults") or {}))
-        if touched:
-            g.apply_folding_config(folding, where=where)
-        else:
-            _apply_without_minimize(g, folding, where)
+        _apply_without_minimize(g, folding, where)
+        # bit widths are minimised again only when an attribute they depend on changed; results are
+        # memoised per combination of those attributes
+        key = tuple((layer.name, *(layer.attrs.get(k) for k in MINIMIZE_ATTRS)) for layer in g.layers
+                    if layer.weights is not None or layer.thresholds is not None)
+        base = tuple((layer.name, *(layer.attrs.get(k) for k in MINIMIZE_ATTRS)) for layer in graph.layers
+                     if layer.weights is not None or layer.thresholds is not None)
+        if key != base:
+            cache = graph.minimize_cache
+            if key not in cache:
+                minimize_bit_widths(g)
+                if len(cache) > 1024:
+                    cache.clear()
+                cache[key] = [({k: layer.attrs[k] for k in DT_ATTRS if k in layer.attrs}, layer.hw_thresholds)
+                              for layer in g.layers]
+            for layer, (dts, hw_thr) in zip(g.layers, cache[key], strict=True):
+                layer.attrs.update(dts)
+                layer.hw_thresholds = hw_thr
     return g
 
 
@@ -172,20 +184,35 @@ def estimate_network(
     finn_version: str | None = None,
     resource_limits: dict[str, float] | None = None,
     strict: bool = False,
+    node_cache: dict | None = None,
 ) -> NetworkEstimate:
-    """FINN's estimate reports for ``graph`` with a folding config, on ``part`` at ``clock_ns``."""
+    """FINN's estimate reports for ``graph`` with a folding config, on ``part`` at ``clock_ns``.
+
+    ``node_cache``: a dict to memoise per-node estimates in across calls (useful when successive
+    configurations change few layers); keyed by op type, attributes, part and FINN version.
+    """
     version = normalize_version(finn_version or graph.finn_version)
     part = part or graph.fpgapart
     g = configured_graph(graph, folding)
     layer_res: dict[str, dict[str, Any]] = {}
     layer_cyc: dict[str, int] = {}
     for layer in g.layers:
-        attrs = {k: v for k, v in layer.attrs.items()}
+        key = None
+        if node_cache is not None:
+            key = (layer.op_type, part, version, strict,
+                   tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in layer.attrs.items()))
+            est = node_cache.get(key)
+            if est is not None:
+                layer_res[layer.name] = est[0]
+                layer_cyc[layer.name] = est[1]
+                continue
         try:
-            est = estimate_node(layer.op_type, attrs, part, version, strict=strict)
+            est = estimate_node(layer.op_type, layer.attrs, part, version, strict=strict)
         except EstimateError as exc:
             raise EstimateError(f"layer {layer.name}: {exc.message}", hint=exc.hint) from exc
         cycles = est.pop("cycles")
+        if key is not None:
+            node_cache[key] = (est, int(cycles))
         layer_res[layer.name] = est
         layer_cyc[layer.name] = int(cycles)
     # FINN's dataflow_performance: first slowest node wins; critical path = longest path sum

@@ -130,13 +130,31 @@ def _set_acc(graph: DataflowGraph, layer: Layer, adt) -> None:
     layer.attrs["accDataType"] = adt.name
 
 
+#: accumulator ranges already computed: the weights are read-only and shared between graph copies,
+#: so (weights object, xnor, input type, weight type, worst case) identifies a result. The cache keeps a
+#: reference to the weights so that their id cannot be reused while the entry lives.
+_ACC_CACHE: dict[tuple, tuple[Any, tuple[float, float]]] = {}
+_ACC_CACHE_MAX = 4096
+
+
 def _acc_range(layer: Layer, worst: bool) -> tuple[float, float]:
-    idt = _dt(layer.attrs["inputDataType"])
+    a = layer.attrs
+    key = (id(layer.weights), bool(a.get("binaryXnorMode")), a["inputDataType"],
+           a["weightDataType"] if worst else None, worst)
+    hit = _ACC_CACHE.get(key)
+    if hit is not None and hit[0] is layer.weights:
+        return hit[1]
+    idt = _dt(a["inputDataType"])
     weights = _matvec_weights(layer)
     if worst:
-        return _worst_case(layer, _dt(layer.attrs["weightDataType"]), idt, weights.shape)
-    lo, hi = calculate_matvec_accumulator_range(weights, idt)
-    return float(lo), float(hi)
+        result = _worst_case(layer, _dt(a["weightDataType"]), idt, weights.shape)
+    else:
+        lo, hi = calculate_matvec_accumulator_range(weights, idt)
+        result = (float(lo), float(hi))
+    if len(_ACC_CACHE) >= _ACC_CACHE_MAX:
+        _ACC_CACHE.clear()
+    _ACC_CACHE[key] = (layer.weights, result)
+    return result
 
 
 def _minimize_weights_dev(graph: DataflowGraph, thresholds_of) -> None:

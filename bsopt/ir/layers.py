@@ -96,6 +96,8 @@ class DataflowGraph:
     finn_version: str = "latest"
     fpgapart: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: memoised bit-width minimisations of configured copies (see bsopt.estimate.network)
+    minimize_cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __iter__(self):
         return iter(self.layers)

@@ -37,8 +37,11 @@ class _FMPadding(NodeModel):
         missing = [k for k in _REQUIRED if k not in a]
         if missing:
             raise EstimateError(f"{op}: required attribute(s) {', '.join(missing)} not set")
-        if len(a["ImgDim"]) != 2 or len(a["Padding"]) != 4:
+        if (not isinstance(a["ImgDim"], (list, tuple)) or len(a["ImgDim"]) != 2
+                or not isinstance(a["Padding"], (list, tuple)) or len(a["Padding"]) != 4):
             raise EstimateError(f"{op}: ImgDim needs [H, W] and Padding [top, left, bottom, right]")
+        if not isinstance(a["numInputVectors"], int):
+            raise EstimateError(f"{op}: numInputVectors must be an integer (FINN attribute type 'i')")
         _dtype(a["inputDataType"])
         simd, ch = a["SIMD"], a["NumChannels"]
         if simd < 1 or ch < 1:

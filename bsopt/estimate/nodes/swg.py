@@ -18,7 +18,8 @@ For the parallel style the BRAM/URAM line-buffer depth is ``(W - kernel_width) +
 and 1D windows need none.
 
 ConvolutionInputGenerator_hls (0.10.1): the finn-hlslib variant is chosen from is1D, depthwise,
-stride, dilation and parallel_window; 2D formulas use only the first (H) entry of each pair.
+stride, dilation and parallel_window; the 2D resource formulas use only the first (H) entry of
+each pair (square layers assumed).
 FINN quirks reproduced: the 2D BRAM depth factor is always 1; the 1D parallel variant's LUTRAM is
 only counted for ``ram_style="distributed"`` (for "auto" the else branch resets it to 0); the 2D
 URAM estimate divides the width by 64 (the 1D one by 72).
@@ -76,7 +77,7 @@ def _common_check(op: str, a: dict[str, Any]) -> None:
         if a[key] not in (0, 1):
             raise EstimateError(f"{op}: {key} = {a[key]!r} must be 0 or 1")
     for key in ("ConvKernelDim", "IFMDim", "OFMDim", "Stride", "Dilation"):
-        if len(a[key]) != 2:
+        if not isinstance(a[key], (list, tuple)) or len(a[key]) != 2:
             raise EstimateError(f"{op}: {key} must have two entries [H, W], got {a[key]!r}")
     _bits(a["inputDataType"])
     _bits(a["outputDataType"])

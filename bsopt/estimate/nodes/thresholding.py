@@ -18,9 +18,12 @@ FINN quirks reproduced here:
 
 * the BRAM primitives are keyed ``"BRAM18"`` but FINN reads back ``"BRAM"``, so BRAM_18K is
   always 0 — memories that go to BRAM are not counted anywhere;
-* once either trigger is non-zero, memories with ``bram <= depth < uram`` may only use BRAM and
-  all others with ``depth >= uram`` only URAM; so a non-zero ``depth_trigger_bram`` with
-  ``depth_trigger_uram = 0`` forces *every* memory to URAM (``depth >= 0`` always holds);
+* once either trigger is non-zero, a memory with ``bram <= depth < uram`` may only use BRAM, one
+  with ``depth >= uram`` only URAM, any other one every primitive; so a non-zero
+  ``depth_trigger_bram`` with ``depth_trigger_uram = 0`` forces *every* memory to URAM
+  (``depth >= 0`` always holds);
+* with ``uniform_thres=1`` the geometries are ``(obits - x, (NumChannels/PE) * 2**x)`` for
+  ``x = 1 .. obits-1``;
 * counts come out of FINN as floats when the memory depth reaches the primitive depth (the depth is
   computed as ``NumChannels / PE``), so LUT (and URAM) can be floats like ``1152.0``; we return the
   same types;
@@ -173,19 +176,15 @@ class ThresholdingHLS(NodeModel):
         return _cycles(a)
 
 
-def _rtl_memory(a: dict[str, Any]) -> dict[str, int | float]:
-    """Primitive counts per resource type of Thresholding_rtl's threshold memories (FINN's
-    get_memory_estimate). Counts are floats where FINN's are (see module docstring)."""
-    pe = a["PE"]
-    cf = a["NumChannels"] // pe
-    obits = _bits(a["outputDataType"])
-    if a["uniform_thres"]:
+@cache
+def _memory_per_pe(cf: int, wbits: int, obits: int, uniform: int, trig_bram: int, trig_uram: int):
+    """Primitive choice of one PE's threshold memories (FINN's get_memory_estimate without the PE
+    factor): ``((resource key, primitive count, count is a float in FINN), ...)`` per resource key."""
+    if uniform:
         geometries = [(obits - x, cf << x) for x in range(1, obits)]
     else:
-        wbits = _bits(a["weightDataType"])
         geometries = [(wbits, cf << x) for x in range(obits)]
-    trig_bram, trig_uram = a["depth_trigger_bram"], a["depth_trigger_uram"]
-    totals: dict[str, int | float] = {}
+    totals: dict[str, tuple[int, bool]] = {}
     for width, depth in geometries:
         prims = _PRIMITIVES
         if trig_bram or trig_uram:
@@ -201,10 +200,19 @@ def _rtl_memory(a: dict[str, Any]) -> dict[str, int | float]:
                 best = (waste, key, count, depth >= pd)
         _, key, count, as_float = best
         # FINN's depth is NumChannels/PE (a float); roundup_to_integer_multiple hands back the
-        # primitive depth (an int) when the depth is smaller, the float depth otherwise.
-        added = float(pe * count) if as_float else pe * count
-        totals[key] = totals.get(key, 0) + added
-    return totals
+        # primitive depth (an int) when the depth is smaller, the float depth otherwise, so the
+        # count (and every sum it enters) is a float exactly when depth >= primitive depth.
+        prev_count, prev_float = totals.get(key, (0, False))
+        totals[key] = (prev_count + count, prev_float or as_float)
+    return tuple((key, count, as_float) for key, (count, as_float) in totals.items())
+
+
+def _rtl_memory(a: dict[str, Any]) -> dict[str, int | float]:
+    """Primitive counts per resource key of Thresholding_rtl's threshold memories, typed like FINN's."""
+    pe = a["PE"]
+    per_pe = _memory_per_pe(a["NumChannels"] // pe, _bits(a["weightDataType"]), _bits(a["outputDataType"]),
+                            a["uniform_thres"], a["depth_trigger_bram"], a["depth_trigger_uram"])
+    return {key: float(pe * count) if as_float else pe * count for key, count, as_float in per_pe}
 
 
 @register
