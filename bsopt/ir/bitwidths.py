@@ -8,6 +8,8 @@ attributes change. Datatype propagation between layers follows FINN's ``InferDat
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from qonnx.core.datatype import DataType
 from qonnx.util.basic import calculate_matvec_accumulator_range
