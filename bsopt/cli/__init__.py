@@ -19,6 +19,7 @@ from bsopt.cli.blueprint import blueprint_app
 from bsopt.cli.estimate import estimate, fold
 from bsopt.cli.model import model_app
 from bsopt.cli.quickstart import quickstart
+from bsopt.cli.study import study_app
 from bsopt.errors import BsoptError
 
 err_console = Console(stderr=True)
@@ -48,6 +49,7 @@ app = typer.Typer(
 )
 app.add_typer(model_app, name="model")
 app.add_typer(blueprint_app, name="blueprint")
+app.add_typer(study_app, name="study")
 app.command("quickstart")(quickstart)
 app.command("estimate")(estimate)
 app.command("fold")(fold)

@@ -1,0 +1,290 @@
+"""``bsopt study …``: create and run studies, and query their results."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from bsopt.errors import InputError
+
+study_app = typer.Typer(help="Design-space exploration studies (Optuna) and their results.", no_args_is_help=True)
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+STORAGE = typer.Option(None, "--storage", help="Optuna storage URL (default sqlite:///studies/bsopt.db) or a "
+                       "journal file path.")
+WORKERS = typer.Option(1, "--workers", "-j", help="Builds at once (process pool when > 1).")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+
+
+def _run(ctx, n_trials, timeout, workers, quiet):
+    from bsopt.study.engine import Runner
+
+    if n_trials is not None and n_trials < 1:
+        raise InputError(f"--n-trials must be at least 1, got {n_trials}", where="--n-trials")
+    runner = Runner(ctx, workers=workers, progress=not quiet)
+    stats = runner.optimize(n_trials=n_trials, timeout=timeout)
+    console.print(f"{stats.trials} trial(s): {stats.builds} built, {stats.cache_hits} from cache, "
+                  f"{stats.feasible} feasible, {stats.failed} failed"
+                  + (f", {stats.recovered} interrupted trial(s) recovered" if stats.recovered else ""))
+    _print_pareto(ctx, limit=20)
+
+
+@study_app.command("create")
+def create(
+    name: str = typer.Argument(..., help="Study name."),
+    blueprint: Path = typer.Option(..., "--blueprint", "-b", help="Blueprint YAML."),
+    model: str = typer.Option(None, "--model", "-m", help="Model (overrides the blueprint's model)."),
+    storage: str = STORAGE,
+    sampler: str = typer.Option(None, "--sampler", help="auto | tpe | nsga2 | nsga3 | gp | random | grid | "
+                                "exhaustive (default: the blueprint's search.strategy, else auto)."),
+    n_trials: int = typer.Option(None, "--n-trials", "-n", help="Run this many trials now."),
+    timeout: float = typer.Option(None, "--timeout", help="Run for at most this many seconds now."),
+    seed: int = typer.Option(None, "--seed", help="Sampler seed (reproducible studies)."),
+    workers: int = WORKERS,
+    resume: bool = typer.Option(False, "--resume", help="Continue the study if it exists."),
+    quiet: bool = QUIET,
+    plot_out: Path = typer.Option(None, "--plot", help="Write the Pareto plot here after running."),
+):
+    """Create a study from a blueprint and, with --n-trials/--timeout, run it."""
+    from bsopt.study.engine import create_study
+
+    _quiet_optuna()
+    ctx = create_study(name, blueprint, model=model, storage=storage, sampler=sampler, seed=seed, resume=resume,
+                       n_trials=n_trials)
+    console.print(f"study [bold]{escape(name)}[/]: {ctx.sampler} sampler, objectives "
+                  + ", ".join(f"{d} {m}" for m, d in zip(ctx.objectives.metrics, ctx.objectives.directions,
+                                                          strict=True)))
+    if n_trials is not None or timeout is not None:
+        _run(ctx, n_trials, timeout, workers, quiet)
+        if plot_out is not None:
+            from bsopt.study.report import plot
+
+            console.print(f"plot written to [bold]{escape(str(plot(ctx, plot_out)))}[/]")
+
+
+@study_app.command("optimize")
+def optimize(
+    name: str = typer.Argument(...),
+    storage: str = STORAGE,
+    n_trials: int = typer.Option(None, "--n-trials", "-n"),
+    timeout: float = typer.Option(None, "--timeout"),
+    workers: int = WORKERS,
+    quiet: bool = QUIET,
+):
+    """Run more trials of an existing study (also resumes an interrupted one)."""
+    from bsopt.study.engine import load_study
+
+    _quiet_optuna()
+    _run(load_study(name, storage), n_trials, timeout, workers, quiet)
+
+
+@study_app.command("list")
+def list_(storage: str = STORAGE):
+    """List the studies in a storage."""
+    import optuna
+
+    from bsopt.study.engine import open_storage
+
+    summaries = optuna.study.get_all_study_summaries(open_storage(storage))
+    table = Table(title="studies")
+    for col in ("name", "trials", "sampler", "objectives", "created"):
+        table.add_column(col)
+    for s in summaries:
+        objs = s.user_attrs.get("objectives", {}).get("objectives", [])
+        table.add_row(s.study_name, str(s.n_trials), str(s.user_attrs.get("sampler", "")),
+                      ", ".join(o["metric"] for o in objs),
+                      s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else "")
+    console.print(table)
+
+
+@study_app.command("status")
+def status(name: str = typer.Argument(...), storage: str = STORAGE,
+           as_json: bool = typer.Option(False, "--json")):
+    """Counts per state, feasible, cache hits, hypervolume, rate."""
+    from bsopt.study.engine import load_study
+    from bsopt.study.report import status as study_status
+
+    st = study_status(load_study(name, storage))
+    if as_json:
+        print(json.dumps(st, indent=1))
+        return
+    states = ", ".join(f"{k} {v}" for k, v in sorted(st["states"].items()))
+    rate = f"{st['trials_per_s']:.2f} trials/s" if st["trials_per_s"] else "n/a"
+    console.print(f"[bold]{escape(name)}[/] ({st['sampler']}, space {st['space_size'] or 'continuous'}): "
+                  f"{st['trials']} trials ({states}); feasible {st['feasible']}; cache hits {st['cache_hits']}; "
+                  f"Pareto set {st['pareto_size']}; hypervolume {st['hypervolume']:.4f}; {rate}")
+
+
+def _sorted_front(ctx, sort: str | None):
+    from bsopt.study import queries
+
+    trials = ctx.study.get_trials(deepcopy=False)
+    front = queries.pareto_front(trials, ctx.objectives.directions)
+    key = sort or ctx.objectives.metrics[0]
+    reverse = key.startswith("-")
+    key = key.lstrip("-")
+    front.sort(key=lambda t: queries.metrics_of(t).get(key, float("inf")), reverse=reverse)
+    return front
+
+
+def _print_pareto(ctx, limit: int | None = None, front=None):
+    from bsopt.study.report import trial_row
+
+    front = _sorted_front(ctx, None) if front is None else front
+    metrics = ctx.objectives.metrics
+    table = Table(title=f"feasible Pareto set of {ctx.name}: {len(front)} configuration(s)")
+    for col in ("trial", "config_id", *metrics):
+        table.add_column(col, justify="right" if col != "config_id" else "left")
+    for t in front[:limit] if limit else front:
+        row = trial_row(t, metrics)
+        table.add_row(str(row["trial"]), str(row["config_id"]), *[_fmt(row[m]) for m in metrics])
+    console.print(table)
+    if limit and len(front) > limit:
+        console.print(f"… {len(front) - limit} more: bsopt study pareto {ctx.name}")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:,.2f}" if abs(v) < 1e6 else f"{v:,.0f}"
+    return f"{v:,.0f}"
+
+
+@study_app.command("pareto")
+def pareto(
+    name: str = typer.Argument(...),
+    storage: str = STORAGE,
+    where: str = typer.Option(None, "--where", help='Filter, e.g. "LUT < 20000 and throughput_fps > 1e5".'),
+    sort: str = typer.Option(None, "--sort", help="Metric to sort by (prefix - for descending)."),
+    as_json: bool = typer.Option(False, "--json"),
+    as_csv: bool = typer.Option(False, "--csv"),
+):
+    """The feasible non-dominated configurations."""
+    from bsopt.study import queries
+    from bsopt.study.engine import load_study
+    from bsopt.study.report import trial_row
+
+    ctx = load_study(name, storage)
+    front = _sorted_front(ctx, sort)
+    if where:
+        pred = queries.compile_where(where)
+        front = [t for t in front if pred(queries.metrics_of(t))]
+    rows = [trial_row(t, sorted(queries.metrics_of(t))) for t in front]
+    if as_json:
+        print(json.dumps(rows, indent=1))
+    elif as_csv:
+        buf = io.StringIO()
+        fields = ["trial", "config_id", *sorted({k for r in rows for k in r} - {"trial", "config_id", "feasible"})]
+        w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        print(buf.getvalue(), end="")
+    else:
+        _print_pareto(ctx, front=front)
+
+
+@study_app.command("best")
+def best(
+    name: str = typer.Argument(...),
+    storage: str = STORAGE,
+    metric: str = typer.Option(None, "--metric", help="Best feasible value of this metric (default: the knee "
+                               "point of the Pareto front)."),
+    direction: str = typer.Option(None, "--direction", help="minimize | maximize (default: the metric's)."),
+):
+    """The best feasible configuration for one metric, or the knee point of the front."""
+    from bsopt.metrics import METRICS
+    from bsopt.study import queries
+    from bsopt.study.engine import load_study
+
+    ctx = load_study(name, storage)
+    trials = ctx.study.get_trials(deepcopy=False)
+    if metric:
+        if metric not in METRICS:
+            raise InputError(f"unknown metric '{metric}'", where="--metric", hint=", ".join(METRICS))
+        t = queries.best(trials, metric, direction or METRICS[metric].direction)
+        how = f"best {metric}"
+    else:
+        t = queries.knee(queries.pareto_front(trials, ctx.objectives.directions), ctx.objectives.directions)
+        how = "knee point of the Pareto front"
+    if t is None:
+        raise InputError(f"study '{name}' has no feasible trial yet", hint="run more trials or relax constraints")
+    console.print(f"{how}: trial {t.number} ({t.user_attrs.get('config_id')})")
+    for k, v in sorted(queries.metrics_of(t).items()):
+        console.print(f"  {k}: {_fmt(v)}")
+    console.print(f"export it with: bsopt study export {name} --trial {t.number} --out DIR")
+
+
+@study_app.command("export")
+def export(
+    name: str = typer.Argument(...),
+    out: Path = typer.Option(..., "--out", "-o"),
+    storage: str = STORAGE,
+    trial: int = typer.Option(None, "--trial"),
+    best_: bool = typer.Option(False, "--best", help="The knee point of the Pareto front."),
+    pareto_: bool = typer.Option(False, "--pareto", help="Every configuration of the feasible Pareto set."),
+):
+    """Write BuildConfig, FINN folding and build configs, metrics and estimate reports."""
+    from bsopt.study import queries
+    from bsopt.study.engine import load_study
+    from bsopt.study.report import export_trials
+
+    ctx = load_study(name, storage)
+    if sum([trial is not None, best_, pareto_]) != 1:
+        raise InputError("choose one of --trial N, --best, --pareto", where="bsopt study export")
+    trials = ctx.study.get_trials(deepcopy=False)
+    if trial is not None:
+        chosen = [t for t in trials if t.number == trial]
+        if not chosen:
+            raise InputError(f"study '{name}' has no trial {trial}", hint=f"trials 0..{len(trials) - 1}")
+    elif best_:
+        knee = queries.knee(queries.pareto_front(trials, ctx.objectives.directions), ctx.objectives.directions)
+        chosen = [knee] if knee else []
+    else:
+        chosen = queries.pareto_front(trials, ctx.objectives.directions)
+    if not chosen:
+        raise InputError("nothing to export: no feasible trial", hint="run more trials")
+    dirs = export_trials(ctx, chosen, out)
+    console.print(f"exported {len(dirs)} configuration(s) to [bold]{escape(str(out))}[/]")
+
+
+@study_app.command("plot")
+def plot(name: str = typer.Argument(...), out: Path = typer.Option(Path("pareto.html"), "--out", "-o"),
+         storage: str = STORAGE):
+    """Write a plotly page with the Pareto front and the hypervolume history."""
+    from bsopt.study.engine import load_study
+    from bsopt.study.report import plot as make_plot
+
+    console.print(f"wrote [bold]{escape(str(make_plot(load_study(name, storage), out)))}[/]")
+
+
+@study_app.command("delete")
+def delete(name: str = typer.Argument(...), storage: str = STORAGE,
+           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")):
+    """Delete a study (its trials; the shared build cache is kept)."""
+    import optuna
+
+    from bsopt.study.engine import open_storage, study_names
+
+    if name not in study_names(storage):
+        raise InputError(f"no study named '{name}'")
+    if not yes and not typer.confirm(f"delete study '{name}' and all its trials?"):
+        raise typer.Exit(1)
+    optuna.delete_study(study_name=name, storage=open_storage(storage))
+    console.print(f"deleted {escape(name)}")

@@ -1,0 +1,53 @@
+"""Content-addressed cache of build results: identical builds are never run twice.
+
+The key hashes the BuildConfig's content (model sha256, kernels, steps, flags, target part and
+clock, folding — no ids) with the backend name and bsopt's version. Results live in a small SQLite
+file (default ``studies/cache.db``) shared by all studies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from bsopt import __version__
+from bsopt.build.result import BuildResult
+
+
+def cache_key(cfg, backend: str) -> str:
+    return hashlib.sha256(f"{cfg.content_hash()}|{backend}|{__version__}".encode()).hexdigest()
+
+
+class BuildCache:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS builds (key TEXT PRIMARY KEY, result TEXT NOT NULL, "
+                         "created REAL NOT NULL)")
+
+    def get(self, key: str) -> BuildResult | None:
+        row = self._db.execute("SELECT result FROM builds WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        result = BuildResult.from_dict(json.loads(row[0]))
+        result.cache_hit = True
+        return result
+
+    def put(self, key: str, result: BuildResult) -> None:
+        if result.recoverable:  # transient failures are not facts about the configuration
+            return
+        data = result.to_dict()
+        data["cache_hit"] = False
+        self._db.execute("INSERT OR REPLACE INTO builds (key, result, created) VALUES (?, ?, ?)",
+                         (key, json.dumps(data), time.time()))
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM builds").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,152 @@
+"""Questions about a study's results: feasible Pareto set, best, knee point, hypervolume, filters."""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from typing import Any
+
+import numpy as np
+from optuna.trial import FrozenTrial, TrialState
+
+from bsopt.errors import InputError
+
+
+def feasible(t: FrozenTrial) -> bool:
+    """Feasible: completed and every constraint satisfied (violation <= 0)."""
+    if t.state != TrialState.COMPLETE:
+        return False
+    cons = t.constraints or {}
+    return all(c <= 0 for c in (cons.values() if isinstance(cons, dict) else cons))
+
+
+def metrics_of(t: FrozenTrial) -> dict[str, float]:
+    return {k[2:]: v for k, v in t.user_attrs.items() if k.startswith("m:")}
+
+
+def _minimization(values: list[float], directions: list[str]) -> list[float]:
+    return [v if d == "minimize" else -v for v, d in zip(values, directions, strict=True)]
+
+
+def pareto_front(trials: list[FrozenTrial], directions: list[str]) -> list[FrozenTrial]:
+    """Feasible non-dominated trials (duplicates of the same objective vector: the first is kept)."""
+    cands = [t for t in trials if feasible(t) and t.values is not None]
+    pts = [_minimization(t.values, directions) for t in cands]
+    front = []
+    seen: set[tuple] = set()
+    for i, p in enumerate(pts):
+        key = tuple(p)
+        if key in seen:
+            continue
+        dominated = False
+        for j, q in enumerate(pts):
+            if j != i and all(a <= b for a, b in zip(q, p, strict=True)) and any(a < b for a, b in zip(q, p,
+                                                                                                        strict=True)):
+                dominated = True
+                break
+        if not dominated:
+            front.append(cands[i])
+            seen.add(key)
+    return front
+
+
+def hypervolume(trials: list[FrozenTrial], directions: list[str], reference: list[float] | None = None) -> float:
+    """Hypervolume of the feasible front in minimisation form (maximised objectives negated).
+
+    Without a reference point, objectives are normalised to [0, 1] by the feasible trials' range and
+    the reference point is 1.1 in every dimension (log10 for cycle/throughput-like positive values
+    is left to callers that need it).
+    """
+    from optuna._hypervolume import compute_hypervolume
+
+    front = pareto_front(trials, directions)
+    if not front:
+        return 0.0
+    pts = np.array([_minimization(t.values, directions) for t in front], dtype=float)
+    if reference is None:
+        allpts = np.array([_minimization(t.values, directions) for t in trials if feasible(t)], dtype=float)
+        lo, hi = allpts.min(axis=0), allpts.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        pts = (pts - lo) / span
+        ref = np.full(pts.shape[1], 1.1)
+    else:
+        ref = np.asarray(reference, dtype=float)
+    pts = pts[np.all(pts < ref, axis=1)]
+    if len(pts) == 0:
+        return 0.0
+    return float(compute_hypervolume(pts, ref))
+
+
+def knee(front: list[FrozenTrial], directions: list[str]) -> FrozenTrial | None:
+    """The front point closest (Euclidean, normalised objectives) to the ideal point."""
+    if not front:
+        return None
+    pts = np.array([_minimization(t.values, directions) for t in front], dtype=float)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    dist = np.linalg.norm((pts - lo) / span, axis=1)
+    return front[int(np.argmin(dist))]
+
+
+def best(trials: list[FrozenTrial], metric: str, direction: str) -> FrozenTrial | None:
+    """The feasible trial with the best value of one metric (ties: the earliest)."""
+    cands = [t for t in trials if feasible(t) and metric in metrics_of(t)]
+    if not cands:
+        return None
+    sign = 1 if direction == "minimize" else -1
+    return min(cands, key=lambda t: (sign * metrics_of(t)[metric], t.number))
+
+
+# ------------------------------------------------------------------ --where expressions
+_CMP = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+        ast.Eq: operator.eq, ast.NotEq: operator.ne}
+
+
+def compile_where(expr: str):
+    """A safe filter: comparisons of metric names with numbers, joined by and/or/not, parentheses.
+
+    ``"LUT < 20000 and throughput_fps > 1e5"``. Anything else is an InputError.
+    """
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError as exc:
+        raise InputError(f"cannot parse --where expression: {exc.msg}", where=f"--where {expr!r}",
+                         hint='e.g. "LUT < 20000 and throughput_fps > 1e5"') from exc
+
+    def ev(node, env):
+        if isinstance(node, ast.Expression):
+            return ev(node.body, env)
+        if isinstance(node, ast.BoolOp):
+            vals = [ev(v, env) for v in node.values]
+            return all(vals) if isinstance(node.op, ast.And) else any(vals)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return not ev(node.operand, env)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -ev(node.operand, env)
+        if isinstance(node, ast.Compare):
+            left = ev(node.left, env)
+            for op, right_node in zip(node.ops, node.comparators, strict=True):
+                right = ev(right_node, env)
+                if type(op) not in _CMP or not _CMP[type(op)](left, right):
+                    return False
+                left = right
+            return True
+        if isinstance(node, ast.Name):
+            if node.id not in env:
+                raise InputError(f"unknown metric '{node.id}' in --where", hint="metrics: " + ", ".join(sorted(env)))
+            return env[node.id]
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return node.value
+        raise InputError(f"unsupported element in --where: {ast.dump(node)[:40]}",
+                         hint="use metric names, numbers, comparisons, and/or/not")
+
+    def predicate(metrics: dict[str, Any]) -> bool:
+        env = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        return bool(ev(tree, env))
+
+    return predicate
+
+
+def is_finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)

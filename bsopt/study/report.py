@@ -1,0 +1,174 @@
+"""Study outputs: exported build files, plots, and status summaries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+from bsopt.study import queries
+
+
+def status(ctx) -> dict[str, Any]:
+    study = ctx.study
+    trials = study.get_trials(deepcopy=False)
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    started = [t.datetime_start.timestamp() for t in trials if t.datetime_start]
+    ended = [t.datetime_complete.timestamp() for t in trials if t.datetime_complete]
+    span = (max(ended) - min(started)) if started and ended else 0.0
+    attrs = study.user_attrs
+    size = attrs.get("space_size")
+    return {
+        "study": ctx.name,
+        "sampler": attrs.get("sampler"),
+        "space_size": int(size) if size else None,
+        "states": counts,
+        "trials": len(trials),
+        "feasible": sum(1 for t in complete if queries.feasible(t)),
+        "cache_hits": sum(1 for t in trials if t.user_attrs.get("cache_hit")),
+        "pareto_size": len(queries.pareto_front(complete, ctx.objectives.directions)),
+        "hypervolume": queries.hypervolume(complete, ctx.objectives.directions),
+        "trials_per_s": (len(ended) / span) if span > 0 else None,
+        "objectives": ctx.objectives.describe(),
+    }
+
+
+def trial_row(t: FrozenTrial, metrics: list[str]) -> dict[str, Any]:
+    m = queries.metrics_of(t)
+    return {"trial": t.number, "config_id": t.user_attrs.get("config_id"), **{k: m.get(k) for k in metrics},
+            "feasible": queries.feasible(t)}
+
+
+def export_trials(ctx, trials: list[FrozenTrial], out: str | Path) -> list[Path]:
+    """Per trial: BuildConfig JSON, FINN folding/specialize configs and dataflow_build_config.json,
+    metrics, and FINN's estimate reports."""
+    from bsopt.build.estimate_backend import EstimateBackend
+
+    out = Path(out)
+    written = []
+    target = ctx.space._fixed_target()
+    backend = EstimateBackend(ctx.space.model_path, target["finn_version"], target["part"])
+    for t in trials:
+        values = ctx.ospace.to_values(t.params)
+        cfg = ctx.space.config_from_values(values)
+        d = out / cfg.config_id
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "build_config.json").write_text(cfg.to_json(indent=2))
+        if cfg.folding_config is not None:
+            (d / "folding_config.json").write_text(json.dumps(cfg.folding_config, indent=2))
+        if cfg.specialize_config is not None:
+            (d / "specialize_layers_config.json").write_text(json.dumps(cfg.specialize_config, indent=2))
+        (d / "dataflow_build_config.json").write_text(json.dumps(dataflow_build_config(cfg), indent=2))
+        (d / "metrics.json").write_text(json.dumps({"trial": t.number, "state": t.state.name,
+                                                    "feasible": queries.feasible(t),
+                                                    "values": t.values, "metrics": queries.metrics_of(t),
+                                                    "constraints": t.constraints}, indent=2, default=str))
+        try:
+            backend.estimate(cfg).write_reports(d / "report")
+        except Exception as exc:  # noqa: BLE001 - export what we can
+            (d / "report_error.txt").write_text(str(exc))
+        written.append(d)
+    return written
+
+
+OUTPUT_PRODUCTS = {
+    "estimates": ["ESTIMATE_REPORTS"],
+    "dataflow_graph": ["ESTIMATE_REPORTS"],
+    "rtl": ["ESTIMATE_REPORTS", "STITCHED_IP", "RTLSIM_PERFORMANCE", "OOC_SYNTH"],
+    "stitched_ip": ["ESTIMATE_REPORTS", "STITCHED_IP"],
+    "bitfile": ["ESTIMATE_REPORTS", "STITCHED_IP", "RTLSIM_PERFORMANCE", "OOC_SYNTH", "BITFILE", "PYNQ_DRIVER",
+                "DEPLOYMENT_PACKAGE"],
+}
+
+
+def dataflow_build_config(cfg) -> dict[str, Any]:
+    """FINN's DataflowBuildConfig for a BuildConfig (the finn backend writes the same file)."""
+    target = cfg.target
+    out = {
+        "output_dir": "output",
+        "synth_clk_period_ns": target.get("clock_ns") or 10.0,
+        "fpga_part": target.get("part"),
+        "generate_outputs": OUTPUT_PRODUCTS.get(cfg.global_config.get("output_stage", "estimates"),
+                                                ["ESTIMATE_REPORTS"]),
+        "enable_build_pdb_debug": False,
+        "verbose": False,
+    }
+    if target.get("board"):
+        out["board"] = target["board"]
+    if cfg.folding_config is not None:
+        out["folding_config_file"] = "folding_config.json"
+    if cfg.specialize_config is not None:
+        out["specialize_layers_config_file"] = "specialize_layers_config.json"
+    if cfg.build_steps:
+        out["steps"] = list(cfg.build_steps)
+    out.update(cfg.finn_config)
+    return out
+
+
+def plot(ctx, out: str | Path) -> Path:
+    """A plotly HTML page: the Pareto front (2-D or 3-D, feasible vs not) and hypervolume history."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    study = ctx.study
+    metrics = ctx.objectives.metrics
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    front = {t.number for t in queries.pareto_front(trials, ctx.objectives.directions)}
+    groups = {"infeasible": [t for t in trials if not queries.feasible(t)],
+              "feasible": [t for t in trials if queries.feasible(t) and t.number not in front],
+              "Pareto front": [t for t in trials if t.number in front]}
+    colors = {"infeasible": "lightgray", "feasible": "steelblue", "Pareto front": "crimson"}
+    three = len(metrics) >= 3
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38],
+                        specs=[[{"type": "scene" if three else "xy"}, {"type": "xy"}]],
+                        subplot_titles=("objectives", "hypervolume of the feasible front"))
+    for label, ts in groups.items():
+        xs = [t.values[0] for t in ts]
+        ys = [t.values[1] if len(metrics) > 1 else 0 for t in ts]
+        text = [f"trial {t.number}<br>{t.user_attrs.get('config_id')}" for t in ts]
+        marker = {"color": colors[label], "size": 4 if label != "Pareto front" else 7}
+        if three:
+            fig.add_trace(go.Scatter3d(x=xs, y=ys, z=[t.values[2] for t in ts], mode="markers", name=label,
+                                       marker=marker, text=text), row=1, col=1)
+        else:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=label, marker=marker, text=text),
+                          row=1, col=1)
+    history = hypervolume_history(ctx)
+    fig.add_trace(go.Scatter(x=[h[0] for h in history], y=[h[1] for h in history], mode="lines",
+                             name="hypervolume"), row=1, col=2)
+    if three:
+        fig.update_scenes(xaxis_title=metrics[0], yaxis_title=metrics[1], zaxis_title=metrics[2])
+    else:
+        fig.update_xaxes(title_text=metrics[0], row=1, col=1)
+        fig.update_yaxes(title_text=metrics[1] if len(metrics) > 1 else "", row=1, col=1)
+    fig.update_xaxes(title_text="trials", row=1, col=2)
+    fig.update_layout(title=f"bsopt study {ctx.name} — {len(trials)} completed trials", height=600)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(str(out), include_plotlyjs="cdn")
+    return out
+
+
+def hypervolume_history(ctx, points: int = 50) -> list[tuple[int, float]]:
+    """Hypervolume of the feasible front after n trials, normalised once by the feasible range of all
+    trials (reference point 1.1 in normalised units), so that the curve is comparable across n."""
+    import numpy as np
+
+    trials = sorted((t for t in ctx.study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE),
+                    key=lambda t: t.number)
+    dirs = ctx.objectives.directions
+    feas = [t for t in trials if queries.feasible(t)]
+    if not feas:
+        return []
+    allpts = np.array([queries._minimization(t.values, dirs) for t in feas], dtype=float)
+    lo, hi = allpts.min(axis=0), allpts.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    ref = list(lo + 1.1 * span)
+    scale = float(np.prod(span))
+    steps = sorted({max(1, int(len(trials) * i / points)) for i in range(1, points + 1)})
+    return [(n, queries.hypervolume(trials[:n], dirs, reference=ref) / scale) for n in steps]
