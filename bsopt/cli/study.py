@@ -59,7 +59,8 @@ def create(
     workers: int = WORKERS,
     resume: bool = typer.Option(False, "--resume", help="Continue the study if it exists."),
     quiet: bool = QUIET,
-    plot_out: Path = typer.Option(None, "--plot", help="Write the Pareto plot here after running."),
+    plot_out: Path = typer.Option(None, "--plot", help="Where to write the Pareto plot after running "
+                                  "(default studies/NAME/pareto.html)."),
 ):
     """Create a study from a blueprint and, with --n-trials/--timeout, run it."""
     from bsopt.study.engine import create_study
@@ -72,10 +73,10 @@ def create(
                                                           strict=True)))
     if n_trials is not None or timeout is not None:
         _run(ctx, n_trials, timeout, workers, quiet)
-        if plot_out is not None:
-            from bsopt.study.report import plot
+        from bsopt.study.report import plot
 
-            console.print(f"plot written to [bold]{escape(str(plot(ctx, plot_out)))}[/]")
+        out = plot(ctx, plot_out or ctx.workdir / "pareto.html")
+        console.print(f"Pareto plot written to [bold]{escape(str(out))}[/] (open it in a browser)")
 
 
 @study_app.command("optimize")

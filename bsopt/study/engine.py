@@ -11,6 +11,7 @@ fails them and re-enqueues their parameters, so nothing is lost and nothing is b
 from __future__ import annotations
 
 import time
+import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from bsopt.study.params import OptunaSpace
 from bsopt.study.samplers import make_sampler, resolve
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+warnings.filterwarnings("ignore", message=".*multivariate.*", category=optuna.exceptions.ExperimentalWarning)
 
 DEFAULT_STORAGE_FILE = Path("studies") / "bsopt.db"
 MAX_RETRIES = 2
@@ -212,7 +215,8 @@ class Runner:
             study.tell(t.number, state=TrialState.FAIL)
             study.set_user_attr(f"recovered_{t.number}", True)
             if t.params:
-                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+                attrs = {k: v for k, v in t.user_attrs.items() if k in ("config_index", "seed")}
+                study.enqueue_trial(t.params, user_attrs={**attrs, "retry_of": t.number}, skip_if_exists=False)
         return len(stale)
 
     def _grid_indices(self):
@@ -286,6 +290,8 @@ class Runner:
             n_trials = ctx.space.search_config.get("max_evaluations") or 100
         grid = ctx.sampler == "grid"
         grid_iter = self._grid_indices() if grid else None
+        # enqueued trials (recovered ones, seeds) are asked first; the grid adds points only after them
+        waiting = len(ctx.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         if not grid and not ctx.study.trials:
             self._enqueue_seeds()
         deadline = time.time() + timeout if timeout else None
@@ -298,7 +304,9 @@ class Runner:
                         break
                     if deadline is not None and time.time() >= deadline:
                         break
-                    if grid:
+                    if grid and waiting > 0:
+                        waiting -= 1
+                    elif grid:
                         k = next(grid_iter, None)
                         if k is None:
                             break

@@ -31,8 +31,7 @@ def resolve(name: str, space_size: int | None, n_trials: int | None) -> str:
 
 def make_sampler(name: str, seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
     if name == "tpe":
-        return optuna.samplers.TPESampler(multivariate=True, seed=seed, constant_liar=True, n_startup_trials=16,
-                                          warn_independent_sampling=False)
+        return optuna.samplers.TPESampler(multivariate=True, seed=seed, constant_liar=True, n_startup_trials=16)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=32)
     if name == "nsga3":

@@ -1,0 +1,143 @@
+"""End-to-end studies: ask/build/tell, seeds, constraints, cache, exhaustive order, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from finn_reference import network_dirs, prepost_model
+from optuna.trial import TrialState
+
+from bsopt.cli import main
+from bsopt.study import queries
+from bsopt.study.engine import Runner, create_study, load_study
+
+pytestmark = pytest.mark.skipif(not network_dirs(), reason="FINN reference data not found")
+
+
+def blueprint(tmp_path, folding, extra="", name="bp.yaml"):
+    path = tmp_path / name
+    path.write_text(f"""
+version: "3.0"
+name: study-test
+model: {prepost_model("tfc_w2a2")}
+hw_compiler:
+  build_steps: [step_streamline]
+target: {{board: Pynq-Z1, clock_ns: 10.0}}
+search: {{strategy: tpe}}
+folding:
+{folding}
+{extra}""")
+    return path
+
+
+SMALL = """  layers:
+    MVAU_hls_0: {PE: [1, 4, 16], SIMD: [16, 49]}
+    MVAU_hls_1: {PE: [1, 8], SIMD: [8, 16]}
+"""  # 3 * 2 * 2 * 2 = 24 configurations
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_tpe_study_end_to_end(tmp_path):
+    bp = blueprint(tmp_path, "  kinds:\n    MVAU: {PE: all, SIMD: all}\n")
+    ctx = create_study("e2e", bp, sampler="tpe", seed=1, n_trials=40)
+    stats = Runner(ctx, progress=False).optimize(n_trials=40)
+    trials = ctx.study.get_trials()
+    assert stats.trials == 40 and len(trials) == 40 and stats.failed == 0
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert trials[0].user_attrs.get("seed") == "finn_setfolding"  # starts from FINN's auto folding
+    t = trials[5]
+    assert t.user_attrs["config_id"].startswith("dse_") and "m:LUT" in t.user_attrs and "feasible" in t.user_attrs
+    assert t.values[0] == t.user_attrs["m:throughput_fps"]
+    front = queries.pareto_front(trials, ctx.objectives.directions)
+    assert front and all(queries.feasible(f) for f in front)
+    assert 0 < queries.hypervolume(trials, ctx.objectives.directions) <= 1.1 ** 3
+    assert (tmp_path / "studies" / "bsopt.db").exists() and (tmp_path / "studies" / "cache.db").exists()
+
+
+def test_identical_study_builds_nothing_the_second_time(tmp_path):
+    bp = blueprint(tmp_path, SMALL)
+    first = Runner(create_study("a", bp, sampler="random", seed=3), progress=False).optimize(n_trials=15)
+    second = Runner(create_study("b", bp, sampler="random", seed=3), progress=False).optimize(n_trials=15)
+    assert first.builds > 0
+    assert second.builds == 0 and second.cache_hits == 15
+
+
+def test_exhaustive_covers_the_space_exactly_once(tmp_path, capsys):
+    bp = blueprint(tmp_path, SMALL)
+    assert main(["blueprint", "count", str(bp)]) == 0
+    count = int(capsys.readouterr().out.strip().splitlines()[-1])
+    assert count == 24
+    ctx = create_study("grid", bp, sampler="exhaustive")
+    stats = Runner(ctx, progress=False).optimize(n_trials=1000)
+    indices = [t.user_attrs["config_index"] for t in ctx.study.get_trials()]
+    assert stats.trials == count and sorted(indices) == list(range(count))
+    assert Runner(load_study("grid"), progress=False).optimize(n_trials=10).trials == 0  # nothing left
+
+
+def test_constraints_decide_feasibility(tmp_path):
+    bp = blueprint(tmp_path, SMALL, extra="objectives: [throughput_fps, LUT]\n"
+                   "search:\n  strategy: grid\n  constraints:\n    - {metric: LUT, operator: '<=', value: 6000}\n",
+                   name="c.yaml")
+    bp.write_text(bp.read_text().replace("search: {strategy: tpe}\n", ""))
+    ctx = create_study("cons", bp)
+    Runner(ctx, progress=False).optimize(n_trials=100)
+    trials = ctx.study.get_trials()
+    assert any(not t.user_attrs["feasible"] for t in trials) and any(t.user_attrs["feasible"] for t in trials)
+    for t in trials:
+        lut = t.user_attrs["m:LUT"]
+        assert t.user_attrs["feasible"] == (lut <= 6000 and t.user_attrs["m:LUT_util"] <= 0.7)
+        assert t.user_attrs["c:LUT <= 6000"] == pytest.approx((lut - 6000) / 6000)
+    front = queries.pareto_front(trials, ctx.objectives.directions)
+    assert front and all(t.user_attrs["m:LUT"] <= 6000 for t in front)
+
+
+def test_recreating_a_study_needs_resume(tmp_path, capsys):
+    bp = blueprint(tmp_path, SMALL)
+    assert main(["study", "create", "x", "--blueprint", str(bp), "--n-trials", "3", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["study", "create", "x", "--blueprint", str(bp)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["study", "create", "x", "--blueprint", str(bp), "--resume", "--n-trials", "2", "--quiet"]) == 0
+    assert len(load_study("x").study.trials) == 5
+    assert main(["study", "optimize", "nope"]) == 2
+
+
+def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
+    bp = blueprint(tmp_path, SMALL.replace("[1, 4, 16]", "[1, 2, 4, 8, 16]").replace("[1, 8]", "[1, 2, 4, 8]"))
+    # 5 * 2 * 4 * 2 = 80 configurations, exhaustive, 2 workers; killed after some trials
+    cmd = [sys.executable, "-m", "bsopt", "study", "create", "k", "--blueprint", str(bp), "--sampler", "exhaustive",
+           "--n-trials", "1000", "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    storage = f"sqlite:///{tmp_path / 'studies' / 'bsopt.db'}"
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            done = len(optuna.load_study(study_name="k", storage=storage).get_trials(
+                states=(TrialState.COMPLETE,)))
+        except Exception:  # noqa: BLE001 - the study may not exist yet
+            continue
+        if done >= 12:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 12 <= done < 80, proc.stderr.read().decode()[-2000:]
+    assert main(["study", "optimize", "k", "--n-trials", "1000", "--quiet"]) == 0
+    trials = optuna.load_study(study_name="k", storage=storage).get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    indices = sorted(t.user_attrs["config_index"] for t in complete)
+    assert indices == list(range(80))  # every configuration exactly once
