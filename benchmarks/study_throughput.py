@@ -1,8 +1,7 @@
 """Study throughput: trials per second and peak memory of estimate-backend studies, per storage and
 sampler, on TFC-w2a2 with per-layer folding (6.9e10 configurations).
 
-Run:  python benchmarks/study_throughput.py [--sizes 1000,10000] [--storages memory,journal,sqlite]
-      [--samplers random,nsga2,tpe]
+Run:  python benchmarks/study_throughput.py [--runs 1000/sqlite/tpe,100000/journal/nsga2,...]
 Each run is a separate process (for its peak RSS). Prints a table and writes the section "Study
 throughput" of docs/benchmarks.md.
 """
@@ -38,6 +37,12 @@ folding:
 """
 
 
+DEFAULT_RUNS = ",".join([
+    *(f"1000/{st}/{sa}" for st in ("memory", "journal", "sqlite") for sa in ("random", "nsga2", "tpe")),
+    "10000/journal/nsga2", "10000/sqlite/nsga2", "100000/journal/nsga2", "100000/memory/nsga2",
+])
+
+
 def single(storage: str, sampler: str, n: int) -> dict:
     import os
 
@@ -61,10 +66,7 @@ def single(storage: str, sampler: str, n: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="1000")
-    ap.add_argument("--storages", default="memory,journal,sqlite")
-    ap.add_argument("--samplers", default="random,nsga2,tpe")
-    ap.add_argument("--tpe-max", type=int, default=1000, help="skip TPE above this many trials (its cost grows)")
+    ap.add_argument("--runs", default=DEFAULT_RUNS, help="comma-separated trials/storage/sampler triples")
     ap.add_argument("--single", nargs=3, metavar=("STORAGE", "SAMPLER", "N"))
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = ap.parse_args()
@@ -72,22 +74,19 @@ def main() -> None:
         print(json.dumps(single(args.single[0], args.single[1], int(args.single[2]))))
         return
     rows = []
-    for n in [int(s) for s in args.sizes.split(",")]:
-        for storage in args.storages.split(","):
-            for sampler in args.samplers.split(","):
-                if sampler == "tpe" and n > args.tpe_max:
-                    continue
-                out = subprocess.run([sys.executable, __file__, "--single", storage, sampler, str(n)],
-                                     capture_output=True, text=True, check=True).stdout
-                row = json.loads(out.strip().splitlines()[-1])
-                print(row, flush=True)
-                rows.append(row)
+    for run in args.runs.split(","):
+        n, storage, sampler = run.split("/")
+        out = subprocess.run([sys.executable, __file__, "--single", storage, sampler, n],
+                             capture_output=True, text=True, check=True).stdout
+        row = json.loads(out.strip().splitlines()[-1])
+        print(row, flush=True)
+        rows.append(row)
     from intake import write_section
 
     lines = [
         "## Study throughput",
         "",
-        f"`python benchmarks/study_throughput.py --sizes {args.sizes}` on {platform.machine()}, Python "
+        f"`python benchmarks/study_throughput.py` (runs: {args.runs}) on {platform.machine()}, Python "
         f"{platform.python_version()}, 1 worker: a TFC-w2a2 per-layer folding study (6.9·10^10 configurations) "
         "on the estimate backend, each run in its own process. Trials/s includes the sampler, the "
         "estimate, the cache and the storage.",

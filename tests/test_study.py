@@ -113,18 +113,22 @@ def test_recreating_a_study_needs_resume(tmp_path, capsys):
     assert main(["study", "optimize", "nope"]) == 2
 
 
-def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
-    bp = blueprint(tmp_path, SMALL.replace("[1, 4, 16]", "[1, 2, 4, 8, 16]").replace("[1, 8]", "[1, 2, 4, 8]"))
-    # 5 * 2 * 4 * 2 = 80 configurations, exhaustive, 2 workers; killed after some trials
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, workers):
+    # exhaustive over 5*10*4*2 = 400 configurations (1 worker: batched writes) or 5*2*4*2 = 80 (2 workers)
+    simd0 = "[1, 2, 4, 7, 8, 14, 16, 28, 49, 56]" if workers == 1 else "[16, 49]"
+    total = 400 if workers == 1 else 80
+    bp = blueprint(tmp_path, SMALL.replace("[1, 4, 16]", "[1, 2, 4, 8, 16]").replace("[1, 8]", "[1, 2, 4, 8]")
+                   .replace("[16, 49]", simd0))
     cmd = [sys.executable, "-m", "bsopt", "study", "create", "k", "--blueprint", str(bp), "--sampler", "exhaustive",
-           "--n-trials", "1000", "--workers", "2", "--quiet"]
+           "--n-trials", "1000", "--workers", str(workers), "--quiet"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     storage = f"sqlite:///{tmp_path / 'studies' / 'bsopt.db'}"
     deadline = time.time() + 120
     done = 0
     while time.time() < deadline:
-        time.sleep(0.3)
+        time.sleep(0.2)
         try:
             done = len(optuna.load_study(study_name="k", storage=storage).get_trials(
                 states=(TrialState.COMPLETE,)))
@@ -134,10 +138,10 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
             break
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert 12 <= done < 80, proc.stderr.read().decode()[-2000:]
+    assert 12 <= done < total, proc.stderr.read().decode()[-2000:]
     assert main(["study", "optimize", "k", "--n-trials", "1000", "--quiet"]) == 0
     trials = optuna.load_study(study_name="k", storage=storage).get_trials()
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     indices = sorted(t.user_attrs["config_index"] for t in complete)
-    assert indices == list(range(80))  # every configuration exactly once
+    assert indices == list(range(total))  # every configuration exactly once
