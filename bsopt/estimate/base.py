@@ -97,6 +97,32 @@ def estimate_node(op_type: str, attrs: dict[str, Any], fpgapart: str, finn_versi
 
 
 # ---------------------------------------------------------------- shared helpers
+#: FINN's HLS streams may be at most this wide (AP_INT_MAX_W, asserted in HLSBackend.get_ap_int_max_w)
+HLS_MAX_STREAM_WIDTH = 8191
+
+#: the estimate of ops FINN models as free (LabelSelect, Pool, DuplicateStreams, …)
+ZERO_RESOURCES = {"BRAM_18K": 0, "BRAM_efficiency": 1, "LUT": 0, "URAM": 0, "URAM_efficiency": 1, "DSP": 0}
+
+
+def zero_resources() -> dict[str, Any]:
+    return dict(ZERO_RESOURCES)
+
+
+def check_pe_divides(a: dict[str, Any], op: str, dim_attr: str, hint: str | None = None) -> None:
+    """PE is set, positive and divides the folded dimension ``a[dim_attr]``."""
+    for name in (dim_attr, "PE"):
+        require(name in a, f"{op}: required attribute {name} is not set")
+    pe, dim = a["PE"], a[dim_attr]
+    require(pe > 0, f"{op}: PE must be positive, got {pe}")
+    require(dim % pe == 0, f"{op}: PE={pe} does not divide {dim_attr}={dim}", hint=hint)
+
+
+def stream_width_issues(width: int) -> list[str]:
+    """The code-generation problem of an HLS stream wider than AP_INT_MAX_W, if any."""
+    if width > HLS_MAX_STREAM_WIDTH:
+        return [f"HLS stream width {width} exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} (HLSBackend.get_ap_int_max_w)"]
+    return []
+
 def bits(dtype_name: str) -> int:
     return DataType[dtype_name].bitwidth()
 

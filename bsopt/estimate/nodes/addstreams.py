@@ -15,11 +15,13 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
-from bsopt.estimate.base import NodeModel, register, require
-
-HLS_MAX_STREAM_WIDTH = 8191  # AP_INT_MAX_W limit asserted by FINN's HLSBackend.get_ap_int_max_w
-
-_ZERO = {"BRAM_18K": 0, "BRAM_efficiency": 1, "LUT": 0, "URAM": 0, "URAM_efficiency": 1, "DSP": 0}
+from bsopt.estimate.base import (
+    HLS_MAX_STREAM_WIDTH,
+    NodeModel,
+    check_pe_divides,
+    register,
+    zero_resources,
+)
 
 
 def output_dtype(idt):
@@ -36,13 +38,7 @@ class AddStreamsHLS(NodeModel):
         return {"numInputVectors": [1], "inFIFODepths": [2, 2]}
 
     def check(self, a: dict[str, Any], part: str, version: str) -> None:
-        op = self.op_type
-        for name in ("NumChannels", "PE"):
-            require(name in a, f"{op}: required attribute {name} is not set")
-        pe, ch = a["PE"], a["NumChannels"]
-        require(pe > 0, f"{op}: PE must be positive, got {pe}")
-        require(ch % pe == 0, f"{op}: PE={pe} does not divide NumChannels={ch}",
-                hint="FINN asserts 'PE must divide NumChannels' in get_exp_cycles")
+        check_pe_divides(a, self.op_type, "NumChannels", hint="FINN asserts 'PE must divide NumChannels' in get_exp_cycles")
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         try:
@@ -56,7 +52,7 @@ class AddStreamsHLS(NodeModel):
         return []
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
-        return dict(_ZERO)
+        return zero_resources()
 
     def cycles(self, a: dict[str, Any], version: str) -> int:
         return math.prod(a["numInputVectors"]) * (a["NumChannels"] // a["PE"])

@@ -23,9 +23,14 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
-from bsopt.estimate.base import NodeModel, ceil_div, register, require
+from bsopt.estimate.base import (
+    NodeModel,
+    ceil_div,
+    register,
+    require,
+    stream_width_issues,
+)
 
-HLS_MAX_STREAM_WIDTH = 8191  # AP_INT_MAX_W limit asserted by FINN's HLSBackend.get_ap_int_max_w
 RAM_STYLES = ("distributed", "block")
 FUNCS = ("cmp_le", "cmp_ge", "add", "mul")
 
@@ -67,9 +72,7 @@ class ChannelwiseOpHLS(NodeModel):
             issues.append("outputDataType and paramDataType must name valid FINN data types")
             return issues
         width = a["PE"] * max(DataType[a["inputDataType"]].bitwidth(), obits)
-        if width > HLS_MAX_STREAM_WIDTH:
-            issues.append(f"HLS stream width {width} exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} "
-                          f"(HLSBackend.get_ap_int_max_w)")
+        issues += stream_width_issues(width)
         return issues
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:

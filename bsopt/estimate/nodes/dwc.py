@@ -24,9 +24,7 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
-from bsopt.estimate.base import NodeModel, prod, register, require
-
-HLS_MAX_STREAM_WIDTH = 8191  # AP_INT_MAX_W limit asserted by FINN's HLSBackend.get_ap_int_max_w
+from bsopt.estimate.base import HLS_MAX_STREAM_WIDTH, NodeModel, prod, register, require
 
 
 def dwc_luts(in_width: int, out_width: int) -> int:

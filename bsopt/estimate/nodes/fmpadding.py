@@ -13,11 +13,9 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
-from bsopt.estimate.base import EstimateError, NodeModel, register
+from bsopt.estimate.base import HLS_MAX_STREAM_WIDTH, EstimateError, NodeModel, register, zero_resources
 
-_AP_INT_MAX_W = 8191
 _REQUIRED = ("ImgDim", "Padding", "NumChannels", "inputDataType")
-_ZERO = {"BRAM_18K": 0, "BRAM_efficiency": 1, "LUT": 0, "URAM": 0, "URAM_efficiency": 1, "DSP": 0}
 
 
 @cache
@@ -61,7 +59,7 @@ class _FMPadding(NodeModel):
         return issues
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
-        return dict(_ZERO)
+        return zero_resources()
 
     def cycles(self, a: dict[str, Any], version: str) -> int:
         h, w = a["ImgDim"]
@@ -85,6 +83,6 @@ class FMPaddingHLS(_FMPadding):
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         issues = super().codegen_issues(a, part, version)
         width = a["SIMD"] * _dtype(a["inputDataType"]).bitwidth()
-        if width > _AP_INT_MAX_W:
-            issues.append(f"stream width {width} bits exceeds AP_INT_MAX_W={_AP_INT_MAX_W} (HLS)")
+        if width > HLS_MAX_STREAM_WIDTH:
+            issues.append(f"stream width {width} bits exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} (HLS)")
         return issues

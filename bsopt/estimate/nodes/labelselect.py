@@ -19,11 +19,13 @@ from typing import Any
 from qonnx.core.datatype import DataType
 from qonnx.util.basic import roundup_to_integer_multiple
 
-from bsopt.estimate.base import NodeModel, register, require
-
-HLS_MAX_STREAM_WIDTH = 8191  # AP_INT_MAX_W limit asserted by FINN's HLSBackend.get_ap_int_max_w
-
-_ZERO = {"BRAM_18K": 0, "BRAM_efficiency": 1, "LUT": 0, "URAM": 0, "URAM_efficiency": 1, "DSP": 0}
+from bsopt.estimate.base import (
+    NodeModel,
+    check_pe_divides,
+    register,
+    stream_width_issues,
+    zero_resources,
+)
 
 
 def default_output_dtype(labels: int):
@@ -48,13 +50,7 @@ class LabelSelectHLS(NodeModel):
         return {"outputDataType": "", "numInputVectors": [1]}
 
     def check(self, a: dict[str, Any], part: str, version: str) -> None:
-        op = self.op_type
-        for name in ("Labels", "PE"):
-            require(name in a, f"{op}: required attribute {name} is not set")
-        pe, labels = a["PE"], a["Labels"]
-        require(pe > 0, f"{op}: PE must be positive, got {pe}")
-        require(labels % pe == 0, f"{op}: PE={pe} does not divide Labels={labels}",
-                hint="FINN asserts 'PE must divide Labels' when building the folded input shape")
+        check_pe_divides(a, self.op_type, "Labels", hint="FINN asserts 'PE must divide Labels' when building the folded input shape")
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         issues: list[str] = []
@@ -72,13 +68,11 @@ class LabelSelectHLS(NodeModel):
         if "K" not in a:
             issues.append("required attribute K (number of labels to select) is not set")
         width = max(a["PE"] * idt.bitwidth(), odt.bitwidth())
-        if width > HLS_MAX_STREAM_WIDTH:
-            issues.append(f"HLS stream width {width} exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} "
-                          f"(HLSBackend.get_ap_int_max_w)")
+        issues += stream_width_issues(width)
         return issues
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
-        return dict(_ZERO)
+        return zero_resources()
 
     def cycles(self, a: dict[str, Any], version: str) -> int:
         return int(a["Labels"] / a["PE"])

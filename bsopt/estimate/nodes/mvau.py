@@ -306,26 +306,14 @@ class MVAUHls(_MVAU):
             require_dtype(a, "outputDataType", self.op_type)
 
     def _luts(self, a: dict[str, Any], wmem: int) -> int:
-        # FINN-R (Blott et al. 2018) model: 300 + 1.1 * PE * (multipliers + adder tree +
-        # accumulator + thresholds + comparators) + LUTRAM for weights. resType "auto" counts as LUT.
-        pe, simd = a["PE"], a["SIMD"]
-        w = dtype_facts(a["weightDataType"])[0]
-        a_bits, a_signed, _ = dtype_facts(a["inputDataType"])
-        mode = a["mem_mode"]
-        lutram = 0
-        if (mode == "internal_decoupled" and a["ram_style"] == "distributed") or (
-                mode == "internal_embedded" and wmem <= 128):
-            lutram = pe * simd * w * -(-wmem // 64)
-        wa = w + a_bits
-        mult = 0 if a["resType"] == "dsp" else simd * (2 * -(-wa // 6) - 1) * wa
-        adder = wa * (2 * simd - 1)
-        acc = lut_acc_bits(dtype_facts(a["accDataType"])[0], a["MW"], w, a_bits, a_signed)
+        pe = a["PE"]
+        acc, core, lutram = finn_r_lut_core(a, wmem, a["MW"])
         thr = comp = 0
         if a["noActivation"] == 0 and a["ram_style_thresholds"] == "distributed":
             levels = 2 ** dtype_facts(a["outputDataType"])[0] - 1
             thr = levels * acc * -(-(a["MH"] // pe) // 64)
             comp = levels * acc
-        return int(300 + 1.1 * (pe * (mult + adder + acc + thr + comp)) + lutram)
+        return int(300 + 1.1 * (pe * (core + thr + comp)) + lutram)
 
     def _dsps(self, a: dict[str, Any], part: str, version: str) -> int:
         if a["resType"] != "dsp":
@@ -411,3 +399,25 @@ class MVAURtl(_MVAU):
         issues += uram_writeable_issue(op, a, part, version)
         issues += output_dtype_issue(op, a)
         return issues
+
+
+def finn_r_lut_core(a: dict[str, Any], wmem: int, dot_length: int) -> tuple[int, int, int]:
+    """The part of FINN-R's LUT model (Blott et al. 2018) that MVAU_hls and VVAU_hls share:
+    ``300 + 1.1 * PE * (multipliers + adder tree + accumulator + thresholds + comparators) + LUTRAM``.
+
+    Returns (accumulator bits, multipliers + adder tree + accumulator per PE, weight LUTRAM).
+    resType "auto" counts as LUT.
+    """
+    pe, simd = a["PE"], a["SIMD"]
+    w = dtype_facts(a["weightDataType"])[0]
+    a_bits, a_signed, _ = dtype_facts(a["inputDataType"])
+    mode = a["mem_mode"]
+    lutram = 0
+    if (mode == "internal_decoupled" and a["ram_style"] == "distributed") or (
+            mode == "internal_embedded" and wmem <= 128):
+        lutram = pe * simd * w * -(-wmem // 64)
+    wa = w + a_bits
+    mult = 0 if a["resType"] == "dsp" else simd * (2 * -(-wa // 6) - 1) * wa
+    adder = wa * (2 * simd - 1)
+    acc = lut_acc_bits(dtype_facts(a["accDataType"])[0], dot_length, w, a_bits, a_signed)
+    return acc, mult + adder + acc, lutram

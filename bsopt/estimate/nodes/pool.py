@@ -16,12 +16,16 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
-from bsopt.estimate.base import NodeModel, register, require
+from bsopt.estimate.base import (
+    NodeModel,
+    register,
+    require,
+    stream_width_issues,
+    zero_resources,
+)
 
-HLS_MAX_STREAM_WIDTH = 8191  # AP_INT_MAX_W limit asserted by FINN's HLSBackend.get_ap_int_max_w
 FUNCTIONS = ("MaxPool", "QuantAvgPool")
 
-_ZERO = {"BRAM_18K": 0, "BRAM_efficiency": 1, "LUT": 0, "URAM": 0, "URAM_efficiency": 1, "DSP": 0}
 
 
 def _dtype(name: str | None):
@@ -61,13 +65,11 @@ class PoolHLS(NodeModel):
         if fxn == "QuantAvgPool" and idt.signed() != odt.signed():
             issues.append("QuantAvgPool cannot mix signed and unsigned data types (Pool.get_output_datatype asserts)")
         width = a["PE"] * max(idt.bitwidth(), odt.bitwidth())
-        if width > HLS_MAX_STREAM_WIDTH:
-            issues.append(f"HLS stream width {width} exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} "
-                          f"(HLSBackend.get_ap_int_max_w)")
+        issues += stream_width_issues(width)
         return issues
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
-        return dict(_ZERO)
+        return zero_resources()
 
     def cycles(self, a: dict[str, Any], version: str) -> int:
         k = math.prod(a["KernelSize"])

@@ -24,11 +24,13 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
-from bsopt.estimate.base import NodeModel, register, require
-
-HLS_MAX_STREAM_WIDTH = 8191  # AP_INT_MAX_W limit asserted by FINN's HLSBackend.get_ap_int_max_w
-
-_ZERO = {"BRAM_18K": 0, "BRAM_efficiency": 1, "LUT": 0, "URAM": 0, "URAM_efficiency": 1, "DSP": 0}
+from bsopt.estimate.base import (
+    NodeModel,
+    register,
+    require,
+    stream_width_issues,
+    zero_resources,
+)
 
 
 def _normalized(a: dict[str, Any]) -> tuple[list[int], list[int]]:
@@ -90,13 +92,11 @@ class StreamingMaxPoolHLS(NodeModel):
                               f"PoolDim (square image and window, finn-hlslib maxpool.h), got ImgDim "
                               f"{a['ImgDim']} and PoolDim {a['PoolDim']}")
             width = bits * a["NumChannels"]
-        if width > HLS_MAX_STREAM_WIDTH:
-            issues.append(f"HLS stream width {width} exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} "
-                          f"(HLSBackend.get_ap_int_max_w)")
+        issues += stream_width_issues(width)
         return issues
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
-        return dict(_ZERO)
+        return zero_resources()
 
     def cycles(self, a: dict[str, Any], version: str) -> int:
         img, k = _normalized(a)

@@ -32,9 +32,8 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
-from bsopt.estimate.base import EstimateError, NodeModel, register
+from bsopt.estimate.base import HLS_MAX_STREAM_WIDTH, EstimateError, NodeModel, register
 
-_AP_INT_MAX_W = 8191
 _RAM_STYLES = ("auto", "block", "distributed", "ultra")
 _REQUIRED = ("ConvKernelDim", "IFMChannels", "IFMDim", "OFMDim", "SIMD", "Stride", "Dilation",
              "inputDataType", "outputDataType")
@@ -324,8 +323,8 @@ class ConvolutionInputGeneratorHLS(NodeModel):
         width = a["SIMD"] * _bits(a["inputDataType"])
         if variant == _P1D:
             width *= a["ConvKernelDim"][0] * a["ConvKernelDim"][1]
-        if width > _AP_INT_MAX_W:
-            issues.append(f"stream width {width} bits exceeds AP_INT_MAX_W={_AP_INT_MAX_W} (HLS)")
+        if width > HLS_MAX_STREAM_WIDTH:
+            issues.append(f"stream width {width} bits exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} (HLS)")
         if a["dynamic_mode"]:
             issues.append("dynamic_mode is only supported by the RTL sliding window generator")
         if not a["is1D"]:

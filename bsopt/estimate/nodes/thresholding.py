@@ -37,10 +37,9 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
-from bsopt.estimate.base import EstimateError, NodeModel, register
+from bsopt.estimate.base import HLS_MAX_STREAM_WIDTH, EstimateError, NodeModel, register
 
 #: FINN's AP_INT_MAX_W limit asserted by HLSBackend.get_ap_int_max_w.
-_AP_INT_MAX_W = 8191
 
 #: FINN's ``mem_primitives_versal`` table (finn.util.basic), in its order (ties keep this order):
 #: (resource key as FINN derives it, primitive width, primitive depth).
@@ -153,8 +152,8 @@ class ThresholdingHLS(NodeModel):
         # HLSBackend.get_ap_int_max_w asserts the data streams fit AP_INT_MAX_W (the weight stream of
         # internal_decoupled mode is added after that assert and is not checked by FINN).
         width = a["PE"] * max(_bits(a["inputDataType"]), _bits(a["outputDataType"]))
-        if width > _AP_INT_MAX_W:
-            issues.append(f"stream width {width} bits exceeds AP_INT_MAX_W={_AP_INT_MAX_W} (HLS)")
+        if width > HLS_MAX_STREAM_WIDTH:
+            issues.append(f"stream width {width} bits exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} (HLS)")
         issues += _dtype_codegen_issues(a, version, rtl=False)
         return issues
 

@@ -34,10 +34,10 @@ from bsopt.estimate.nodes.mvau import (
     binary_issue,
     divides,
     dtype_facts,
+    finn_r_lut_core,
     has_dsp58,
     hls_stream_issues,
     int_list,
-    lut_acc_bits,
     one_of,
     output_dtype_issue,
     positive_int,
@@ -138,19 +138,9 @@ class VVAUHls(_VVAU):
 
     def _luts(self, a: dict[str, Any], wmem: int) -> int:
         # Same FINN-R model as MVAU_hls, with the dot-product length K in the accumulator bound.
-        pe, simd = a["PE"], a["SIMD"]
-        w = dtype_facts(a["weightDataType"])[0]
-        a_bits, a_signed, _ = dtype_facts(a["inputDataType"])
-        mode = a["mem_mode"]
-        lutram = 0
-        if (mode == "internal_decoupled" and a["ram_style"] == "distributed") or (
-                mode == "internal_embedded" and wmem <= 128):
-            lutram = pe * simd * w * -(-wmem // 64)
-        wa = w + a_bits
-        mult = 0 if a["resType"] == "dsp" else simd * (2 * -(-wa // 6) - 1) * wa
-        adder = wa * (2 * simd - 1)
+        pe = a["PE"]
         k_h, k_w = a["Kernel"]
-        acc = lut_acc_bits(dtype_facts(a["accDataType"])[0], k_h * k_w, w, a_bits, a_signed)
+        acc, core, lutram = finn_r_lut_core(a, wmem, k_h * k_w)
         thr = comp = 0
         if a["noActivation"] == 0:
             levels = 2 ** dtype_facts(a["outputDataType"])[0] - 1
@@ -158,7 +148,7 @@ class VVAUHls(_VVAU):
             # the threshold memory style (VVAU has no ram_style_thresholds attribute).
             thr = levels * acc * (a["Channels"] // pe) / 64
             comp = levels * acc
-        return int(300 + 1.1 * (pe * (mult + adder + acc + thr + comp)) + lutram)
+        return int(300 + 1.1 * (pe * (core + thr + comp)) + lutram)
 
     def _dsps(self, a: dict[str, Any], part: str, version: str) -> int:
         if a["resType"] != "dsp":
