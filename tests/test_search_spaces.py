@@ -42,3 +42,26 @@ def test_example_blueprint_is_valid_and_decodes(path):
         assert cfg.index == k and cfg.config_id.endswith(f"_config_{k:05d}")
         assert space.config_from_values(cfg.params).content_hash() == cfg.content_hash()
     assert space.blueprint.format == ("v3" if path.stem.endswith("_folding") else "0.1")
+
+
+@pytest.mark.parametrize("name", ["tfc_folding", "cnv_folding"])
+def test_shipped_blueprint_runs_a_study(name, tmp_path, monkeypatch, capsys):
+    from bsopt.cli import main
+    from bsopt.study.engine import load_study
+
+    monkeypatch.chdir(tmp_path)
+    bp = Path(__file__).resolve().parents[1] / "search_spaces" / f"{name}.yaml"
+    assert main(["study", "create", name, "--blueprint", str(bp), "--n-trials", "25", "--seed", "0",
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "feasible Pareto set" in out and "Pareto plot written to" in out
+    assert (tmp_path / "studies" / name / "pareto.html").exists()
+    assert (tmp_path / "studies" / name / "runs.jsonl").exists()
+    ctx = load_study(name)
+    assert len(ctx.study.trials) == 25
+    assert main(["study", "status", name]) == 0
+    assert "25 trials" in capsys.readouterr().out
+    assert main(["study", "export", name, "--pareto", "--out", str(tmp_path / "exp")]) == 0
+    exported = list((tmp_path / "exp").iterdir())
+    assert exported and (exported[0] / "folding_config.json").exists()
+    assert (exported[0] / "report" / "estimate_network_performance.json").exists()

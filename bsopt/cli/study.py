@@ -127,6 +127,9 @@ def status(name: str = typer.Argument(...), storage: str = STORAGE,
         return
     states = ", ".join(f"{k} {v}" for k, v in sorted(st["states"].items()))
     rate = f"{st['trials_per_s']:.2f} trials/s" if st["trials_per_s"] else "n/a"
+    if st["eta_seconds"] is not None:
+        rate += (f"; {st['max_evaluations'] - min(st['trials'], st['max_evaluations'])} trials to the blueprint's "
+                 f"max_evaluations, ETA {st['eta_seconds']:.0f} s")
     console.print(f"[bold]{escape(name)}[/] ({st['sampler']}, space {st['space_size'] or 'continuous'}): "
                   f"{st['trials']} trials ({states}); feasible {st['feasible']}; cache hits {st['cache_hits']}; "
                   f"Pareto set {st['pareto_size']}; hypervolume {st['hypervolume']:.4f}; {rate}")

@@ -384,7 +384,21 @@ class Runner:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
+            self._log_run(stats)
         return stats
+
+    def _log_run(self, stats: RunStats) -> None:
+        """One JSON line per run in studies/<name>/runs.jsonl (what ran, how long, what it found)."""
+        import dataclasses
+        import json
+
+        try:
+            self.ctx.workdir.mkdir(parents=True, exist_ok=True)
+            with open(self.ctx.workdir / "runs.jsonl", "a") as fh:
+                fh.write(json.dumps({**dataclasses.asdict(stats), "ended": time.time(), "workers": self.workers,
+                                     "sampler": self.ctx.sampler}) + "\n")
+        except OSError:  # a read-only working directory must not fail the study
+            pass
 
     # -- batched persistence ---------------------------------------------------------------------
     def _working_copy(self) -> optuna.Study:

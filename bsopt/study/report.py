@@ -23,6 +23,9 @@ def status(ctx) -> dict[str, Any]:
     span = (max(ended) - min(started)) if started and ended else 0.0
     attrs = study.user_attrs
     size = attrs.get("space_size")
+    rate = (len(ended) / span) if span > 0 else None
+    budget = ctx.space.search_config.get("max_evaluations")
+    remaining = max(budget - len(trials), 0) if budget else None
     return {
         "study": ctx.name,
         "sampler": attrs.get("sampler"),
@@ -33,7 +36,9 @@ def status(ctx) -> dict[str, Any]:
         "cache_hits": sum(1 for t in trials if t.user_attrs.get("cache_hit")),
         "pareto_size": len(queries.pareto_front(complete, ctx.objectives.directions)),
         "hypervolume": queries.hypervolume(complete, ctx.objectives.directions),
-        "trials_per_s": (len(ended) / span) if span > 0 else None,
+        "trials_per_s": rate,
+        "max_evaluations": budget,
+        "eta_seconds": (remaining / rate) if rate and remaining is not None else None,
         "objectives": ctx.objectives.describe(),
     }
 
