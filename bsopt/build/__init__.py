@@ -1,0 +1,1 @@
+"""Phase 3: turning BuildConfigs into BuildResults."""

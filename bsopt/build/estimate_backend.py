@@ -1,0 +1,71 @@
+"""The default Phase 3 backend: a BuildConfig's metrics from FINN's estimates, in milliseconds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import time
+
+from bsopt.build.result import BuildMetrics, BuildResult, BuildStatus
+from bsopt.errors import BsoptError
+from bsopt.estimate.autofold import set_folding, target_cycles
+from bsopt.estimate.network import NetworkEstimate, estimate_network
+from bsopt.lowering import LoweringOptions, lower
+
+
+class EstimateBackend:
+    """Evaluates BuildConfigs of one model with bsopt's embedded cost models.
+
+    Backend choices (a BuildConfig's ``specialize_config``) re-lower the model with FINN's
+    preferred implementation styles; each distinct choice is lowered once and cached. In
+    ``target_fps`` mode the folding comes from FINN's SetFolding, as in FINN's own flow.
+    """
+
+    name = "estimate"
+
+    def __init__(self, model_path: str, finn_version: str = "latest", part: str | None = None):
+        self.model_path = model_path
+        self.finn_version = finn_version
+        self.part = part
+        self._graphs: dict[tuple[str, str, str], Any] = {}
+
+    def graph(self, part: str, version: str, specialize: dict[str, Any] | None = None):
+        pref = {k: v["preferred_impl_style"] for k, v in (specialize or {}).items()
+                if k != "Defaults" and "preferred_impl_style" in v}
+        key = (part, version, json.dumps(pref, sort_keys=True))
+        if key not in self._graphs:
+            self._graphs[key] = lower(self.model_path, LoweringOptions(
+                finn_version=version, fpgapart=part, preferred_impl_style=pref))
+        return self._graphs[key]
+
+    def estimate(self, cfg) -> NetworkEstimate:
+        """FINN's estimate reports for a BuildConfig (see bsopt.space.build_config)."""
+        target = cfg.target or {}
+        part = target.get("part") or self.part
+        version = target.get("finn_version") or self.finn_version
+        clock = float(target.get("clock_ns") or cfg.finn_config.get("synth_clk_period_ns") or 10.0)
+        graph = self.graph(part, version, cfg.specialize_config)
+        folding = cfg.folding_config
+        if folding is None and cfg.finn_config.get("target_fps"):
+            folding = set_folding(graph, target_cycles(cfg.finn_config["target_fps"], clock),
+                                  mvau_wwidth_max=int(cfg.finn_config.get("mvau_wwidth_max", 36)),
+                                  finn_version=version, part=part).config
+        return estimate_network(graph, folding, part=part, clock_ns=clock, finn_version=version,
+                                resource_limits=target.get("resource_limits"))
+
+    def metrics(self, cfg) -> BuildMetrics:
+        return BuildMetrics.from_estimate(self.estimate(cfg))
+
+    def build(self, cfg) -> BuildResult:
+        """A BuildResult for a BuildConfig: SUCCESS with metrics, or FAILED with FINN's reason."""
+        start = time.time()
+        try:
+            est = self.estimate(cfg)
+        except BsoptError as exc:
+            return BuildResult(cfg.config_id, BuildStatus.FAILED, start, time.time(), error_message=str(exc),
+                               backend=self.name)
+        metrics = BuildMetrics.from_estimate(est)
+        values = {k: float(v) for k, v in est.metrics().items()}
+        return BuildResult(cfg.config_id, BuildStatus.SUCCESS, start, time.time(), metrics=metrics,
+                           values=values, backend=self.name)
