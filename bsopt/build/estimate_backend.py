@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
 import time
+from typing import Any
 
 from bsopt.build.result import BuildMetrics, BuildResult, BuildStatus
 from bsopt.errors import BsoptError

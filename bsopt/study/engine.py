@@ -221,6 +221,9 @@ class Runner:
 
     flush_every = 500
     flush_seconds = 2.0
+    #: the in-memory working copy keeps at most this many finished trials (the Pareto front and the
+    #: most recent ones): memory stays bounded however long the study runs
+    max_history = 20000
 
     def __init__(self, ctx: StudyContext, *, workers: int = 1, cache_path: str | Path | None = None,
                  progress: bool = True, build_timeout: float | None = None, batch: bool = True):
@@ -426,6 +429,21 @@ class Runner:
             self.ctx.study.add_trials(pending)
             self._pending = []
             self._last_flush = time.time()
+            self._trim()
+
+    def _trim(self) -> None:
+        """Rebuild the working copy from the front and the latest trials when it grows too long."""
+        trials = self._study.get_trials(deepcopy=False)
+        if len(trials) <= self.max_history or any(not t.state.is_finished() for t in trials):
+            return
+        keep = {t.number for t in queries.pareto_front(trials, self.ctx.objectives.directions)}
+        recent = trials[-(self.max_history // 2):]
+        kept = [t for t in trials if t.number in keep and t not in recent] + recent
+        mem = optuna.create_study(directions=self.ctx.objectives.directions,
+                                  sampler=make_sampler(self.ctx.sampler, self.ctx.study.user_attrs.get("seed"),
+                                                       len(self.ctx.objectives.metrics)))
+        mem.add_trials(kept)
+        self._study = mem
 
     def _drain(self, inflight, stats, progress, block: bool) -> None:
         done, _ = wait(list(inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)

@@ -32,23 +32,23 @@ def _minimization(values: list[float], directions: list[str]) -> list[float]:
 def pareto_front(trials: list[FrozenTrial], directions: list[str]) -> list[FrozenTrial]:
     """Feasible non-dominated trials (duplicates of the same objective vector: the first is kept)."""
     cands = [t for t in trials if feasible(t) and t.values is not None]
-    pts = [_minimization(t.values, directions) for t in cands]
-    front = []
-    seen: set[tuple] = set()
-    for i, p in enumerate(pts):
-        key = tuple(p)
-        if key in seen:
-            continue
-        dominated = False
-        for j, q in enumerate(pts):
-            if j != i and all(a <= b for a, b in zip(q, p, strict=True)) and any(a < b for a, b in zip(q, p,
-                                                                                                        strict=True)):
-                dominated = True
-                break
-        if not dominated:
-            front.append(cands[i])
-            seen.add(key)
-    return front
+    if not cands:
+        return []
+    pts = np.array([_minimization(t.values, directions) for t in cands], dtype=float)
+    # keep the first of identical vectors, then drop every point another point dominates
+    _, first = np.unique(pts, axis=0, return_index=True)
+    first.sort()
+    pts, cands = pts[first], [cands[i] for i in first]
+    order = np.lexsort(pts.T[::-1])  # ascending by the first objective: dominators come first
+    front: list[int] = []
+    front_pts = np.empty((0, pts.shape[1]))
+    for i in order:
+        p = pts[i]
+        if len(front_pts) and np.any(np.all(front_pts <= p, axis=1)):
+            continue  # dominated (vectors are unique, so <= everywhere means strictly better somewhere)
+        front.append(i)
+        front_pts = np.vstack([front_pts, p])
+    return [cands[i] for i in sorted(front)]
 
 
 def hypervolume(trials: list[FrozenTrial], directions: list[str], reference: list[float] | None = None) -> float:

@@ -1,0 +1,72 @@
+"""Pareto fronts, hypervolume, knee and --where filters on hand-made trials."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from optuna.distributions import FloatDistribution
+
+from bsopt.errors import InputError
+from bsopt.study import queries
+
+
+def trial(number, values, violations=(), metrics=None):
+    t = optuna.trial.create_trial(values=list(values), params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
+                                  user_attrs={f"m:{k}": v for k, v in (metrics or {}).items()},
+                                  system_attrs={"constraints": list(violations)})
+    t.number = number
+    return t
+
+
+def brute_front(trials, dirs):
+    def key(t):
+        return [v if d == "minimize" else -v for v, d in zip(t.values, dirs, strict=True)]
+
+    feas = [t for t in trials if queries.feasible(t)]
+    out, seen = [], set()
+    for t in feas:
+        k = tuple(key(t))
+        dominated = any(all(a <= b for a, b in zip(key(o), k)) and any(a < b for a, b in zip(key(o), k))
+                        for o in feas)
+        if not dominated and k not in seen:
+            out.append(t.number)
+            seen.add(k)
+    return sorted(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.booleans()), min_size=1, max_size=40))
+def test_front_equals_brute_force(points):
+    dirs = ["maximize", "minimize"]
+    trials = [trial(i, (a, b), violations=[0.0 if ok else 1.0]) for i, (a, b, ok) in enumerate(points)]
+    assert sorted(t.number for t in queries.pareto_front(trials, dirs)) == brute_front(trials, dirs)
+
+
+def test_hypervolume_of_a_known_front():
+    # minimise both; points (0,1), (1,0) with the reference (2,2): area 4 - 1 = 3
+    trials = [trial(0, (0, 1)), trial(1, (1, 0)), trial(2, (1.5, 1.5))]
+    assert queries.hypervolume(trials, ["minimize", "minimize"], reference=[2, 2]) == pytest.approx(3.0)
+    # infeasible points do not count
+    trials.append(trial(3, (-1, -1), violations=[0.5]))
+    assert queries.hypervolume(trials, ["minimize", "minimize"], reference=[2, 2]) == pytest.approx(3.0)
+
+
+def test_knee_and_best():
+    front = [trial(0, (10, 100), metrics={"LUT": 100}), trial(1, (8, 10), metrics={"LUT": 10}),
+             trial(2, (1, 1), metrics={"LUT": 1})]
+    dirs = ["maximize", "minimize"]
+    assert queries.knee(queries.pareto_front(front, dirs), dirs).number == 1
+    assert queries.best(front, "LUT", "minimize").number == 2
+
+
+def test_where_expressions():
+    pred = queries.compile_where("LUT < 20000 and (throughput_fps > 1e5 or not BRAM_18K >= 10)")
+    assert pred({"LUT": 100, "throughput_fps": 2e5, "BRAM_18K": 50})
+    assert pred({"LUT": 100, "throughput_fps": 1, "BRAM_18K": 5})
+    assert not pred({"LUT": 30000, "throughput_fps": 2e5, "BRAM_18K": 5})
+    with pytest.raises(InputError, match="unknown metric 'LUTS'"):
+        queries.compile_where("LUTS < 3")({"LUT": 1})
+    with pytest.raises(InputError, match="unsupported"):
+        queries.compile_where("__import__('os')")({"LUT": 1})
