@@ -28,8 +28,8 @@ def brute_front(trials, dirs):
     out, seen = [], set()
     for t in feas:
         k = tuple(key(t))
-        dominated = any(all(a <= b for a, b in zip(key(o), k)) and any(a < b for a, b in zip(key(o), k))
-                        for o in feas)
+        dominated = any(all(a <= b for a, b in zip(key(o), k, strict=True))
+                        and any(a < b for a, b in zip(key(o), k, strict=True)) for o in feas)
         if not dominated and k not in seen:
             out.append(t.number)
             seen.add(k)
