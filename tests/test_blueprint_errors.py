@@ -219,3 +219,9 @@ def test_a_float_model_is_fine_without_per_layer_choices(tmp_path):
     assert e.file == "--model" and "not quantized" in e.message
     missing = load_design_space(plain, tmp_path / "nope.onnx").errors
     assert len(missing) == 1 and "model file not found" in missing[0].message
+
+
+def test_a_missing_model_is_reported_once(tmp_path):
+    per_layer = write(tmp_path, BASE + "search: {strategy: tpe}\nfolding:\n  kinds:\n    MVAU: {PE: all}\n", "pl.yaml")
+    errs = load_design_space(per_layer, tmp_path / "nope.onnx").errors
+    assert len(errs) == 1 and errs[0].file == "--model" and "model file not found" in errs[0].message

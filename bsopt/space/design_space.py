@@ -75,7 +75,7 @@ class DesignSpace:
             "hw": {k: v for k, v in self.hw_compiler_space.items() if k != "entries"},
             "global": self.global_config.get("output_stage"),
             "model": self.model_sha256 or self.model_path,
-            "target": self._fixed_target(),
+            "target": self.fixed_target(),
         }
         return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:12]
 
@@ -153,7 +153,8 @@ class DesignSpace:
                     raise KeyError(f"missing value for parameter '{p.name}'")
         return full
 
-    def _fixed_target(self) -> dict[str, Any]:
+    def fixed_target(self) -> dict[str, Any]:
+        """Part, board, clock (None when the clock is a search parameter), FINN version, limits."""
         bp = self.blueprint
         clock = bp.clock_ns.fixed if bp.clock_ns is not None and bp.clock_ns.is_fixed else None
         return {"part": bp.part or DEFAULT_PART, "board": bp.board, "clock_ns": clock,
@@ -178,7 +179,7 @@ class DesignSpace:
             label = values[pname] if pname else entry.options[0].label
             if label != SKIP:
                 steps.append(label)
-        target = self._fixed_target()
+        target = self.fixed_target()
         if "target.clock_ns" in values:
             target["clock_ns"] = values["target.clock_ns"]
         flags = dict(self.blueprint.config_flags)
@@ -304,16 +305,20 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
     info = None
     sha = None
     ops: dict[str, int] = {}
+    readable = False  # a model file that exists and parses (problems are reported once, here)
     if model_path is not None and model_path.startswith("zoo:"):
         if needs_ir:
-            model_path = _materialise_zoo(d, bp, model_path)
+            exported = _materialise_zoo(d, bp, model_path)
+            if exported is not None:
+                model_path, readable = exported, True
     elif model_path is not None:
         sha, ops = _read_model(d, bp, model_path, model_where)
+        readable = sha is not None
     if needs_ir:
         if model_path is None:
             d.error(bp.folding.path, "per-layer folding needs the model",
                     "add 'model: path/to/model.onnx' (or zoo:tfc?w=2&a=2) to the blueprint, or pass --model")
-        elif sha is not None or model_path.endswith((".onnx", ".gz")):
+        elif readable:
             info = _lower(d, bp, model_path, model_where)
             if info is not None:
                 sha = info.sha256

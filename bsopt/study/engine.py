@@ -238,7 +238,7 @@ class Runner:
         self.backend_name = space.blueprint.backend
         from bsopt.build.estimate_backend import EstimateBackend
 
-        target = space._fixed_target()
+        target = space.fixed_target()
         self._model_path = space.model_path
         self._local = EstimateBackend(space.model_path, target["finn_version"], target["part"])
         self._pool: ProcessPoolExecutor | None = None
@@ -459,7 +459,7 @@ class Runner:
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            target = self.ctx.space._fixed_target()
+            target = self.ctx.space.fixed_target()
             self._pool = ProcessPoolExecutor(self.workers, initializer=_init_worker,
                                              initargs=(self._model_path, target["finn_version"], target["part"]))
         return self._pool

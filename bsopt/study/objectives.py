@@ -54,7 +54,7 @@ class ObjectiveSet:
         cons = [Constraint(f"{c['metric']} {c['operator']} {c['value']:g}", c["metric"], c["operator"],
                            float(c["value"])) for c in space.search_config["constraints"]]
         # the device budget: FINN's resource limits on the target part
-        target = space._fixed_target()
+        target = space.fixed_target()
         from bsopt.hw.parts import part_resources
 
         if part_resources(target["part"]) is not None:

@@ -56,7 +56,7 @@ def export_trials(ctx, trials: list[FrozenTrial], out: str | Path) -> list[Path]
 
     out = Path(out)
     written = []
-    target = ctx.space._fixed_target()
+    target = ctx.space.fixed_target()
     backend = EstimateBackend(ctx.space.model_path, target["finn_version"], target["part"])
     for t in trials:
         values = ctx.ospace.to_values(t.params)
