@@ -132,7 +132,9 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
                            n_trials or space.search_config.get("max_evaluations"))
     study = optuna.create_study(study_name=name, storage=store, directions=objectives.directions,
                                 sampler=make_sampler(sampler_name, seed, len(objectives.metrics)))
-    study.set_metric_names(objectives.metrics)
+    with warnings.catch_warnings():  # experimental in Optuna, and what the dashboard reads
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(objectives.metrics)
     attrs = {
         "bsopt_version": __version__,
         "blueprint_path": str(bp_path),

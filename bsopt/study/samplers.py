@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 
 from bsopt.errors import InputError
@@ -30,6 +32,12 @@ def resolve(name: str, space_size: int | None, n_trials: int | None) -> str:
 
 
 def make_sampler(name: str, seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():  # multivariate TPE and GP are "experimental" in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _make_sampler(name, seed)
+
+
+def _make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         return optuna.samplers.TPESampler(multivariate=True, seed=seed, constant_liar=True, n_startup_trials=16)
     if name == "nsga2":
