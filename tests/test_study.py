@@ -145,3 +145,26 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, workers):
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     indices = sorted(t.user_attrs["config_index"] for t in complete)
     assert indices == list(range(total))  # every configuration exactly once
+
+
+def test_estimate_gate_prunes_before_an_expensive_backend(tmp_path):
+    bp = blueprint(tmp_path, SMALL, extra=(
+        "backend: {name: synthetic, options: {duration_s: 0.002, failure_rate: 0.2}}\n"
+        "objectives: [throughput_fps, LUT]\n"
+        "search:\n  strategy: grid\n  constraints:\n    - {metric: LUT, operator: '<=', value: 6000}\n"),
+        name="gate.yaml")
+    bp.write_text(bp.read_text().replace("search: {strategy: tpe}\n", ""))
+    ctx = create_study("gate", bp)
+    stats = Runner(ctx, progress=False).optimize(n_trials=100)
+    trials = ctx.study.get_trials()
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    built = [t for t in trials if t.state != TrialState.PRUNED]
+    assert stats.pruned == len(pruned) > 0 and stats.builds == len(built) > 0
+    for t in pruned:  # never built: only the gate's estimate is recorded, with the reason
+        assert "LUT <= 6000" in t.user_attrs["pruned_reason"] and t.user_attrs["e:LUT"] > 6000
+        assert "status" in t.user_attrs and "m:LUT" not in t.user_attrs
+    assert all(t.user_attrs["backend"] == "synthetic" for t in built)
+    # the synthetic backend fails a deterministic fifth of the configurations it builds
+    failed = [t for t in built if t.state == TrialState.FAIL]
+    assert failed and all(t.user_attrs["error"] == "synthetic build failure" for t in failed)
+    assert stats.trials == 24

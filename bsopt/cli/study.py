@@ -41,6 +41,7 @@ def _run(ctx, n_trials, timeout, workers, quiet):
     stats = runner.optimize(n_trials=n_trials, timeout=timeout)
     console.print(f"{stats.trials} trial(s): {stats.builds} built, {stats.cache_hits} from cache, "
                   f"{stats.feasible} feasible, {stats.failed} failed"
+                  + (f", {stats.pruned} pruned by the estimate gate" if stats.pruned else "")
                   + (f", {stats.recovered} interrupted trial(s) recovered" if stats.recovered else ""))
     _print_pareto(ctx, limit=20)
 

@@ -191,11 +191,23 @@ def _workdir(name: str) -> Path:
 _WORKER_BACKEND = None
 
 
-def _init_worker(model_path: str, version: str, part: str | None) -> None:
-    global _WORKER_BACKEND
+def make_backend(name: str, model_path: str, version: str, part: str | None, options: dict | None = None):
+    """The build backend a blueprint names (the finn backend arrives with its own issue)."""
     from bsopt.build.estimate_backend import EstimateBackend
 
-    _WORKER_BACKEND = EstimateBackend(model_path, version, part)
+    if name == "estimate":
+        return EstimateBackend(model_path, version, part)
+    if name == "synthetic":
+        from bsopt.build.synthetic_backend import SyntheticBackend
+
+        return SyntheticBackend(model_path, version, part, options)
+    raise InputError(f"the '{name}' backend is not available yet", where="backend",
+                     hint="use backend: estimate (bsopt's FINN cost model) or synthetic")
+
+
+def _init_worker(name: str, model_path: str, version: str, part: str | None, options: dict | None) -> None:
+    global _WORKER_BACKEND
+    _WORKER_BACKEND = make_backend(name, model_path, version, part, options)
 
 
 def _worker_build(cfg_dict: dict) -> dict:
@@ -241,8 +253,13 @@ class Runner:
         from bsopt.build.estimate_backend import EstimateBackend
 
         target = space.fixed_target()
-        self._model_path = space.model_path
-        self._local = EstimateBackend(space.model_path, target["finn_version"], target["part"])
+        self._backend_args = (self.backend_name, space.model_path, target["finn_version"], target["part"],
+                              space.blueprint.backend_options)
+        self._local = make_backend(*self._backend_args)
+        # staged gate: before an expensive backend builds anything, the estimate decides whether the
+        # configuration can meet the constraints at all
+        self._gate = (EstimateBackend(space.model_path, target["finn_version"], target["part"])
+                      if getattr(self._local, "expensive", False) else None)
         self._pool: ProcessPoolExecutor | None = None
 
     # -- recovery -----------------------------------------------------------------------------
@@ -318,6 +335,28 @@ class Runner:
         study.tell(trial, values)
         self._finished(trial)
 
+    def _pruned_by_gate(self, trial, cfg, stats: RunStats) -> bool:
+        """Tell the trial PRUNED (with the reason) if its estimate already violates a constraint."""
+        est = self._gate.build(cfg)
+        if est.ok:
+            violated = {k: v for k, v in self.ctx.objectives.violations(est.values).items() if v > 0}
+            if not violated:
+                return False
+            reason = "estimate violates " + ", ".join(violated)
+        else:
+            reason = f"estimate failed: {est.error_message}"
+        trial.set_user_attr("config_id", cfg.config_id)
+        trial.set_user_attr("config_index", cfg.index)
+        trial.set_user_attr("status", "PRUNED")
+        trial.set_user_attr("pruned_reason", reason[:2000])
+        for k, v in est.values.items():
+            trial.set_user_attr(f"e:{k}", v)
+        self._study.tell(trial, state=TrialState.PRUNED)
+        self._finished(trial)
+        stats.trials += 1
+        stats.pruned += 1
+        return True
+
     def _result_for(self, cfg) -> tuple[BuildResult | None, str]:
         key = cache_key(cfg, self.backend_name)
         hit = self.cache.get(key)
@@ -370,6 +409,9 @@ class Runner:
                     hit, key = self._result_for(cfg)
                     if hit is not None:
                         self._tell(trial, cfg, hit, stats)
+                        progress.update(stats)
+                        continue
+                    if self._gate is not None and self._pruned_by_gate(trial, cfg, stats):
                         progress.update(stats)
                         continue
                     if self.workers == 1:
@@ -461,9 +503,8 @@ class Runner:
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            target = self.ctx.space.fixed_target()
             self._pool = ProcessPoolExecutor(self.workers, initializer=_init_worker,
-                                             initargs=(self._model_path, target["finn_version"], target["part"]))
+                                             initargs=self._backend_args)
         return self._pool
 
     def _build_with_retries(self, cfg, first_error: str | None = None) -> BuildResult:

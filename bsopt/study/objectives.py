@@ -13,6 +13,7 @@ BACKEND_METRICS = {
     "estimate": {"throughput_fps", "latency_ns", "max_cycles", "critical_path_cycles", "LUT", "BRAM_18K",
                  "URAM", "DSP", "LUT_util", "BRAM_18K_util", "URAM_util", "DSP_util", "max_util"},
 }
+BACKEND_METRICS["synthetic"] = BACKEND_METRICS["estimate"]
 
 
 @dataclass(frozen=True)
