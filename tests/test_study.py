@@ -168,3 +168,21 @@ def test_estimate_gate_prunes_before_an_expensive_backend(tmp_path):
     failed = [t for t in built if t.state == TrialState.FAIL]
     assert failed and all(t.user_attrs["error"] == "synthetic build failure" for t in failed)
     assert stats.trials == 24
+
+
+def test_long_studies_keep_a_bounded_working_copy(tmp_path):
+    bp = blueprint(tmp_path, "  kinds:\n    MVAU: {PE: all, SIMD: all}\n")
+    ctx = create_study("long", bp, sampler="nsga2", seed=0)
+    runner = Runner(ctx, progress=False)
+    runner.max_history, runner.flush_every = 60, 20
+    stats = runner.optimize(n_trials=300)
+    stored = ctx.study.get_trials()
+    assert stats.trials == 300 and len(stored) == 300
+    assert sorted(t.number for t in stored) == list(range(300))
+    assert all(t.state == TrialState.COMPLETE for t in stored)
+    front = queries.pareto_front(stored, ctx.objectives.directions)
+    working = runner._study.get_trials()
+    assert len(working) <= 60 + len(front) + 20  # the front, the latest trials, the last unflushed batch
+    # the working copy still holds the whole feasible front (as the sampler's elite)
+    ids = {t.user_attrs["config_id"] for t in working}
+    assert {t.user_attrs["config_id"] for t in front} <= ids

@@ -237,7 +237,7 @@ class Runner:
     flush_seconds = 2.0
     #: the in-memory working copy keeps at most this many finished trials (the Pareto front and the
     #: most recent ones): memory stays bounded however long the study runs
-    max_history = 20000
+    max_history = 4000
 
     def __init__(self, ctx: StudyContext, *, workers: int = 1, cache_path: str | Path | None = None,
                  progress: bool = True, build_timeout: float | None = None, batch: bool = True):
