@@ -476,17 +476,37 @@ class Runner:
             self._trim()
 
     def _trim(self) -> None:
-        """Rebuild the working copy from the front and the latest trials when it grows too long."""
-        trials = self._study.get_trials(deepcopy=False)
+        """Rebuild the working copy from the front, the latest trials and (for genetic samplers) the
+        current parent population when it grows too long. The parent population is carried over in
+        the sampler's own cache, so that NSGA-II continues where it was instead of re-deriving every
+        generation from the first."""
+        old = self._study
+        trials = old.get_trials(deepcopy=False)
         if len(trials) <= self.max_history or any(not t.state.is_finished() for t in trials):
             return
-        keep = {t.number for t in queries.pareto_front(trials, self.ctx.objectives.directions)}
+        prefix_fn = getattr(old.sampler, "_get_parent_cache_key_prefix", None)
+        parents: tuple[str, list[int]] | None = None
+        if prefix_fn is not None:
+            prefix = prefix_fn()
+            cached = {k: v for k, v in old._storage.get_study_system_attrs(old._study_id).items()
+                      if k.startswith(prefix)}
+            if cached:
+                key = max(cached, key=lambda k: int(k[len(prefix):]))
+                parents = (key, cached[key])
+        keep = {t._trial_id for t in queries.pareto_front(trials, self.ctx.objectives.directions)}
+        if parents:
+            keep |= set(parents[1])
         recent = trials[-(self.max_history // 2):]
-        kept = [t for t in trials if t.number in keep and t not in recent] + recent
+        recent_ids = {t._trial_id for t in recent}
+        kept = [t for t in trials if t._trial_id in keep and t._trial_id not in recent_ids] + recent
         mem = optuna.create_study(directions=self.ctx.objectives.directions,
                                   sampler=make_sampler(self.ctx.sampler, self.ctx.study.user_attrs.get("seed"),
                                                        len(self.ctx.objectives.metrics)))
         mem.add_trials(kept)
+        if parents:
+            new_ids = {t_old._trial_id: t_new._trial_id
+                       for t_old, t_new in zip(kept, mem.get_trials(deepcopy=False), strict=True)}
+            mem._storage.set_study_system_attr(mem._study_id, parents[0], [new_ids[i] for i in parents[1]])
         self._study = mem
 
     def _drain(self, inflight, stats, progress, block: bool) -> None:
