@@ -40,6 +40,7 @@ folding:
 DEFAULT_RUNS = ",".join([
     *(f"1000/{st}/{sa}" for st in ("memory", "journal", "sqlite") for sa in ("random", "nsga2", "tpe")),
     "10000/journal/random", "10000/journal/nsga2", "100000/journal/random", "100000/memory/random",
+    "100000/journal/nsga2",
 ])
 
 
