@@ -74,3 +74,11 @@ def test_device_fit():
     tight = estimate_network(graph, folding, part="xc7z020clg400-1", clock_ns=10.0,
                              resource_limits={"LUT": 0.4})
     assert tight.fit.exceeded == ["LUT"] and not tight.fit.fits
+
+
+def test_folding_defaults_apply_first_then_per_layer_entries():
+    meta, graph, _ = _setup("tfc_w2a2")
+    cfg = {"Defaults": {"SIMD": [4, ["MVAU_hls"]]}, "MVAU_hls_0": {"SIMD": 16}}
+    est = estimate_network(graph, cfg, part=meta["fpga_part"], clock_ns=10.0)
+    assert est.layer_cycles["MVAU_hls_0"] == 64 * 784 // 16  # the per-layer entry wins, as in FINN's ApplyConfig
+    assert est.layer_cycles["MVAU_hls_1"] == 64 * 64 // 4

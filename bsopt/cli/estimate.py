@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bsopt.cli.common import read_json
 from bsopt.errors import InputError
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -47,15 +48,6 @@ def _load_graph(model: Path, part: str, finn_version: str):
     return lower(model, LoweringOptions(finn_version=finn_version, fpgapart=part))
 
 
-def _read_json(path: Path, what: str):
-    if not path.exists():
-        raise InputError("file not found", where=str(path), hint=f"pass the {what} JSON file")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", where=str(path)) from exc
-
-
 def estimate(
     model: Path = MODEL,
     folding: Path = typer.Option(None, "--folding", "-f", help="FINN folding-config JSON (default: FINN's "
@@ -73,7 +65,7 @@ def estimate(
     _check_clock(clock_ns)
     fpgapart = resolve_part(part, board)
     graph = _load_graph(model, fpgapart, finn_version)
-    cfg = _read_json(folding, "folding config") if folding else None
+    cfg = read_json(folding, "folding config JSON") if folding else None
     est = estimate_network(graph, cfg, part=fpgapart, clock_ns=clock_ns, finn_version=finn_version)
     if out is not None:
         est.write_reports(out)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bsopt.cli.common import read_json
 from bsopt.errors import InputError
 
 model_app = typer.Typer(help="Export quantized models to QONNX and inspect them.", no_args_is_help=True)
@@ -101,7 +102,7 @@ def inspect(
     info = inspect_model(path, LoweringOptions(finn_version=finn_version, fpgapart=part,
                                                standalone_thresholds=standalone_thresholds))
     if folding_config is not None:
-        info.dataflow.apply_folding_config(_read_json(folding_config), where=str(folding_config))
+        info.dataflow.apply_folding_config(read_json(folding_config, "folding config JSON"), where=str(folding_config))
     if as_json:
         print(json.dumps(info.to_dict(), indent=1))
         return
@@ -132,12 +133,3 @@ def inspect(
     )
     for w in info.dataflow.warnings:
         console.print(f"  [yellow]warning:[/] {w}")
-
-
-def _read_json(path: Path):
-    if not path.exists():
-        raise InputError("file not found", where=str(path))
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", where=str(path)) from exc

@@ -43,6 +43,15 @@ class DeviceFit:
         return dataclasses.asdict(self) | {"fits": self.fits}
 
 
+def sum_totals(layer_resources: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """FINN's ``total``: BRAM_18K, LUT, URAM and DSP summed over layers, as floats."""
+    tot = {k: 0.0 for k in TOTAL_KEYS}
+    for res in layer_resources.values():
+        for k in TOTAL_KEYS:
+            tot[k] += res.get(k, 0)
+    return tot
+
+
 def device_fit(totals: dict[str, float], part: str, limits: dict[str, float] | None = None) -> DeviceFit:
     """Per-resource utilisation fractions and which limits (FINN's defaults unless given) are exceeded."""
     res = part_resources(part)
@@ -79,11 +88,7 @@ class NetworkEstimate:
 
     @property
     def total(self) -> dict[str, float]:
-        tot = {k: 0.0 for k in TOTAL_KEYS}
-        for res in self.layer_resources.values():
-            for k in TOTAL_KEYS:
-                tot[k] += res.get(k, 0)
-        return tot
+        return sum_totals(self.layer_resources)
 
     def performance(self) -> dict[str, Any]:
         return {
@@ -136,7 +141,7 @@ def configured_graph(graph: DataflowGraph, folding: dict[str, Any] | None, *, wh
     g = DataflowGraph(layers, list(graph.inputs), list(graph.outputs), graph.finn_version, graph.fpgapart,
                       list(graph.warnings))
     if folding:
-        _apply_without_minimize(g, folding, where)
+        g.apply_folding_config(folding, where=where, minimize=False)
         # bit widths are minimised again only when an attribute they depend on changed; results are
         # memoised per combination of those attributes
         key = tuple((layer.name, *(layer.attrs.get(k) for k in MINIMIZE_ATTRS)) for layer in g.layers
@@ -155,24 +160,6 @@ def configured_graph(graph: DataflowGraph, folding: dict[str, Any] | None, *, wh
                 layer.attrs.update(dts)
                 layer.hw_thresholds = hw_thr
     return g
-
-
-def _apply_without_minimize(g: DataflowGraph, folding: dict[str, Any], where: str) -> None:
-    from bsopt.errors import InputError
-
-    names = set(g.names)
-    for name, entry in folding.items():
-        if name == "Defaults":
-            continue
-        if name not in names:
-            raise InputError(f"layer '{name}' is not in the model's dataflow graph", where=where,
-                             hint="known layers: " + ", ".join(g.names))
-        g[name].attrs.update(entry)
-    for key, spec in (folding.get("Defaults") or {}).items():
-        value, kinds = (spec if isinstance(spec, list) and len(spec) == 2 else (spec, ["all"]))
-        for layer in g.layers:
-            if ("all" in kinds or layer.op_type in kinds or layer.kind in kinds) and key in layer.attrs:
-                layer.attrs[key] = value
 
 
 def estimate_network(
@@ -227,12 +214,8 @@ def estimate_network(
         at_output[layer.name] = c + (max(at_output[p] for p in preds) if preds else 0)
     critical = max(at_output.values()) if at_output else 0
     fps = 1e9 / clock_ns / max_cycles if max_cycles else float("inf")
-    totals = {k: 0.0 for k in TOTAL_KEYS}
-    for res in layer_res.values():
-        for k in TOTAL_KEYS:
-            totals[k] += res.get(k, 0)
     return NetworkEstimate(layer_res, layer_cyc, critical, max_cycles, max_name, fps, critical * clock_ns,
-                           clock_ns, part, device_fit(totals, part, resource_limits))
+                           clock_ns, part, device_fit(sum_totals(layer_res), part, resource_limits))
 
 
 __all__ = ["DeviceFit", "NetworkEstimate", "device_fit", "estimate_network", "configured_graph",

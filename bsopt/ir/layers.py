@@ -141,9 +141,11 @@ class DataflowGraph:
                 cfg[layer.name] = _jsonable(entry)
         return cfg
 
-    def apply_folding_config(self, config: dict[str, Any], *, where: str = "folding config") -> DataflowGraph:
-        """Set per-layer attributes from a FINN folding-config dict (``{"Defaults": …, name: {…}}``)
-        and redo FINN's bit-width minimisation, which depends on some of them."""
+    def apply_folding_config(self, config: dict[str, Any], *, where: str = "folding config",
+                             minimize: bool = True) -> DataflowGraph:
+        """Set per-layer attributes from a FINN folding-config dict (``{"Defaults": …, name: {…}}``,
+        defaults first, then per layer, as FINN's ApplyConfig) and, unless ``minimize=False``, redo
+        FINN's bit-width minimisation, which depends on some of them."""
         from bsopt.errors import InputError
         from bsopt.ir.bitwidths import minimize_bit_widths
 
@@ -164,7 +166,7 @@ class DataflowGraph:
                     hint="known layers: " + ", ".join(self.names),
                 )
             self[name].attrs.update(entry)
-        return minimize_bit_widths(self)
+        return minimize_bit_widths(self) if minimize else self
 
     def to_dict(self) -> dict[str, Any]:
         return {
