@@ -49,6 +49,7 @@ class BuildStatus:
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
     TIMEOUT = "TIMEOUT"
+    PRUNED = "PRUNED"  # never built: the estimate gate stopped it (recorded on trials, not by backends)
 
 
 @dataclass
@@ -69,6 +70,7 @@ class BuildResult:
     backend: str = ""
     cache_hit: bool = False
     recoverable: bool = False  # a failure worth retrying (worker lost, transient I/O)
+    worker: str = ""  # where it ran: "local:host:pid", "ray:node:pid", "inprocess:host:pid"
 
     @property
     def duration(self) -> float:

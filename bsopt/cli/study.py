@@ -21,8 +21,17 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 STORAGE = typer.Option(None, "--storage", help="Optuna storage URL (default sqlite:///studies/bsopt.db) or a "
                        "journal file path.")
-WORKERS = typer.Option(1, "--workers", "-j", help="Builds at once (process pool when > 1).")
+WORKERS = typer.Option(None, "--workers", "-j", help="Builds at once (default: the blueprint's "
+                       "search.parallel_builds, else the CPU count for expensive backends and 1 for estimates).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+EXECUTOR = typer.Option("local", "--executor", help="Where builds run: local (worker processes) or ray (Ray "
+                        "actors).")
+RAY_ADDRESS = typer.Option(None, "--ray-address", help="Join this Ray cluster (auto or HOST:PORT); default: "
+                           "start a local Ray instance.")
+BUILD_TIMEOUT = typer.Option(None, "--build-timeout", help="Kill a build after this many seconds (TIMEOUT); "
+                             "default: the blueprint's global.timeout_minutes, else none.")
+MIN_FREE_DISK = typer.Option(1.0, "--min-free-disk", help="Stop launching builds when free disk in studies/ "
+                             "falls below this many GB.")
 
 
 def _quiet_optuna() -> None:
@@ -32,17 +41,28 @@ def _quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
 
 
-def _run(ctx, n_trials, timeout, workers, quiet):
+def _run(ctx, n_trials, timeout, workers, quiet, executor="local", ray_address=None, build_timeout=None,
+         min_free_disk=1.0):
     from bsopt.study.engine import Runner
 
     if n_trials is not None and n_trials < 1:
         raise InputError(f"--n-trials must be at least 1, got {n_trials}", where="--n-trials")
-    runner = Runner(ctx, workers=workers, progress=not quiet)
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}", where="--workers")
+    if build_timeout is not None and build_timeout <= 0:
+        raise InputError(f"--build-timeout must be positive, got {build_timeout}", where="--build-timeout")
+    runner = Runner(ctx, workers=workers, progress=not quiet, executor=executor, ray_address=ray_address,
+                    build_timeout=build_timeout, min_free_disk_gb=min_free_disk)
     stats = runner.optimize(n_trials=n_trials, timeout=timeout)
     console.print(f"{stats.trials} trial(s): {stats.builds} built, {stats.cache_hits} from cache, "
                   f"{stats.feasible} feasible, {stats.failed} failed"
+                  + (f", {stats.timeouts} timed out" if stats.timeouts else "")
+                  + (f", {stats.retries} retried" if stats.retries else "")
+                  + (f", {stats.shared_hits} answered by other drivers' builds" if stats.shared_hits else "")
                   + (f", {stats.pruned} pruned by the estimate gate" if stats.pruned else "")
                   + (f", {stats.recovered} interrupted trial(s) recovered" if stats.recovered else ""))
+    if stats.stopped:
+        console.print(f"[yellow]stopped early:[/] {escape(stats.stopped)}")
     _print_pareto(ctx, limit=20)
 
 
@@ -58,6 +78,10 @@ def create(
     timeout: float = typer.Option(None, "--timeout", help="Run for at most this many seconds now."),
     seed: int = typer.Option(None, "--seed", help="Sampler seed (reproducible studies)."),
     workers: int = WORKERS,
+    executor: str = EXECUTOR,
+    ray_address: str = RAY_ADDRESS,
+    build_timeout: float = BUILD_TIMEOUT,
+    min_free_disk: float = MIN_FREE_DISK,
     resume: bool = typer.Option(False, "--resume", help="Continue the study if it exists."),
     quiet: bool = QUIET,
     plot_out: Path = typer.Option(None, "--plot", help="Where to write the Pareto plot after running "
@@ -73,7 +97,7 @@ def create(
                   + ", ".join(f"{d} {m}" for m, d in zip(ctx.objectives.metrics, ctx.objectives.directions,
                                                           strict=True)))
     if n_trials is not None or timeout is not None:
-        _run(ctx, n_trials, timeout, workers, quiet)
+        _run(ctx, n_trials, timeout, workers, quiet, executor, ray_address, build_timeout, min_free_disk)
         from bsopt.study.report import plot
 
         out = plot(ctx, plot_out or ctx.workdir / "pareto.html")
@@ -87,13 +111,19 @@ def optimize(
     n_trials: int = typer.Option(None, "--n-trials", "-n"),
     timeout: float = typer.Option(None, "--timeout"),
     workers: int = WORKERS,
+    executor: str = EXECUTOR,
+    ray_address: str = RAY_ADDRESS,
+    build_timeout: float = BUILD_TIMEOUT,
+    min_free_disk: float = MIN_FREE_DISK,
     quiet: bool = QUIET,
 ):
-    """Run more trials of an existing study (also resumes an interrupted one)."""
+    """Run more trials of an existing study (also resumes an interrupted one; several drivers may share
+    a study on a PostgreSQL storage)."""
     from bsopt.study.engine import load_study
 
     _quiet_optuna()
-    _run(load_study(name, storage), n_trials, timeout, workers, quiet)
+    _run(load_study(name, storage), n_trials, timeout, workers, quiet, executor, ray_address, build_timeout,
+         min_free_disk)
 
 
 @study_app.command("list")
@@ -133,7 +163,14 @@ def status(name: str = typer.Argument(...), storage: str = STORAGE,
                  f"max_evaluations, ETA {st['eta_seconds']:.0f} s")
     console.print(f"[bold]{escape(name)}[/] ({st['sampler']}, space {st['space_size'] or 'continuous'}): "
                   f"{st['trials']} trials ({states}); feasible {st['feasible']}; cache hits {st['cache_hits']}; "
-                  f"Pareto set {st['pareto_size']}; hypervolume {st['hypervolume']:.4f}; {rate}")
+                  f"Pareto set {st['pareto_size']}; hypervolume {st['hypervolume']:.4f}; {rate}"
+                  + (f"; {st['timeouts']} timed out" if st["timeouts"] else "")
+                  + (f"; {st['retried']} retried" if st["retried"] else ""))
+    r = st.get("resources")
+    if r:
+        console.print(f"resources (last run): driver RSS {r['driver_rss_mb']:.0f} MB (peak {r['peak_driver_rss_mb']:.0f}), "
+                      f"workers RSS {r['workers_rss_mb']:.0f} MB (peak {r['peak_workers_rss_mb']:.0f}), study folder "
+                      f"{r['artifacts_mb']:.1f} MB, free disk {r['free_disk_gb']:.1f} GB")
 
 
 def _sorted_front(ctx, sort: str | None):

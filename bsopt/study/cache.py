@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from bsopt import __version__
-from bsopt.build.result import BuildResult
+from bsopt.build.result import BuildResult, BuildStatus
 
 
 def cache_key(cfg, backend: str) -> str:
@@ -39,8 +39,8 @@ class BuildCache:
         return result
 
     def put(self, key: str, result: BuildResult) -> None:
-        if result.recoverable:  # transient failures are not facts about the configuration
-            return
+        if result.recoverable or result.status == BuildStatus.TIMEOUT:
+            return  # transient failures and timeouts are not facts about the configuration
         data = result.to_dict()
         data["cache_hit"] = False
         self._db.execute("INSERT OR REPLACE INTO builds (key, result, created) VALUES (?, ?, ?)",

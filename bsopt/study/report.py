@@ -34,12 +34,15 @@ def status(ctx) -> dict[str, Any]:
         "trials": len(trials),
         "feasible": sum(1 for t in complete if queries.feasible(t)),
         "cache_hits": sum(1 for t in trials if t.user_attrs.get("cache_hit")),
+        "timeouts": sum(1 for t in trials if t.user_attrs.get("status") == "TIMEOUT"),
+        "retried": sum(1 for t in trials if "retried after" in str(t.user_attrs.get("warnings", ""))),
         "pareto_size": len(queries.pareto_front(complete, ctx.objectives.directions)),
         "hypervolume": queries.hypervolume(complete, ctx.objectives.directions),
         "trials_per_s": rate,
         "max_evaluations": budget,
         "eta_seconds": (remaining / rate) if rate and remaining is not None else None,
         "objectives": ctx.objectives.describe(),
+        "resources": attrs.get("resources"),
     }
 
 

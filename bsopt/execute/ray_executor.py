@@ -1,0 +1,161 @@
+"""Builds on Ray actors: one actor per worker slot, each keeping its backend (loaded model, lowered
+graph, cost models) warm between builds.
+
+Without an address a local Ray instance is started (and stopped at the end); with ``auto`` or
+``HOST:PORT`` the driver joins an existing cluster. Ray's token authentication works as Ray sets it
+up: the driver reads ``RAY_AUTH_TOKEN`` or the cluster's token file. A lost actor or node (the actor
+died, its node went away, its process crashed) comes back as a recoverable FAILED result: the study
+engine retries the build on a fresh actor, wherever Ray places it. A build past its timeout has its
+actor killed and comes back as TIMEOUT.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from bsopt.build.result import BuildResult
+from bsopt.errors import InputError, MissingDependencyError
+from bsopt.execute.base import BackendSpec, Executor, Task, lost_result, run_build
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError as exc:
+        raise MissingDependencyError("the ray executor needs Ray", hint='pip install "bsopt[ray]"') from exc
+    return ray
+
+
+class _BuildActor:
+    """Runs in a Ray worker process."""
+
+    def __init__(self, spec: BackendSpec):
+        import ray
+
+        self.backend = spec.create()
+        ctx = ray.get_runtime_context()
+        self.label = f"ray:{ctx.get_node_id()[:12]}:{os.getpid()}"
+
+    def build(self, cfg_dict: dict) -> tuple[dict, int]:
+        from bsopt.space.build_config import BuildConfig
+        from bsopt.study.resources import _rss
+
+        result = run_build(self.backend, BuildConfig.from_dict(cfg_dict), self.label)
+        return result.to_dict(), _rss(os.getpid())
+
+
+class _Slot:
+    def __init__(self, actor):
+        self.actor = actor
+        self.ref = None
+        self.task: Task | None = None
+        self.started = 0.0
+        self.rss = 0
+
+
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(self, spec: BackendSpec, slots: int, timeout: float | None = None, address: str | None = None,
+                 num_cpus: float = 1.0):
+        ray = _ray()
+        self.spec, self.slots, self.timeout = spec, max(1, int(slots)), timeout
+        self._initialized = False
+        if not ray.is_initialized():
+            try:
+                ray.init(address=address, log_to_driver=False, include_dashboard=False,
+                         configure_logging=False, **({} if address else {"num_cpus": max(self.slots, os.cpu_count() or 1)}))
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise InputError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: {exc}",
+                                 where="--ray-address", hint="check the address (`ray status` on the head node); "
+                                 "with token authentication set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to the "
+                                 "cluster's token") from exc
+            self._initialized = True  # disconnected (and a local instance stopped) by close()
+        self._remote = ray.remote(num_cpus=num_cpus, max_restarts=0, max_task_retries=0)(_BuildActor)
+        self._slots: list[_Slot] = []
+        self.actors_started = 0
+
+    def _new_actor(self):
+        self.actors_started += 1
+        return self._remote.remote(self.spec)
+
+    def submit(self, task: Task) -> None:
+        slot = next((s for s in self._slots if s.task is None), None)
+        if slot is None:
+            if len(self._slots) >= self.slots:
+                raise RuntimeError("no free worker slot")
+            slot = _Slot(self._new_actor())
+            self._slots.append(slot)
+        slot.task = task
+        slot.started = task.submitted = time.time()
+        slot.ref = slot.actor.build.remote(task.cfg.to_dict())
+
+    @property
+    def inflight(self) -> int:
+        return sum(s.task is not None for s in self._slots)
+
+    def worker_rss(self) -> list[int]:
+        return [s.rss for s in self._slots if s.rss]
+
+    def poll(self, timeout: float | None = None) -> list[tuple[Task, BuildResult]]:
+        ray = _ray()
+        from ray.exceptions import GetTimeoutError, RayError, RayTaskError
+
+        end = None if timeout is None else time.time() + timeout
+        while True:
+            busy = [s for s in self._slots if s.task is not None]
+            if not busy:
+                return []
+            wait_for = None if end is None else max(0.0, end - time.time())
+            if self.timeout is not None:
+                until = max(0.0, min(s.started for s in busy) + self.timeout - time.time())
+                wait_for = until if wait_for is None else min(wait_for, until)
+            ready, _ = ray.wait([s.ref for s in busy], num_returns=1, timeout=wait_for)
+            ready = set(ready)
+            done: list[tuple[Task, BuildResult]] = []
+            for s in busy:
+                if s.ref not in ready:
+                    continue
+                task = s.task
+                try:
+                    data, s.rss = ray.get(s.ref, timeout=60)
+                    result = BuildResult.from_dict(data)
+                except (RayTaskError, GetTimeoutError, RayError) as exc:
+                    # the actor, its worker process or its node is gone: a fresh actor takes the slot
+                    self._replace(s)
+                    result = lost_result(task.cfg, s.started, f"Ray build worker lost: {type(exc).__name__}: "
+                                         f"{str(exc).splitlines()[0] if str(exc) else ''}", self.spec.name)
+                s.task, s.ref = None, None
+                done.append((task, result))
+            if self.timeout is not None:
+                now = time.time()
+                for s in busy:
+                    if s.task is not None and now - s.started >= self.timeout:
+                        task = s.task
+                        self._replace(s)
+                        s.task, s.ref = None, None
+                        done.append((task, lost_result(task.cfg, s.started, f"build timed out after {self.timeout:g} s "
+                                                       "(Ray actor killed)", self.spec.name, timeout=True)))
+            if done or (end is not None and time.time() >= end):
+                return done
+
+    def _replace(self, slot: _Slot) -> None:
+        ray = _ray()
+        try:
+            ray.kill(slot.actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - already dead
+            pass
+        slot.actor = self._new_actor()
+        slot.rss = 0
+
+    def close(self) -> None:
+        ray = _ray()
+        for s in self._slots:
+            try:
+                ray.kill(s.actor, no_restart=True)
+            except Exception:  # noqa: BLE001
+                pass
+        self._slots = []
+        if self._initialized and ray.is_initialized():
+            ray.shutdown()

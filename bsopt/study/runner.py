@@ -1,0 +1,532 @@
+"""The study loop: ask a sampler, build on an executor, tell — with cache, gates, claims, retries.
+
+Per asked trial: the content-addressed cache answers identical builds; on a shared storage the claim
+protocol (:mod:`bsopt.study.drivers`) makes sure no other driver is building the same configuration;
+an estimate gate prunes configurations an expensive backend need not build; the rest go to the
+executor (in this process, a pool of killable local workers, or Ray actors). Finished builds are
+retried when their failure is recoverable (a lost worker, a backend exception), marked TIMEOUT when
+killed at their timeout, cached, and told to Optuna with their metrics and constraints.
+
+With a cheap backend on a single-driver storage the sampler works on an in-memory copy of the study
+and trials are written to the storage in batches; otherwise every trial is written as it happens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from bsopt.build.result import BuildResult, BuildStatus
+from bsopt.errors import InputError
+from bsopt.execute.base import BackendSpec, Task
+from bsopt.study import queries
+from bsopt.study.cache import BuildCache, cache_key
+from bsopt.study.drivers import HEARTBEAT_S, DriverLock, Drivers, is_shared, lock_path
+from bsopt.study.resources import Monitor, worker_rss
+from bsopt.study.samplers import make_sampler
+
+MAX_RETRIES = 2
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class RunStats:
+    started: float
+    trials: int = 0
+    builds: int = 0
+    cache_hits: int = 0
+    shared_hits: int = 0  # answered by another trial's build of the same configuration
+    feasible: int = 0
+    failed: int = 0
+    timeouts: int = 0
+    pruned: int = 0
+    retries: int = 0
+    recovered: int = 0
+    stopped: str = ""  # why launching stopped early (low disk), if it did
+
+
+@dataclass
+class _Duplicate:
+    trial: Any
+    cfg: Any
+    key: str
+    owner_id: int
+
+
+class Runner:
+    """Runs trials of a loaded study (a :class:`~bsopt.study.engine.StudyContext`)."""
+
+    flush_every = 500
+    flush_seconds = 2.0
+    #: the in-memory working copy keeps at most this many finished trials (the Pareto front and the
+    #: most recent ones): memory stays bounded however long the study runs
+    max_history = 4000
+
+    def __init__(self, ctx, *, workers: int | None = None, executor: str = "local", ray_address: str | None = None,
+                 cache_path=None, progress: bool = True, build_timeout: float | None = None, batch: bool = True,
+                 retry_timeouts: bool = False, min_free_disk_gb: float = 1.0, monitor_interval: float = 10.0):
+        from pathlib import Path
+
+        from bsopt.build.backends import make_backend
+
+        if executor not in EXECUTORS:
+            raise InputError(f"unknown executor '{executor}'", where="--executor", hint="executors: local, ray")
+        self.ctx = ctx
+        self.batch = batch
+        self._study = ctx.study
+        space = ctx.space
+        self.backend_name = space.blueprint.backend
+        target = space.fixed_target()
+        self.spec = BackendSpec(self.backend_name, space.model_path, target["finn_version"], target["part"],
+                                space.blueprint.backend_options)
+        self._local = make_backend(self.spec.name, self.spec.model_path, self.spec.finn_version, self.spec.part,
+                                   self.spec.options)
+        self.expensive = bool(getattr(self._local, "expensive", False))
+        if workers is None:
+            workers = space.search_config.get("parallel_builds") or (os.cpu_count() or 1 if self.expensive else 1)
+        self.workers = max(1, int(workers))
+        self.executor_name = executor
+        self.ray_address = ray_address
+        if build_timeout is None and space.blueprint.global_config.get("timeout_minutes"):
+            build_timeout = float(space.blueprint.global_config["timeout_minutes"]) * 60.0
+        self.build_timeout = build_timeout
+        self.retry_timeouts = retry_timeouts
+        self.cache = BuildCache(cache_path or Path("studies") / "cache.db")
+        self.progress = progress
+        self.monitor = Monitor(ctx.workdir, min_free_gb=min_free_disk_gb, interval=monitor_interval)
+        # staged gate: before an expensive backend builds anything, the estimate decides whether the
+        # configuration can meet the constraints at all
+        self._gate = None
+        if self.expensive:
+            from bsopt.build.estimate_backend import EstimateBackend
+
+            self._gate = EstimateBackend(space.model_path, target["finn_version"], target["part"])
+        self.shared = is_shared(ctx.storage)
+        self.drivers = Drivers(ctx.study) if self.shared else None
+        self.executor = None
+        self._dupes: list[_Duplicate] = []
+        self._pending: list = []
+        self._last_flush = 0.0
+        self._last_recover = 0.0
+
+    # -- executors --------------------------------------------------------------------------------
+    def _make_executor(self):
+        if self.executor_name == "ray":
+            from bsopt.execute.ray_executor import RayExecutor
+
+            return RayExecutor(self.spec, self.workers, timeout=self.build_timeout, address=self.ray_address)
+        if self.workers == 1 and not self.expensive and self.build_timeout is None:
+            from bsopt.execute.inprocess import InProcessExecutor
+
+            return InProcessExecutor(self.spec, backend=self._local)
+        from bsopt.execute.local import LocalExecutor
+
+        return LocalExecutor(self.spec, self.workers, timeout=self.build_timeout)
+
+    # -- recovery -----------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Fail RUNNING trials left by killed drivers and re-enqueue their parameters (on a shared
+        storage only those whose driver's heartbeat stopped)."""
+        study = self.ctx.study
+        stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if self.drivers is not None:
+            alive = self.drivers.alive()
+            stale = [t for t in stale if self.drivers.is_stale(t, alive)]
+        n = 0
+        for t in stale:
+            try:
+                study.tell(t.number, state=TrialState.FAIL)
+            except (RuntimeError, ValueError):  # another driver recovered it first
+                continue
+            n += 1
+            study.set_user_attr(f"recovered_{t.number}", True)
+            if t.params:
+                attrs = {k: v for k, v in t.user_attrs.items() if k in ("config_index", "seed")}
+                study.enqueue_trial(t.params, user_attrs={**attrs, "retry_of": t.number}, skip_if_exists=False)
+        return n
+
+    def _grid_indices(self):
+        done = set()
+        pending = set()
+        for t in self.ctx.study.get_trials(deepcopy=False):
+            k = t.user_attrs.get("config_index")
+            if k is None:
+                continue
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.FAIL and
+                                                                        t.user_attrs.get("final")):
+                done.add(int(k))
+            elif t.state in (TrialState.WAITING, TrialState.RUNNING):
+                pending.add(int(k))
+        total = self.ctx.space.get_total_combinations()
+        for k in range(total):
+            if k not in done and k not in pending:
+                yield k
+
+    # -- telling ------------------------------------------------------------------------------------
+    def _tell(self, trial, cfg, result: BuildResult, stats: RunStats, *, duplicate_of: int | None = None) -> None:
+        study, obj = self._study, self.ctx.objectives
+        trial.set_user_attr("config_id", cfg.config_id)
+        trial.set_user_attr("config_index", cfg.index)
+        trial.set_user_attr("status", result.status)
+        trial.set_user_attr("backend", result.backend or self.backend_name)
+        trial.set_user_attr("cache_hit", result.cache_hit)
+        trial.set_user_attr("build_seconds", round(result.duration, 6))
+        if result.worker and not result.cache_hit:
+            trial.set_user_attr("worker", result.worker)
+        if duplicate_of is not None:
+            trial.set_user_attr("duplicate_of", duplicate_of)
+        if result.warnings:
+            trial.set_user_attr("warnings", "; ".join(result.warnings)[:2000])
+        stats.trials += 1
+        if duplicate_of is not None:
+            stats.shared_hits += 1
+        elif result.cache_hit:
+            stats.cache_hits += 1
+        else:
+            stats.builds += 1
+        if result.status == BuildStatus.PRUNED:
+            trial.set_user_attr("pruned_reason", result.error_message or "")
+            stats.pruned += 1
+            study.tell(trial, state=TrialState.PRUNED)
+            self._finished(trial)
+            return
+        if not result.ok:
+            trial.set_user_attr("error", (result.error_message or "")[:2000])
+            trial.set_user_attr("final", True)
+            if result.status == BuildStatus.TIMEOUT:
+                stats.timeouts += 1
+            else:
+                stats.failed += 1
+            study.tell(trial, state=TrialState.FAIL)
+            self._finished(trial)
+            return
+        for k, v in result.values.items():
+            trial.set_user_attr(f"m:{k}", v)
+        violations = obj.violations(result.values)
+        for k, v in violations.items():
+            trial.set_user_attr(f"c:{k}", v)
+        ok = all(v <= 0 for v in violations.values())
+        trial.set_user_attr("feasible", ok)
+        for k, v in violations.items():
+            trial.set_constraint(k, v)
+        if ok:
+            stats.feasible += 1
+        try:
+            values = obj.values(result.values)
+        except KeyError as exc:
+            trial.set_user_attr("error", str(exc))
+            stats.failed += 1
+            study.tell(trial, state=TrialState.FAIL)
+            self._finished(trial)
+            return
+        study.tell(trial, values)
+        self._finished(trial)
+
+    def _pruned_by_gate(self, trial, cfg, stats: RunStats) -> bool:
+        """Tell the trial PRUNED (with the reason) if its estimate already violates a constraint."""
+        est = self._gate.build(cfg)
+        if est.ok:
+            violated = {k: v for k, v in self.ctx.objectives.violations(est.values).items() if v > 0}
+            if not violated:
+                return False
+            reason = "estimate violates " + ", ".join(violated)
+        else:
+            reason = f"estimate failed: {est.error_message}"
+        trial.set_user_attr("config_id", cfg.config_id)
+        trial.set_user_attr("config_index", cfg.index)
+        trial.set_user_attr("status", "PRUNED")
+        trial.set_user_attr("pruned_reason", reason[:2000])
+        for k, v in est.values.items():
+            trial.set_user_attr(f"e:{k}", v)
+        self._study.tell(trial, state=TrialState.PRUNED)
+        self._finished(trial)
+        stats.trials += 1
+        stats.pruned += 1
+        return True
+
+    # -- one asked trial ------------------------------------------------------------------------
+    def _launch(self, trial, values, stats: RunStats) -> None:
+        cfg = self.ctx.space.config_from_values(values)
+        key = cache_key(cfg, self.backend_name)
+        hit = self.cache.get(key)
+        if hit is not None:
+            self._tell(trial, cfg, hit, stats)
+            return
+        if self.drivers is not None:
+            owner = self.drivers.claim(trial, cfg.config_id)
+            if owner is not None:
+                self._dupes.append(_Duplicate(trial, cfg, key, owner._trial_id))
+                return
+        if self._gate is not None and self._pruned_by_gate(trial, cfg, stats):
+            return
+        self.executor.submit(Task(cfg, key, trial))
+
+    def _finish(self, task: Task, result: BuildResult, stats: RunStats) -> None:
+        retry = result.recoverable or (result.status == BuildStatus.TIMEOUT and self.retry_timeouts)
+        if retry and not result.ok and task.attempt < MAX_RETRIES:
+            task.attempt += 1
+            task.errors.append(result.error_message or result.status)
+            stats.retries += 1
+            self.executor.submit(task)
+            return
+        if task.errors:
+            result.warnings.append("retried after: " + "; ".join(task.errors))
+        self.cache.put(task.key, result)
+        self._tell(task.trial, task.cfg, result, stats)
+
+    def _check_duplicates(self, stats: RunStats) -> None:
+        """Tell waiting duplicates whose owner finished; take over those whose owner's driver died."""
+        if not self._dupes:
+            return
+        alive = self.drivers.alive()
+        still = []
+        for d in self._dupes:
+            owner = self.ctx.study._storage.get_trial(d.owner_id)
+            if owner.state == TrialState.RUNNING and not self.drivers.is_stale(owner, alive):
+                still.append(d)
+                continue
+            if owner.state == TrialState.RUNNING or (owner.state == TrialState.FAIL and
+                                                     not owner.user_attrs.get("final")):
+                # its driver died: build it here (when a slot is free)
+                if self.executor.free_slots() > 0:
+                    self.executor.submit(Task(d.cfg, d.key, d.trial))
+                else:
+                    still.append(d)
+                continue
+            self._tell(d.trial, d.cfg, _copied_result(owner, d.cfg), stats, duplicate_of=owner.number)
+        self._dupes = still
+
+    # -- the loop ----------------------------------------------------------------------------
+    def optimize(self, n_trials: int | None = None, timeout: float | None = None) -> RunStats:
+        """Run trials until ``n_trials`` more are done, the timeout passes, or a grid is exhausted."""
+        ctx = self.ctx
+        lock = None
+        path = None if self.shared else lock_path(ctx.storage_url, ctx.name)
+        if path is not None:
+            lock = DriverLock(path, ctx.name, ctx.storage_url)
+        stats = RunStats(time.time())
+        try:
+            if self.drivers is not None:
+                self.drivers.beat(force=True)
+            stats.recovered = self.recover()
+            self._last_recover = time.time()
+            if n_trials is None and timeout is None:
+                n_trials = ctx.space.search_config.get("max_evaluations") or 100
+            waiting = len(ctx.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+            batched = self.batch and not self.shared and not self.expensive and waiting == 0
+            self._study = self._working_copy() if batched else ctx.study
+            self._pending = []
+            self._last_flush = time.time()
+            grid = ctx.sampler == "grid"
+            grid_iter = self._grid_indices() if grid else None
+            if not grid and not ctx.study.trials:
+                self._enqueue_seeds()
+            deadline = time.time() + timeout if timeout else None
+            self.executor = self._make_executor()
+            progress = _Progress(ctx, n_trials, enabled=self.progress, study=lambda: self._study)
+            exhausted = False
+            with progress, self.executor:
+                while True:
+                    while not exhausted and self.executor.free_slots() > 0:
+                        busy = self.executor.inflight + len(self._dupes)
+                        if n_trials is not None and stats.trials + busy >= n_trials:
+                            break
+                        if deadline is not None and time.time() >= deadline:
+                            break
+                        if self.monitor.disk_low():
+                            stats.stopped = (f"free disk {self.monitor.free_gb():.2f} GB is below "
+                                             f"{self.monitor.min_free_gb:g} GB: no new builds started")
+                            exhausted = True
+                            break
+                        # enqueued trials (recovered ones, seeds) come first; the grid adds points after them
+                        if grid and waiting > 0:
+                            waiting -= 1
+                        elif grid:
+                            k = next(grid_iter, None)
+                            if k is None:
+                                exhausted = True
+                                break
+                            self._study.enqueue_trial(ctx.ospace.to_params(ctx.space.values_at(k)),
+                                                      user_attrs={"config_index": k})
+                        trial, values = ctx.ospace.ask(self._study)
+                        self._launch(trial, values, stats)
+                        progress.update(stats)
+                    if self.executor.inflight == 0 and not self._dupes:
+                        break
+                    wait_s = 0.5 if self._dupes else (HEARTBEAT_S if self.drivers is not None else 10.0)
+                    for task, result in self.executor.poll(timeout=wait_s):
+                        self._finish(task, result, stats)
+                        progress.update(stats)
+                    self._check_duplicates(stats)
+                    self._housekeeping()
+                self._record_resources(force=True)  # while the workers are still up
+        finally:
+            self._flush(force=True)
+            self._log_run(stats)
+            if lock is not None:
+                lock.release()
+        return stats
+
+    def _housekeeping(self) -> None:
+        if self.drivers is not None:
+            self.drivers.beat()
+            if time.time() - self._last_recover > 30.0:
+                self._last_recover = time.time()
+                self.recover()
+        self._record_resources()
+
+    def _record_resources(self, force: bool = False) -> None:
+        pids = self.executor.worker_pids() if self.executor is not None else []
+        rss = getattr(self.executor, "worker_rss", None)
+        sizes = rss() if callable(rss) else worker_rss(pids)
+        r = self.monitor.sample(sizes, force=force)
+        if r is not None:
+            try:
+                self.ctx.study.set_user_attr("resources", r.to_dict())
+            except Exception:  # noqa: BLE001 - monitoring must never stop a study
+                pass
+
+    def _log_run(self, stats: RunStats) -> None:
+        """One JSON line per run in studies/<name>/runs.jsonl (what ran, how long, what it found)."""
+        try:
+            self.ctx.workdir.mkdir(parents=True, exist_ok=True)
+            with open(self.ctx.workdir / "runs.jsonl", "a") as fh:
+                fh.write(json.dumps({**dataclasses.asdict(stats), "ended": time.time(), "workers": self.workers,
+                                     "executor": getattr(self.executor, "name", self.executor_name),
+                                     "sampler": self.ctx.sampler, "resources": self.monitor.now.to_dict()}) + "\n")
+        except OSError:  # a read-only working directory must not fail the study
+            pass
+
+    # -- batched persistence ---------------------------------------------------------------------
+    def _working_copy(self) -> optuna.Study:
+        """An in-memory study holding the stored trials (the sampler's history)."""
+        ctx = self.ctx
+        mem = optuna.create_study(directions=ctx.objectives.directions,
+                                  sampler=make_sampler(ctx.sampler, ctx.study.user_attrs.get("seed"),
+                                                       len(ctx.objectives.metrics)))
+        done = [t for t in ctx.study.get_trials(deepcopy=False) if t.state.is_finished()]
+        if done:
+            mem.add_trials(done)
+        return mem
+
+    def _finished(self, trial) -> None:
+        if self._study is self.ctx.study:
+            return
+        self._pending.append(self._study._storage.get_trial(trial._trial_id))
+        self._flush()
+
+    def _flush(self, force: bool = False) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        if force or len(pending) >= self.flush_every or time.time() - self._last_flush >= self.flush_seconds:
+            self.ctx.study.add_trials(pending)
+            self._pending = []
+            self._last_flush = time.time()
+            self._trim()
+
+    def _trim(self) -> None:
+        """Rebuild the working copy from the front, the latest trials and (for genetic samplers) the
+        current parent population when it grows too long. The parent population is carried over in
+        the sampler's own cache, so that NSGA-II continues where it was instead of re-deriving every
+        generation from the first."""
+        old = self._study
+        trials = old.get_trials(deepcopy=False)
+        if len(trials) <= self.max_history or any(not t.state.is_finished() for t in trials):
+            return
+        prefix_fn = getattr(old.sampler, "_get_parent_cache_key_prefix", None)
+        parents: tuple[str, list[int]] | None = None
+        if prefix_fn is not None:
+            prefix = prefix_fn()
+            cached = {k: v for k, v in old._storage.get_study_system_attrs(old._study_id).items()
+                      if k.startswith(prefix)}
+            if cached:
+                key = max(cached, key=lambda k: int(k[len(prefix):]))
+                parents = (key, cached[key])
+        keep = {t._trial_id for t in queries.pareto_front(trials, self.ctx.objectives.directions)}
+        if parents:
+            keep |= set(parents[1])
+        recent = trials[-(self.max_history // 2):]
+        recent_ids = {t._trial_id for t in recent}
+        kept = [t for t in trials if t._trial_id in keep and t._trial_id not in recent_ids] + recent
+        mem = optuna.create_study(directions=self.ctx.objectives.directions,
+                                  sampler=make_sampler(self.ctx.sampler, self.ctx.study.user_attrs.get("seed"),
+                                                       len(self.ctx.objectives.metrics)))
+        mem.add_trials(kept)
+        if parents:
+            new_ids = {t_old._trial_id: t_new._trial_id
+                       for t_old, t_new in zip(kept, mem.get_trials(deepcopy=False), strict=True)}
+            mem._storage.set_study_system_attr(mem._study_id, parents[0], [new_ids[i] for i in parents[1]])
+        self._study = mem
+
+    def _enqueue_seeds(self) -> None:
+        from bsopt.study.seeds import folding_seeds
+
+        try:
+            seeds = folding_seeds(self.ctx.space)
+        except Exception:  # noqa: BLE001 - seeds are a convenience; never block a study on them
+            return
+        for values in seeds:
+            try:
+                self._study.enqueue_trial(self.ctx.ospace.to_params(values), user_attrs={"seed": "finn_setfolding"})
+            except (KeyError, ValueError):
+                continue
+
+
+
+def _copied_result(owner, cfg) -> BuildResult:
+    """The result another trial's build of the same configuration produced, as recorded on it."""
+    attrs = owner.user_attrs
+    now = time.time()
+    if owner.state == TrialState.PRUNED:
+        return BuildResult(cfg.config_id, BuildStatus.PRUNED, now, now, backend=attrs.get("backend", ""),
+                           error_message=attrs.get("pruned_reason"), cache_hit=True)
+    status = attrs.get("status", BuildStatus.FAILED if owner.state == TrialState.FAIL else BuildStatus.SUCCESS)
+    values = {k[2:]: v for k, v in attrs.items() if k.startswith("m:")}
+    return BuildResult(cfg.config_id, status, now, now, values=values, backend=attrs.get("backend", ""),
+                       error_message=attrs.get("error"), cache_hit=True)
+
+
+class _Progress:
+    """A rich progress bar: trials, feasible, hypervolume, rate, ETA (or nothing with --quiet)."""
+
+    def __init__(self, ctx, total: int | None, enabled: bool, study=None):
+        self.ctx, self.total, self.enabled = ctx, total, enabled
+        self.study = study or (lambda: ctx.study)  # the working copy is replaced when trimmed
+        self._progress = None
+        self._task = None
+        self._last_hv = 0.0
+        self._last = 0.0
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.ctx.name, total=self.total, info="")
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def update(self, stats: RunStats) -> None:
+        if self._progress is None:
+            return
+        now = time.time()
+        if now - self._last > 2.0 or (self.total and stats.trials >= self.total):
+            trials = self.study().get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            self._last_hv = queries.hypervolume(trials, self.ctx.objectives.directions)
+            self._last = now
+        rate = stats.trials / max(now - stats.started, 1e-9)
+        self._progress.update(self._task, completed=stats.trials, info=(
+            f"feasible {stats.feasible} · cache {stats.cache_hits} · HV {self._last_hv:.4f} · {rate:.1f} trials/s"))
