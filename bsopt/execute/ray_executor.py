@@ -66,7 +66,7 @@ class RayExecutor(Executor):
             try:
                 ray.init(address=address, log_to_driver=False, include_dashboard=False,
                          configure_logging=False, **({} if address else {"num_cpus": max(self.slots, os.cpu_count() or 1)}))
-            except (ConnectionError, RuntimeError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - connection, authentication, bad address
                 raise InputError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: {exc}",
                                  where="--ray-address", hint="check the address (`ray status` on the head node); "
                                  "with token authentication set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to the "

@@ -35,6 +35,7 @@ _PREFIX = "bsopt:driver:"
 
 def is_shared(storage) -> bool:
     """Whether several drivers may share studies in this storage (a server database)."""
+    storage = getattr(storage, "_backend", storage)  # optuna wraps RDB storages in a cache
     if isinstance(storage, optuna.storages.RDBStorage):
         return storage.engine.dialect.name not in ("sqlite",)
     return False
