@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from bsopt.build.result import BuildResult, BuildStatus
 from bsopt.errors import InputError
 from bsopt.execute.base import BackendSpec, Task
-from bsopt.study import queries
+from bsopt.study import bulk, queries
 from bsopt.study.cache import BuildCache, cache_key
 from bsopt.study.drivers import HEARTBEAT_S, DriverLock, Drivers, is_shared, lock_path
 from bsopt.study.resources import Monitor, worker_rss
@@ -427,7 +427,7 @@ class Runner:
         if not pending:
             return
         if force or len(pending) >= self.flush_every or time.time() - self._last_flush >= self.flush_seconds:
-            self.ctx.study.add_trials(pending)
+            bulk.add_trials(self.ctx.study, pending)
             self._pending = []
             self._last_flush = time.time()
             self._trim()
