@@ -176,6 +176,13 @@ def test_estimate_gate_prunes_before_an_expensive_backend(tmp_path):
         assert "LUT <= 6000" in t.user_attrs["pruned_reason"] and t.user_attrs["e:LUT"] > 6000
         assert "status" in t.user_attrs and "m:LUT" not in t.user_attrs
     assert all(t.user_attrs["backend"] == "synthetic" for t in built)
+    # built trials are written trial by trial (one transaction for their attributes): the constraints
+    # are where Optuna's samplers read them, equal to the violations shown in the user attributes
+    for t in built:
+        if t.state == TrialState.COMPLETE:
+            shown = {k[2:]: v for k, v in t.user_attrs.items() if k.startswith("c:")}
+            assert shown and {f"constraints:{k}": v for k, v in shown.items()} == {
+                k: v for k, v in t.system_attrs.items() if k.startswith("constraints:")}
     # the synthetic backend fails a deterministic fifth of the configurations it builds
     failed = [t for t in built if t.state == TrialState.FAIL]
     assert failed and all(t.user_attrs["error"] == "synthetic build failure" for t in failed)

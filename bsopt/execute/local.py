@@ -124,10 +124,19 @@ class LocalExecutor(Executor):
         self._workers: list[_Worker] = []
         self._ids = count()
         self.started_workers = 0
+        for _ in range(self.slots):  # start them all now: they load their backends while the driver asks
+            self._workers.append(_Worker(self.spec))
+            self.started_workers += 1
 
     # -- submit ---------------------------------------------------------------------------------
     def submit(self, task: Task) -> None:
         worker = next((w for w in self._workers if w.task is None), None)
+        if worker is not None and not worker.ready:  # it may have announced itself (or died) while idle
+            self._receive(worker, [])
+            if not worker.alive():
+                worker.kill()
+                self._workers.remove(worker)
+                worker = None
         if worker is None:
             if len(self._workers) >= self.slots:
                 raise RuntimeError("no free worker slot")  # the engine bounds submissions by free_slots()
@@ -137,7 +146,10 @@ class LocalExecutor(Executor):
         worker.task, worker.task_id = task, next(self._ids)
         worker.started = time.time()
         task.submitted = worker.started
-        worker.conn.send((worker.task_id, task.cfg.to_dict()))
+        try:
+            worker.conn.send((worker.task_id, task.cfg.to_dict()))
+        except OSError:
+            pass  # the worker is gone: the next poll reports the build as lost (and it is retried)
 
     @property
     def inflight(self) -> int:
@@ -185,7 +197,7 @@ class LocalExecutor(Executor):
                 msg = w.conn.recv()
                 if msg[0] == "ready":
                     w.ready, w.label = True, msg[1]
-                    w.started = time.time()
+                    w.started = time.time()  # a build's clock starts when its worker has its backend
                 elif msg[0] == "init_error":
                     self.close()
                     raise BsoptError(f"the {self.spec.name} backend could not start in a worker process: {msg[1]}")

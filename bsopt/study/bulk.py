@@ -78,3 +78,48 @@ def add_trials(study: optuna.Study, trials: list[FrozenTrial]) -> None:
         for table, data in ((V, values), (P, params), (U, user), (S, system)):
             if data:
                 conn.execute(insert(table), data)
+
+
+def _any_rdb(storage):
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, optuna.storages.RDBStorage) else None
+
+
+def constraint_attrs(violations: dict[str, float]) -> dict[str, float]:
+    """The trial system attributes ``Trial.set_constraint`` writes (one per constraint)."""
+    try:
+        from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+    except ImportError:  # pragma: no cover - other Optuna versions
+        _CONSTRAINTS_KEY = "constraints"
+    return {f"{_CONSTRAINTS_KEY}:{k}": float(v) for k, v in violations.items()}
+
+
+def set_attrs(study: optuna.Study, trial, user: dict, constraints: dict[str, float]) -> None:
+    """Set a running trial's user attributes and constraints in one transaction (RDB storages at the
+    installed Optuna's schema), else through the Trial API one by one."""
+    backend = _any_rdb(study._storage)
+    ok = backend is not None and _SCHEMA_OK.get(id(backend))
+    if backend is not None and ok is None:
+        try:
+            ok = _SCHEMA_OK[id(backend)] = backend.get_current_version() == backend.get_head_version()
+        except Exception:  # noqa: BLE001
+            ok = _SCHEMA_OK[id(backend)] = False
+    if not ok:
+        for key, value in user.items():
+            trial.set_user_attr(key, value)
+        for key, value in constraints.items():
+            trial.set_constraint(key, value)
+        return
+    from optuna.storages._rdb import models
+    from sqlalchemy import delete, insert
+
+    U = models.TrialUserAttributeModel.__table__
+    S = models.TrialSystemAttributeModel.__table__
+    tid = trial._trial_id
+    system = constraint_attrs(constraints)
+    with backend.engine.begin() as conn:
+        for table, attrs in ((U, user), (S, system)):
+            if attrs:
+                conn.execute(delete(table).where(table.c.trial_id == tid, table.c.key.in_(list(attrs))))
+                conn.execute(insert(table), [{"trial_id": tid, "key": k, "value_json": json.dumps(v)}
+                                             for k, v in attrs.items()])

@@ -172,18 +172,15 @@ class Runner:
     # -- telling ------------------------------------------------------------------------------------
     def _tell(self, trial, cfg, result: BuildResult, stats: RunStats, *, duplicate_of: int | None = None) -> None:
         study, obj = self._study, self.ctx.objectives
-        trial.set_user_attr("config_id", cfg.config_id)
-        trial.set_user_attr("config_index", cfg.index)
-        trial.set_user_attr("status", result.status)
-        trial.set_user_attr("backend", result.backend or self.backend_name)
-        trial.set_user_attr("cache_hit", result.cache_hit)
-        trial.set_user_attr("build_seconds", round(result.duration, 6))
+        attrs: dict[str, Any] = {"config_id": cfg.config_id, "config_index": cfg.index, "status": result.status,
+                                 "backend": result.backend or self.backend_name, "cache_hit": result.cache_hit,
+                                 "build_seconds": round(result.duration, 6)}
         if result.worker and not result.cache_hit:
-            trial.set_user_attr("worker", result.worker)
+            attrs["worker"] = result.worker
         if duplicate_of is not None:
-            trial.set_user_attr("duplicate_of", duplicate_of)
+            attrs["duplicate_of"] = duplicate_of
         if result.warnings:
-            trial.set_user_attr("warnings", "; ".join(result.warnings)[:2000])
+            attrs["warnings"] = "; ".join(result.warnings)[:2000]
         stats.trials += 1
         if duplicate_of is not None:
             stats.shared_hits += 1
@@ -191,42 +188,41 @@ class Runner:
             stats.cache_hits += 1
         else:
             stats.builds += 1
+        state, values, constraints = TrialState.COMPLETE, None, {}
         if result.status == BuildStatus.PRUNED:
-            trial.set_user_attr("pruned_reason", result.error_message or "")
+            attrs["pruned_reason"] = result.error_message or ""
             stats.pruned += 1
-            study.tell(trial, state=TrialState.PRUNED)
-            self._finished(trial)
-            return
-        if not result.ok:
-            trial.set_user_attr("error", (result.error_message or "")[:2000])
-            trial.set_user_attr("final", True)
+            state = TrialState.PRUNED
+        elif not result.ok:
+            attrs["error"] = (result.error_message or "")[:2000]
+            attrs["final"] = True
             if result.status == BuildStatus.TIMEOUT:
                 stats.timeouts += 1
             else:
                 stats.failed += 1
-            study.tell(trial, state=TrialState.FAIL)
-            self._finished(trial)
-            return
-        for k, v in result.values.items():
-            trial.set_user_attr(f"m:{k}", v)
-        violations = obj.violations(result.values)
-        for k, v in violations.items():
-            trial.set_user_attr(f"c:{k}", v)
-        ok = all(v <= 0 for v in violations.values())
-        trial.set_user_attr("feasible", ok)
-        for k, v in violations.items():
-            trial.set_constraint(k, v)
-        if ok:
-            stats.feasible += 1
-        try:
-            values = obj.values(result.values)
-        except KeyError as exc:
-            trial.set_user_attr("error", str(exc))
-            stats.failed += 1
-            study.tell(trial, state=TrialState.FAIL)
-            self._finished(trial)
-            return
-        study.tell(trial, values)
+            state = TrialState.FAIL
+        else:
+            for k, v in result.values.items():
+                attrs[f"m:{k}"] = v
+            violations = obj.violations(result.values)
+            for k, v in violations.items():
+                attrs[f"c:{k}"] = v
+            ok = all(v <= 0 for v in violations.values())
+            attrs["feasible"] = ok
+            if ok:
+                stats.feasible += 1
+            try:
+                values = obj.values(result.values)
+            except KeyError as exc:
+                attrs["error"] = str(exc)
+                stats.failed += 1
+                state = TrialState.FAIL
+            constraints = violations
+        bulk.set_attrs(study, trial, attrs, constraints)
+        if state == TrialState.COMPLETE:
+            study.tell(trial, values)
+        else:
+            study.tell(trial, state=state)
         self._finished(trial)
 
     def _pruned_by_gate(self, trial, cfg, stats: RunStats) -> bool:
