@@ -39,8 +39,8 @@ folding:
 
 DEFAULT_RUNS = ",".join([
     *(f"1000/{st}/{sa}" for st in ("memory", "journal", "sqlite") for sa in ("random", "nsga2", "tpe")),
-    "10000/journal/random", "10000/journal/nsga2", "100000/journal/random", "100000/memory/random",
-    "100000/journal/nsga2",
+    "10000/sqlite/nsga2", "10000/journal/nsga2", "100000/sqlite/nsga2", "100000/journal/nsga2",
+    "100000/memory/random",
 ])
 
 
@@ -61,6 +61,10 @@ def single(storage: str, sampler: str, n: int) -> dict:
     stats = Runner(ctx, progress=False, cache_path=work / "cache.db").optimize(n_trials=n)
     wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    os.chdir(ROOT)
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
     return {"storage": storage, "sampler": sampler, "trials": stats.trials, "wall_s": wall,
             "trials_per_s": stats.trials / wall, "peak_rss_mib": rss}
 
@@ -82,13 +86,19 @@ def main() -> None:
         row = json.loads(out.strip().splitlines()[-1])
         print(row, flush=True)
         rows.append(row)
+    import os
+
+    import optuna
     from intake import write_section
+
+    import bsopt
 
     lines = [
         "## Study throughput",
         "",
-        f"`python benchmarks/study_throughput.py` (runs: {args.runs}) on {platform.machine()}, Python "
-        f"{platform.python_version()}, 1 worker: a TFC-w2a2 per-layer folding study (6.9·10^10 configurations) "
+        f"`python benchmarks/study_throughput.py` (runs: {args.runs}) on {platform.machine()} "
+        f"({os.cpu_count()} cores), Python {platform.python_version()}, optuna {optuna.__version__}, bsopt "
+        f"{bsopt.__version__}, {time.strftime('%Y-%m-%d')}, 1 worker: a TFC-w2a2 per-layer folding study (6.9·10^10 configurations) "
         "on the estimate backend, each run in its own process. Trials/s includes the sampler, the "
         "estimate, the cache and the storage.",
         "",

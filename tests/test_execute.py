@@ -201,3 +201,22 @@ def test_resources_are_recorded_and_low_disk_stops_launching(tmp_path, capsys):
     assert r["driver_rss_mb"] > 20 and r["peak_workers_rss_mb"] > 20 and r["free_disk_gb"] > 0
     assert main(["study", "status", "res"]) == 0
     assert "driver RSS" in capsys.readouterr().out
+
+
+def test_backend_exceptions_are_retried_then_failed_with_their_traceback_logged(tmp_path):
+    ctx = create_study("exc", blueprint(tmp_path, "exception_rate: 1.0"))
+    stats = Runner(ctx, workers=1, progress=False).optimize(n_trials=2)
+    assert stats.trials == 2 and stats.failed == 2 and stats.retries == 4
+    for t in ctx.study.get_trials():
+        assert t.state == TrialState.FAIL and t.user_attrs["error"] == "RuntimeError: synthetic backend exception"
+        log = Path(t.user_attrs["log"])
+        assert log.parent == tmp_path / "studies" / "exc" / "logs" and log.name == t.user_attrs["config_id"] + ".log"
+        assert "Traceback" in log.read_text() and "synthetic backend exception" in log.read_text()
+
+
+def test_cache_results_false_builds_every_time(tmp_path):
+    bp = blueprint(tmp_path, "duration_s: 0.0")
+    bp.write_text(bp.read_text() + "global: {cache_results: false}\n")
+    first = Runner(create_study("nc1", bp), workers=1, progress=False).optimize(n_trials=4)
+    second = Runner(create_study("nc2", bp), workers=1, progress=False).optimize(n_trials=4)
+    assert first.builds == second.builds == 4 and second.cache_hits == 0

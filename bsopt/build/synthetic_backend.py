@@ -10,7 +10,8 @@ is a property of the configuration and reruns are reproducible:
   SIGSEGV): the build kills its worker process; with ``crash_once`` (default) only the first attempt
   of a configuration crashes (a transient fault: the retry succeeds), tracked by marker files in
   ``scratch_dir``;
-- ``hang_rate``, ``hang_s``: the build sleeps ``hang_s`` (default an hour): a hang, for timeouts.
+- ``hang_rate``, ``hang_s``: the build sleeps ``hang_s`` (default an hour): a hang, for timeouts;
+- ``exception_rate``: the backend raises (an unexpected error: retried, its traceback logged).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from bsopt.errors import InputError
 
 OPTIONS = {"duration_s": 0.0, "failure_rate": 0.0, "failure_message": "synthetic build failure",
            "crash_rate": 0.0, "crash_mode": "exit", "crash_once": True, "scratch_dir": "studies/.synthetic",
-           "hang_rate": 0.0, "hang_s": 3600.0}
+           "hang_rate": 0.0, "hang_s": 3600.0, "exception_rate": 0.0}
 
 
 class SyntheticBackend:
@@ -71,6 +72,8 @@ class SyntheticBackend:
     def build(self, cfg) -> BuildResult:
         start = time.time()
         self._crash(cfg)
+        if self._draw(cfg, "exception") < float(self.options["exception_rate"]):
+            raise RuntimeError("synthetic backend exception")
         if self._draw(cfg, "hang") < float(self.options["hang_rate"]):
             time.sleep(float(self.options["hang_s"]))
         time.sleep(float(self.options["duration_s"]))

@@ -99,6 +99,7 @@ class Runner:
         self.build_timeout = build_timeout
         self.retry_timeouts = retry_timeouts
         self.cache = BuildCache(cache_path or Path("studies") / "cache.db")
+        self.use_cache = bool(space.blueprint.global_config.get("cache_results", True))
         self.progress = progress
         self.monitor = Monitor(ctx.workdir, min_free_gb=min_free_disk_gb, interval=monitor_interval)
         # staged gate: before an expensive backend builds anything, the estimate decides whether the
@@ -181,6 +182,10 @@ class Runner:
             attrs["duplicate_of"] = duplicate_of
         if result.warnings:
             attrs["warnings"] = "; ".join(result.warnings)[:2000]
+        if result.logs and not result.cache_hit:
+            log = self._write_log(cfg, result)
+            if log:
+                attrs["log"] = log
         stats.trials += 1
         if duplicate_of is not None:
             stats.shared_hits += 1
@@ -225,6 +230,18 @@ class Runner:
             study.tell(trial, state=state)
         self._finished(trial)
 
+    def _write_log(self, cfg, result: BuildResult) -> str | None:
+        """A build's log under studies/<name>/logs/ (the storage keeps only its path)."""
+        try:
+            path = self.ctx.workdir / "logs" / f"{cfg.config_id}.log"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as fh:
+                fh.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {result.status} on {result.worker or '?'}\n")
+                fh.write(result.logs.rstrip() + "\n")
+            return str(path.resolve())
+        except OSError:
+            return None
+
     def _pruned_by_gate(self, trial, cfg, stats: RunStats) -> bool:
         """Tell the trial PRUNED (with the reason) if its estimate already violates a constraint."""
         est = self._gate.build(cfg)
@@ -251,7 +268,7 @@ class Runner:
     def _launch(self, trial, values, stats: RunStats) -> None:
         cfg = self.ctx.space.config_from_values(values)
         key = cache_key(cfg, self.backend_name)
-        hit = self.cache.get(key)
+        hit = self.cache.get(key) if self.use_cache else None
         if hit is not None:
             self._tell(trial, cfg, hit, stats)
             return
@@ -274,7 +291,8 @@ class Runner:
             return
         if task.errors:
             result.warnings.append("retried after: " + "; ".join(task.errors))
-        self.cache.put(task.key, result)
+        if self.use_cache:
+            self.cache.put(task.key, result)
         self._tell(task.trial, task.cfg, result, stats)
 
     def _check_duplicates(self, stats: RunStats) -> None:
