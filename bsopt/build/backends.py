@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from bsopt.errors import InputError
 
-BACKENDS = ("estimate", "synthetic")
+BACKENDS = ("estimate", "finn", "synthetic")
 
 
 def make_backend(name: str, model_path: str, finn_version: str = "latest", part: str | None = None,
-                 options: dict | None = None):
-    """The backend ``name`` for a model, FINN version and part (the finn backend has its own issue)."""
+                 options: dict | None = None, workdir=None):
+    """The backend ``name`` for a model, FINN version and part; ``workdir`` is the study's folder."""
     if name == "estimate":
         from bsopt.build.estimate_backend import EstimateBackend
 
@@ -18,5 +18,9 @@ def make_backend(name: str, model_path: str, finn_version: str = "latest", part:
         from bsopt.build.synthetic_backend import SyntheticBackend
 
         return SyntheticBackend(model_path, finn_version, part, options)
+    if name == "finn":
+        from bsopt.build.finn_backend import FinnBackend
+
+        return FinnBackend(model_path, finn_version, part, options, workdir=workdir)
     raise InputError(f"the '{name}' backend is not available", where="backend",
                      hint="backends: " + ", ".join(BACKENDS))

@@ -30,6 +30,10 @@ RAY_ADDRESS = typer.Option(None, "--ray-address", help="Join this Ray cluster (a
                            "start a local Ray instance.")
 BUILD_TIMEOUT = typer.Option(None, "--build-timeout", help="Kill a build after this many seconds (TIMEOUT); "
                              "default: the blueprint's global.timeout_minutes, else none.")
+FINN_BUDGET = typer.Option(None, "--finn-budget", help="Build at most this many configurations with the "
+                           "expensive backend (finn) in this run; the estimate gate decides which.")
+PARETO_ONLY = typer.Option(False, "--pareto-candidates", help="Build with the expensive backend only "
+                           "configurations whose estimate no earlier build's estimate dominates.")
 MIN_FREE_DISK = typer.Option(1.0, "--min-free-disk", help="Stop launching builds when free disk in studies/ "
                              "falls below this many GB.")
 
@@ -42,17 +46,20 @@ def _quiet_optuna() -> None:
 
 
 def _run(ctx, n_trials, timeout, workers, quiet, executor="local", ray_address=None, build_timeout=None,
-         min_free_disk=1.0):
+         min_free_disk=1.0, finn_budget=None, pareto_candidates=False):
     from bsopt.study.engine import Runner
 
     if n_trials is not None and n_trials < 1:
         raise InputError(f"--n-trials must be at least 1, got {n_trials}", where="--n-trials")
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}", where="--workers")
+    if finn_budget is not None and finn_budget < 1:
+        raise InputError(f"--finn-budget must be at least 1, got {finn_budget}", where="--finn-budget")
     if build_timeout is not None and build_timeout <= 0:
         raise InputError(f"--build-timeout must be positive, got {build_timeout}", where="--build-timeout")
     runner = Runner(ctx, workers=workers, progress=not quiet, executor=executor, ray_address=ray_address,
-                    build_timeout=build_timeout, min_free_disk_gb=min_free_disk)
+                    build_timeout=build_timeout, min_free_disk_gb=min_free_disk, build_budget=finn_budget,
+                    pareto_gate=pareto_candidates)
     stats = runner.optimize(n_trials=n_trials, timeout=timeout)
     console.print(f"{stats.trials} trial(s): {stats.builds} built, {stats.cache_hits} from cache, "
                   f"{stats.feasible} feasible, {stats.failed} failed"
@@ -82,6 +89,8 @@ def create(
     ray_address: str = RAY_ADDRESS,
     build_timeout: float = BUILD_TIMEOUT,
     min_free_disk: float = MIN_FREE_DISK,
+    finn_budget: int = FINN_BUDGET,
+    pareto_candidates: bool = PARETO_ONLY,
     resume: bool = typer.Option(False, "--resume", help="Continue the study if it exists."),
     quiet: bool = QUIET,
     plot_out: Path = typer.Option(None, "--plot", help="Where to write the Pareto plot after running "
@@ -97,7 +106,8 @@ def create(
                   + ", ".join(f"{d} {m}" for m, d in zip(ctx.objectives.metrics, ctx.objectives.directions,
                                                           strict=True)))
     if n_trials is not None or timeout is not None:
-        _run(ctx, n_trials, timeout, workers, quiet, executor, ray_address, build_timeout, min_free_disk)
+        _run(ctx, n_trials, timeout, workers, quiet, executor, ray_address, build_timeout, min_free_disk,
+             finn_budget, pareto_candidates)
         from bsopt.study.report import plot
 
         out = plot(ctx, plot_out or ctx.workdir / "pareto.html")
@@ -115,6 +125,8 @@ def optimize(
     ray_address: str = RAY_ADDRESS,
     build_timeout: float = BUILD_TIMEOUT,
     min_free_disk: float = MIN_FREE_DISK,
+    finn_budget: int = FINN_BUDGET,
+    pareto_candidates: bool = PARETO_ONLY,
     quiet: bool = QUIET,
 ):
     """Run more trials of an existing study (also resumes an interrupted one; several drivers may share
@@ -123,7 +135,7 @@ def optimize(
 
     _quiet_optuna()
     _run(load_study(name, storage), n_trials, timeout, workers, quiet, executor, ray_address, build_timeout,
-         min_free_disk)
+         min_free_disk, finn_budget, pareto_candidates)
 
 
 @study_app.command("list")

@@ -28,6 +28,7 @@ class Task:
     attempt: int = 0
     errors: list[str] = field(default_factory=list)
     submitted: float = 0.0
+    estimate: dict | None = None  # the estimate gate's metrics (stored beside the build's)
 
 
 @dataclass
@@ -39,11 +40,12 @@ class BackendSpec:
     finn_version: str
     part: str | None
     options: dict | None = None
+    workdir: str | None = None  # the study's folder (build trees of the finn backend go below it)
 
     def create(self):
         from bsopt.build.backends import make_backend
 
-        return make_backend(self.name, self.model_path, self.finn_version, self.part, self.options)
+        return make_backend(self.name, self.model_path, self.finn_version, self.part, self.options, self.workdir)
 
 
 def worker_label(kind: str = "local") -> str:

@@ -84,38 +84,7 @@ def export_trials(ctx, trials: list[FrozenTrial], out: str | Path) -> list[Path]
     return written
 
 
-OUTPUT_PRODUCTS = {
-    "estimates": ["ESTIMATE_REPORTS"],
-    "dataflow_graph": ["ESTIMATE_REPORTS"],
-    "rtl": ["ESTIMATE_REPORTS", "STITCHED_IP", "RTLSIM_PERFORMANCE", "OOC_SYNTH"],
-    "stitched_ip": ["ESTIMATE_REPORTS", "STITCHED_IP"],
-    "bitfile": ["ESTIMATE_REPORTS", "STITCHED_IP", "RTLSIM_PERFORMANCE", "OOC_SYNTH", "BITFILE", "PYNQ_DRIVER",
-                "DEPLOYMENT_PACKAGE"],
-}
-
-
-def dataflow_build_config(cfg) -> dict[str, Any]:
-    """FINN's DataflowBuildConfig for a BuildConfig (the finn backend writes the same file)."""
-    target = cfg.target
-    out = {
-        "output_dir": "output",
-        "synth_clk_period_ns": target.get("clock_ns") or 10.0,
-        "fpga_part": target.get("part"),
-        "generate_outputs": OUTPUT_PRODUCTS.get(cfg.global_config.get("output_stage", "estimates"),
-                                                ["ESTIMATE_REPORTS"]),
-        "enable_build_pdb_debug": False,
-        "verbose": False,
-    }
-    if target.get("board"):
-        out["board"] = target["board"]
-    if cfg.folding_config is not None:
-        out["folding_config_file"] = "folding_config.json"
-    if cfg.specialize_config is not None:
-        out["specialize_layers_config_file"] = "specialize_layers_config.json"
-    if cfg.build_steps:
-        out["steps"] = list(cfg.build_steps)
-    out.update(cfg.finn_config)
-    return out
+from bsopt.build.finn_config import OUTPUT_PRODUCTS, dataflow_build_config  # noqa: E402,F401
 
 
 def plot(ctx, out: str | Path) -> Path:

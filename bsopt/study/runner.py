@@ -49,6 +49,7 @@ class RunStats:
     pruned: int = 0
     retries: int = 0
     recovered: int = 0
+    submitted: int = 0  # builds handed to the executor (retries not counted)
     stopped: str = ""  # why launching stopped early (low disk), if it did
 
 
@@ -71,10 +72,9 @@ class Runner:
 
     def __init__(self, ctx, *, workers: int | None = None, executor: str = "local", ray_address: str | None = None,
                  cache_path=None, progress: bool = True, build_timeout: float | None = None, batch: bool = True,
-                 retry_timeouts: bool = False, min_free_disk_gb: float = 1.0, monitor_interval: float = 10.0):
+                 retry_timeouts: bool = False, min_free_disk_gb: float = 1.0, monitor_interval: float = 10.0,
+                 build_budget: int | None = None, pareto_gate: bool = False):
         from pathlib import Path
-
-        from bsopt.build.backends import make_backend
 
         if executor not in EXECUTORS:
             raise InputError(f"unknown executor '{executor}'", where="--executor", hint="executors: local, ray")
@@ -85,9 +85,8 @@ class Runner:
         self.backend_name = space.blueprint.backend
         target = space.fixed_target()
         self.spec = BackendSpec(self.backend_name, space.model_path, target["finn_version"], target["part"],
-                                space.blueprint.backend_options)
-        self._local = make_backend(self.spec.name, self.spec.model_path, self.spec.finn_version, self.spec.part,
-                                   self.spec.options)
+                                space.blueprint.backend_options, str(Path(ctx.workdir).resolve()))
+        self._local = self.spec.create()
         self.expensive = bool(getattr(self._local, "expensive", False))
         if workers is None:
             workers = space.search_config.get("parallel_builds") or (os.cpu_count() or 1 if self.expensive else 1)
@@ -109,6 +108,10 @@ class Runner:
             from bsopt.build.estimate_backend import EstimateBackend
 
             self._gate = EstimateBackend(space.model_path, target["finn_version"], target["part"])
+        #: multi-fidelity: at most this many expensive builds per run; build only estimate-Pareto candidates
+        self.build_budget = build_budget
+        self.pareto_gate = pareto_gate
+        self._built_estimates: list[tuple[int, tuple[float, ...]]] = []
         self.shared = is_shared(ctx.storage)
         self.drivers = Drivers(ctx.study) if self.shared else None
         self.executor = None
@@ -171,7 +174,8 @@ class Runner:
                 yield k
 
     # -- telling ------------------------------------------------------------------------------------
-    def _tell(self, trial, cfg, result: BuildResult, stats: RunStats, *, duplicate_of: int | None = None) -> None:
+    def _tell(self, trial, cfg, result: BuildResult, stats: RunStats, *, duplicate_of: int | None = None,
+              estimate: dict[str, float] | None = None) -> None:
         study, obj = self._study, self.ctx.objectives
         attrs: dict[str, Any] = {"config_id": cfg.config_id, "config_index": cfg.index, "status": result.status,
                                  "backend": result.backend or self.backend_name, "cache_hit": result.cache_hit,
@@ -182,6 +186,8 @@ class Runner:
             attrs["duplicate_of"] = duplicate_of
         if result.warnings:
             attrs["warnings"] = "; ".join(result.warnings)[:2000]
+        if estimate:  # the gate's estimate beside the real metrics, for calibration
+            attrs.update({f"e:{k}": v for k, v in estimate.items()})
         if result.logs and not result.cache_hit:
             log = self._write_log(cfg, result)
             if log:
@@ -242,27 +248,43 @@ class Runner:
         except OSError:
             return None
 
-    def _pruned_by_gate(self, trial, cfg, stats: RunStats) -> bool:
-        """Tell the trial PRUNED (with the reason) if its estimate already violates a constraint."""
+    def _gate_check(self, trial, cfg, stats: RunStats) -> dict[str, float] | None:
+        """The staged gate before an expensive build. Returns the estimate's metrics when the
+        configuration may be built; tells the trial PRUNED (with the reason) and returns None when its
+        estimate violates a constraint, fails, or (with ``pareto_gate``) is dominated by the estimate
+        of a configuration already built."""
         est = self._gate.build(cfg)
-        if est.ok:
-            violated = {k: v for k, v in self.ctx.objectives.violations(est.values).items() if v > 0}
-            if not violated:
-                return False
-            reason = "estimate violates " + ", ".join(violated)
-        else:
+        reason = None
+        if not est.ok:
             reason = f"estimate failed: {est.error_message}"
-        trial.set_user_attr("config_id", cfg.config_id)
-        trial.set_user_attr("config_index", cfg.index)
-        trial.set_user_attr("status", "PRUNED")
-        trial.set_user_attr("pruned_reason", reason[:2000])
-        for k, v in est.values.items():
-            trial.set_user_attr(f"e:{k}", v)
+        else:
+            violated = {k: v for k, v in self.ctx.objectives.violations(est.values).items() if v > 0}
+            if violated:
+                reason = "estimate violates " + ", ".join(violated)
+            elif self.pareto_gate:
+                point = self._min_point(est.values)
+                if point is not None:
+                    for number, other in self._built_estimates:
+                        if all(a <= b for a, b in zip(other, point, strict=True)) and other != point:
+                            reason = f"not a Pareto candidate: its estimate is dominated by trial {number}'s"
+                            break
+        if reason is None:
+            return est.values
+        attrs = {"config_id": cfg.config_id, "config_index": cfg.index, "status": "PRUNED",
+                 "pruned_reason": reason[:2000], **{f"e:{k}": v for k, v in est.values.items()}}
+        bulk.set_attrs(self._study, trial, attrs, {})
         self._study.tell(trial, state=TrialState.PRUNED)
         self._finished(trial)
         stats.trials += 1
         stats.pruned += 1
-        return True
+        return None
+
+    def _min_point(self, values: dict[str, float]) -> tuple[float, ...] | None:
+        try:
+            vals = self.ctx.objectives.values(values)
+        except KeyError:
+            return None
+        return tuple(-v if d == "maximize" else v for v, d in zip(vals, self.ctx.objectives.directions, strict=True))
 
     # -- one asked trial ------------------------------------------------------------------------
     def _launch(self, trial, values, stats: RunStats) -> None:
@@ -277,9 +299,16 @@ class Runner:
             if owner is not None:
                 self._dupes.append(_Duplicate(trial, cfg, key, owner._trial_id))
                 return
-        if self._gate is not None and self._pruned_by_gate(trial, cfg, stats):
-            return
-        self.executor.submit(Task(cfg, key, trial))
+        estimate = None
+        if self._gate is not None:
+            estimate = self._gate_check(trial, cfg, stats)
+            if estimate is None:
+                return
+            point = self._min_point(estimate)
+            if point is not None:
+                self._built_estimates.append((trial.number, point))
+        self.executor.submit(Task(cfg, key, trial, estimate=estimate))
+        stats.submitted += 1
 
     def _finish(self, task: Task, result: BuildResult, stats: RunStats) -> None:
         retry = result.recoverable or (result.status == BuildStatus.TIMEOUT and self.retry_timeouts)
@@ -293,7 +322,7 @@ class Runner:
             result.warnings.append("retried after: " + "; ".join(task.errors))
         if self.use_cache:
             self.cache.put(task.key, result)
-        self._tell(task.trial, task.cfg, result, stats)
+        self._tell(task.trial, task.cfg, result, stats, estimate=task.estimate)
 
     def _check_duplicates(self, stats: RunStats) -> None:
         """Tell waiting duplicates whose owner finished; take over those whose owner's driver died."""
@@ -338,6 +367,13 @@ class Runner:
             self._study = self._working_copy() if batched else ctx.study
             self._pending = []
             self._last_flush = time.time()
+            if self.pareto_gate:  # the estimates of configurations built in earlier runs
+                for t in ctx.study.get_trials(deepcopy=False):
+                    est = {k[2:]: v for k, v in t.user_attrs.items() if k.startswith("e:")}
+                    if est and "worker" in t.user_attrs:
+                        point = self._min_point(est)
+                        if point is not None:
+                            self._built_estimates.append((t.number, point))
             grid = ctx.sampler == "grid"
             grid_iter = self._grid_indices() if grid else None
             if not grid and not ctx.study.trials:
@@ -353,6 +389,10 @@ class Runner:
                         if n_trials is not None and stats.trials + busy >= n_trials:
                             break
                         if deadline is not None and time.time() >= deadline:
+                            break
+                        if self.build_budget is not None and stats.submitted >= self.build_budget:
+                            stats.stopped = f"build budget of {self.build_budget} reached"
+                            exhausted = True
                             break
                         if self.monitor.disk_low():
                             stats.stopped = (f"free disk {self.monitor.free_gb():.2f} GB is below "

@@ -1,0 +1,227 @@
+"""The real-FINN backend: a BuildConfig built by FINN (and Vivado) as an external command.
+
+bsopt never imports FINN. For each BuildConfig it prepares ``<builds_dir>/<config_id>/`` the way
+FINN's ``build_dataflow`` command expects it — ``model.onnx``, ``dataflow_build_config.json``,
+``folding_config.json``, ``specialize_layers_config.json`` — runs the configured command in the
+user's FINN environment (no shell; output streamed to ``build.log``), reads the reports FINN wrote
+(:mod:`bsopt.build.finn_outputs`), classifies failures from the exit status and the log, and links
+the products into an ``artifacts/`` tree: ``reports/``, ``ip_blocks/``, ``synthesis/``,
+``bitstream/`` (whatever the output stage produced).
+
+Options (blueprint ``backend: {name: finn, options: {...}}``):
+
+- ``command``: the command as a list (or a string split like a shell would, without running one);
+  ``{build_dir}`` is replaced by the build folder. Default
+  ``["python", "-m", "finn.builder.build_dataflow", "{build_dir}"]``; with FINN's docker wrapper
+  e.g. ``["/opt/finn/run-docker.sh", "build_custom", "{build_dir}"]``.
+- ``env``: extra environment variables (``${VAR}`` expands from the driver's environment), e.g.
+  ``FINN_ROOT``, ``VIVADO_PATH``, ``FINN_XILINX_PATH``, ``FINN_BUILD_DIR``.
+- ``timeout_s``: kill the command after this many seconds (TIMEOUT); the study's ``--build-timeout``
+  also applies (it kills the worker and the command with it).
+- ``builds_dir``: where build folders go (default ``studies/<study>/builds``).
+- ``timing_constraint``: a negative WNS after synthesis fails the build (default false: the WNS and
+  fmax are recorded and the build counts).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shlex
+import shutil
+import signal
+import string
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from bsopt.build.finn_config import dataflow_build_config
+from bsopt.build.finn_outputs import ReportError, classify_failure, read_outputs
+from bsopt.build.result import BuildResult, BuildStatus
+from bsopt.errors import InputError
+
+DEFAULT_COMMAND = ["python", "-m", "finn.builder.build_dataflow", "{build_dir}"]
+OPTIONS = {"command": DEFAULT_COMMAND, "env": {}, "timeout_s": None, "builds_dir": None,
+           "timing_constraint": False}
+LOG_TAIL = 20_000
+
+
+class FinnBackend:
+    name = "finn"
+    expensive = True
+
+    def __init__(self, model_path: str, finn_version: str = "latest", part: str | None = None,
+                 options: dict[str, Any] | None = None, workdir: str | Path | None = None):
+        unknown = set(options or {}) - set(OPTIONS)
+        if unknown:
+            raise InputError(f"unknown finn backend option(s): {', '.join(sorted(unknown))}",
+                             where="backend.options", hint="options: " + ", ".join(OPTIONS))
+        self.options = {**OPTIONS, **(options or {})}
+        self.model_path = model_path
+        self.finn_version = finn_version
+        self.part = part
+        command = self.options["command"]
+        self.command = shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+        if not self.command:
+            raise InputError("the finn backend's command is empty", where="backend.options.command")
+        exe = self.command[0]
+        if shutil.which(exe) is None and not Path(exe).is_file():
+            raise InputError(f"the FINN command '{exe}' was not found", where="backend.options.command",
+                             hint="point it at FINN's environment, e.g. command: [/opt/finn/run-docker.sh, "
+                             "build_custom, '{build_dir}'] or the python of FINN's venv (see docs/finn_backend.md)")
+        env = self.options["env"] or {}
+        if not isinstance(env, dict):
+            raise InputError("backend.options.env must be a mapping of variable names to values",
+                             where="backend.options.env")
+        self.env = {str(k): string.Template(str(v)).safe_substitute(os.environ) for k, v in env.items()}
+        base = self.options["builds_dir"] or (Path(workdir) / "builds" if workdir else Path("studies") / "builds")
+        self.builds_dir = Path(base).resolve()
+        timeout = self.options["timeout_s"]
+        self.timeout = float(timeout) if timeout else None
+
+    # -- preparing the build folder ---------------------------------------------------------------
+    def prepare(self, cfg) -> tuple[Path, dict[str, Any]]:
+        """The build folder for ``cfg`` with FINN's inputs written into it."""
+        build_dir = self.builds_dir / cfg.config_id
+        if build_dir.exists():  # an earlier attempt: start clean
+            shutil.rmtree(build_dir)
+        build_dir.mkdir(parents=True)
+        src = Path(cfg.model_path or self.model_path)
+        if src.suffix == ".gz":
+            with gzip.open(src, "rb") as fin, open(build_dir / "model.onnx", "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        else:
+            shutil.copyfile(src, build_dir / "model.onnx")
+        dcfg = dataflow_build_config(cfg)
+        if not dcfg.get("fpga_part") and self.part:
+            dcfg["fpga_part"] = self.part
+        if cfg.folding_config is not None:
+            (build_dir / "folding_config.json").write_text(json.dumps(cfg.folding_config, indent=2))
+        if cfg.specialize_config is not None:
+            (build_dir / "specialize_layers_config.json").write_text(json.dumps(cfg.specialize_config, indent=2))
+        (build_dir / "dataflow_build_config.json").write_text(json.dumps(dcfg, indent=2))
+        (build_dir / "build_config.json").write_text(cfg.to_json(indent=2))
+        return build_dir, dcfg
+
+    # -- running it --------------------------------------------------------------------------------
+    def build(self, cfg) -> BuildResult:
+        start = time.time()
+        build_dir, dcfg = self.prepare(cfg)
+        log_path = build_dir / "build.log"
+        cmd = [c.replace("{build_dir}", str(build_dir)) for c in self.command]
+        env = {**os.environ, **self.env}
+        returncode: int | None = None
+        timed_out = False
+        with open(log_path, "wb") as log:
+            log.write(f"$ {shlex.join(cmd)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(cmd, cwd=build_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                returncode = proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(proc)
+            except BaseException:  # interrupted: never leave a FINN run behind
+                _kill_group(proc)
+                raise
+        text = _tail(log_path)
+
+        def result(status: str, *, error: str | None = None, recoverable: bool = False, values=None,
+                   metrics=None, warnings=None) -> BuildResult:
+            return BuildResult(cfg.config_id, status, start, time.time(), metrics=metrics, values=values or {},
+                               artifacts=self._artifacts(build_dir, dcfg), error_message=error,
+                               warnings=warnings or [], logs=text if status != BuildStatus.SUCCESS else "",
+                               backend=self.name, recoverable=recoverable)
+
+        if timed_out:
+            return result(BuildStatus.TIMEOUT, error=f"FINN build timed out after {self.timeout:g} s (killed)")
+        # FINN's build_dataflow prints "Build failed" and still exits 0 when a step raises
+        failed = returncode != 0 or ("Build failed" in text and "Completed successfully" not in text)
+        if failed:
+            message, recoverable = classify_failure(text, returncode)
+            return result(BuildStatus.FAILED, error=message, recoverable=recoverable)
+        clock = float(dcfg.get("synth_clk_period_ns") or 10.0)
+        part = dcfg.get("fpga_part") or self.part
+        try:
+            out = read_outputs(build_dir / dcfg.get("output_dir", "output"), clock_ns=clock, part=part,
+                               requested=list(dcfg.get("generate_outputs", [])),
+                               resource_limits=(cfg.target or {}).get("resource_limits"))
+        except ReportError as exc:
+            return result(BuildStatus.FAILED, error=str(exc))
+        if self.options["timing_constraint"] and out.wns is not None and out.wns < 0:
+            return result(BuildStatus.FAILED, error=f"timing not met: WNS {out.wns:g} ns at {clock:g} ns",
+                          values=out.values, metrics=out.metrics)
+        if out.wns is not None and out.wns < 0:
+            out.warnings.append(f"timing not met: WNS {out.wns:g} ns (fmax {out.values.get('fmax_mhz', 0):.1f} MHz)")
+        return result(BuildStatus.SUCCESS, values=out.values, metrics=out.metrics, warnings=out.warnings)
+
+    # -- artifacts ---------------------------------------------------------------------------------
+    def _artifacts(self, build_dir: Path, dcfg: dict[str, Any]) -> dict[str, str]:
+        """Link FINN's products into ``artifacts/{reports,ip_blocks,synthesis,bitstream}``."""
+        out = build_dir / dcfg.get("output_dir", "output")
+        tree = build_dir / "artifacts"
+        groups: dict[str, list[Path]] = {"reports": [], "ip_blocks": [], "synthesis": [], "bitstream": []}
+        report = out / "report"
+        if report.is_dir():
+            groups["reports"] += [p for p in sorted(report.iterdir()) if p.is_file() and p.suffix != ".xml"]
+            groups["synthesis"] += sorted(report.glob("*.xml"))  # post-synthesis utilisation reports
+        for name in ("time_per_step.json", "build_dataflow.log", "final_hw_config.json", "auto_folding_config.json"):
+            if (out / name).exists():
+                groups["reports"].append(out / name)
+        groups["reports"].append(build_dir / "build.log")
+        ip = out / "stitched_ip"
+        if ip.is_dir():
+            groups["ip_blocks"].append(ip)
+            groups["synthesis"] += sorted(p for p in ip.rglob("*wrapper*.v") if p.is_file())[:4]
+        ooc = self._ooc_folder(report)
+        if ooc is not None:
+            groups["synthesis"].append(ooc)
+        bit = out / "bitfile"
+        if bit.is_dir():
+            groups["bitstream"] += sorted(p for p in bit.iterdir() if p.is_file())
+        for extra in ("driver", "deploy"):
+            if (out / extra).is_dir():
+                groups["bitstream"].append(out / extra)
+        artifacts = {"build_dir": str(build_dir)}
+        for group, paths in groups.items():
+            paths = [p for p in paths if p.exists()]
+            if not paths:
+                continue
+            folder = tree / group
+            folder.mkdir(parents=True, exist_ok=True)
+            for p in paths:
+                link = folder / p.name
+                if not link.exists() and not link.is_symlink():
+                    os.symlink(os.path.relpath(p, folder), link)
+            artifacts[group] = str(folder)
+        if not dcfg.get("save_intermediate_models", True):
+            shutil.rmtree(out / "intermediate_models", ignore_errors=True)
+        return artifacts
+
+    @staticmethod
+    def _ooc_folder(report: Path) -> Path | None:
+        try:
+            ooc = json.loads((report / "ooc_synth_and_timing.json").read_text())
+            folder = Path(ooc.get("vivado_proj_folder", ""))
+            return folder if folder.is_dir() else None
+        except (OSError, ValueError, AttributeError):
+            return None
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _tail(path: Path) -> str:
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        if size > LOG_TAIL:
+            fh.seek(size - LOG_TAIL)
+        return fh.read().decode(errors="replace")
