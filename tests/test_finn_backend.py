@@ -219,7 +219,7 @@ def test_study_with_finn_as_the_expensive_stage(tmp_path, capsys, monkeypatch):
         return (-t.user_attrs["e:throughput_fps"], t.user_attrs["e:LUT"], t.user_attrs["e:BRAM_18K"])
 
     def dominates(a, b):
-        return all(x <= y for x, y in zip(a, b)) and a != b
+        return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
 
     for t in trials:
         earlier = [point(b) for b in built if b.number < t.number]
