@@ -171,12 +171,16 @@ def test_hang_times_out_and_kills_finn(tmp_path, monkeypatch):
     assert result.status == "TIMEOUT" and "timed out after 1 s" in result.error_message
 
 
-def test_a_missing_finn_command_is_an_input_error(tmp_path):
+def test_a_missing_finn_command_is_an_input_error(tmp_path, capsys):
     bp = blueprint(tmp_path)
     bp.write_text(bp.read_text().replace(f"command: [{sys.executable}, {FAKE}", "command: [no-such-finn, x"))
     space = load_design_space(bp).require_valid()
     with pytest.raises(InputError, match="FINN command 'no-such-finn' was not found"):
         FinnBackend(space.model_path, "latest", "xc7z020clg400-1", space.blueprint.backend_options)
+    # reported before any study is created
+    assert main(["study", "create", "nofinn", "--blueprint", str(bp), "--n-trials", "1", "--quiet"]) == 2
+    assert "no-such-finn" in capsys.readouterr().err
+    assert main(["study", "create", "nofinn", "--blueprint", str(blueprint(tmp_path)), "--quiet"]) == 0
 
 
 def test_study_with_finn_as_the_expensive_stage(tmp_path, capsys, monkeypatch):

@@ -112,6 +112,7 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     space = load_design_space(bp_path, model).require_valid()
     objectives = ObjectiveSet.from_space(space)
     objectives.check_backend(space.blueprint.backend)
+    _check_backend(space)
     store = open_storage(storage)
     existing = [s.study_name for s in optuna.study.get_all_study_summaries(store)]
     if name in existing:
@@ -149,6 +150,16 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
         study.set_user_attr(k, v)
     return StudyContext(name, store, study, space, objectives, OptunaSpace(space.parameters), sampler_name,
                         _workdir(name), storage or default_storage())
+
+
+def _check_backend(space) -> None:
+    """Create the blueprint's backend once, so that a misconfigured one (e.g. a FINN command that
+    does not exist) is reported before a study is created."""
+    from bsopt.build.backends import make_backend
+
+    target = space.fixed_target()
+    make_backend(space.blueprint.backend, space.model_path, target["finn_version"], target["part"],
+                 space.blueprint.backend_options)
 
 
 def load_study(name: str, storage: str | None = None, *, model: str | None = None) -> StudyContext:
