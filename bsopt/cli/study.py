@@ -227,31 +227,64 @@ def pareto(
     storage: str = STORAGE,
     where: str = typer.Option(None, "--where", help='Filter, e.g. "LUT < 20000 and throughput_fps > 1e5".'),
     sort: str = typer.Option(None, "--sort", help="Metric to sort by (prefix - for descending)."),
+    objectives: str = typer.Option(None, "--objectives", help="Pareto set over these metrics instead of the "
+                                   "study's objectives, e.g. throughput_fps,DSP (prefix +/- to force max/min)."),
     as_json: bool = typer.Option(False, "--json"),
     as_csv: bool = typer.Option(False, "--csv"),
 ):
     """The feasible non-dominated configurations."""
-    from bsopt.study import queries
+    from bsopt.study import results
     from bsopt.study.engine import load_study
-    from bsopt.study.report import trial_row
 
     ctx = load_study(name, storage)
-    front = _sorted_front(ctx, sort)
-    if where:
-        pred = queries.compile_where(where)
-        front = [t for t in front if pred(queries.metrics_of(t))]
-    rows = [trial_row(t, sorted(queries.metrics_of(t))) for t in front]
+    objs = [o for o in objectives.split(",") if o.strip()] if objectives else None
+    rows = results.pareto(ctx, objectives=objs, where=where,
+                          sort=sort or ("-" if ctx.objectives.directions[0] == "maximize" else "")
+                          + ctx.objectives.metrics[0])
     if as_json:
         print(json.dumps(rows, indent=1))
     elif as_csv:
         buf = io.StringIO()
-        fields = ["trial", "config_id", *sorted({k for r in rows for k in r} - {"trial", "config_id", "feasible"})]
+        fields = ["trial", "config_id", *sorted({k for r in rows for k in r} - {"trial", "config_id", "feasible",
+                                                                                "state"})]
         w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
         print(buf.getvalue(), end="")
     else:
-        _print_pareto(ctx, front=front)
+        metrics = results._resolve(objs, ctx.objectives.metrics, ctx.objectives.directions)[0]
+        table = Table(title=f"feasible Pareto set of {ctx.name}" + (f" over {', '.join(metrics)}" if objs else "")
+                      + f": {len(rows)} configuration(s)")
+        for col in ("trial", "config_id", *metrics):
+            table.add_column(col, justify="right" if col != "config_id" else "left")
+        for r in rows:
+            table.add_row(str(r["trial"]), str(r["config_id"]), *[_fmt(r.get(m)) for m in metrics])
+        console.print(table)
+
+
+@study_app.command("compare")
+def compare(
+    a: str = typer.Argument(..., help="A study."),
+    b: str = typer.Argument(..., help="Another study with the same objectives."),
+    storage: str = STORAGE,
+    storage_b: str = typer.Option(None, "--storage-b", help="Storage of the second study (default: --storage)."),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Compare two studies' fronts: hypervolume (normalised together) and coverage."""
+    from bsopt.study import results
+
+    c = results.compare(a, b, storage=storage, storage_b=storage_b)
+    if as_json:
+        print(json.dumps(c, indent=1))
+        return
+    table = Table(title=f"{a} vs {b}: " + ", ".join(c["objectives"]))
+    for col in ("study", "trials", "front", "hypervolume", "covers the other's front"):
+        table.add_column(col, justify="left" if col == "study" else "right")
+    for x, y in ((a, b), (b, a)):
+        cov = c["coverage"][f"C({x},{y})"]
+        table.add_row(x, str(c["trials"][x]), str(c["front_size"][x]), f"{c['hypervolume'][x]:.4f}",
+                      "n/a" if cov is None else f"{100 * cov:.1f} %")
+    console.print(table)
 
 
 @study_app.command("best")

@@ -29,26 +29,42 @@ def _minimization(values: list[float], directions: list[str]) -> list[float]:
     return [v if d == "minimize" else -v for v, d in zip(values, directions, strict=True)]
 
 
+def front_indices(pts: np.ndarray) -> list[int]:
+    """Indices of the non-dominated rows of a minimisation matrix (identical rows: the first is kept),
+    in their original order."""
+    if len(pts) == 0:
+        return []
+    _, first = np.unique(pts, axis=0, return_index=True)
+    first.sort()
+    sub = pts[first]
+    order = np.lexsort(sub.T[::-1])  # ascending by the first objective: dominators come first
+    front: list[int] = []
+    front_pts = np.empty((0, pts.shape[1]))
+    for i in order:
+        p = sub[i]
+        if len(front_pts) and np.any(np.all(front_pts <= p, axis=1)):
+            continue  # dominated (rows are unique, so <= everywhere means strictly better somewhere)
+        front.append(int(first[i]))
+        front_pts = np.vstack([front_pts, p])
+    return sorted(front)
+
+
 def pareto_front(trials: list[FrozenTrial], directions: list[str]) -> list[FrozenTrial]:
     """Feasible non-dominated trials (duplicates of the same objective vector: the first is kept)."""
     cands = [t for t in trials if feasible(t) and t.values is not None]
     if not cands:
         return []
     pts = np.array([_minimization(t.values, directions) for t in cands], dtype=float)
-    # keep the first of identical vectors, then drop every point another point dominates
-    _, first = np.unique(pts, axis=0, return_index=True)
-    first.sort()
-    pts, cands = pts[first], [cands[i] for i in first]
-    order = np.lexsort(pts.T[::-1])  # ascending by the first objective: dominators come first
-    front: list[int] = []
-    front_pts = np.empty((0, pts.shape[1]))
-    for i in order:
-        p = pts[i]
-        if len(front_pts) and np.any(np.all(front_pts <= p, axis=1)):
-            continue  # dominated (vectors are unique, so <= everywhere means strictly better somewhere)
-        front.append(i)
-        front_pts = np.vstack([front_pts, p])
-    return [cands[i] for i in sorted(front)]
+    return [cands[i] for i in front_indices(pts)]
+
+
+def metric_front(trials: list[FrozenTrial], metrics: list[str], directions: list[str]) -> list[FrozenTrial]:
+    """Feasible non-dominated trials over any metrics recorded on them (not only the objectives)."""
+    cands = [t for t in trials if feasible(t) and all(is_finite(metrics_of(t).get(m)) for m in metrics)]
+    if not cands:
+        return []
+    pts = np.array([_minimization([metrics_of(t)[m] for m in metrics], directions) for t in cands], dtype=float)
+    return [cands[i] for i in front_indices(pts)]
 
 
 def hypervolume(trials: list[FrozenTrial], directions: list[str], reference: list[float] | None = None) -> float:

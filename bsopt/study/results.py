@@ -1,0 +1,174 @@
+"""The Python API over a study's results: Pareto sets, best and knee configurations, comparisons.
+
+Every function takes a study as a name (with ``storage``), a loaded
+:class:`~bsopt.study.engine.StudyContext`, or an ``optuna.Study`` made by bsopt, and returns plain
+records (one dict per trial: ``trial``, ``config_id``, ``feasible``, the metrics) — or a pandas
+DataFrame with ``as_frame=True``::
+
+    from bsopt.study import results
+    front = results.pareto("tfc-demo", where="LUT < 20000", sort="-throughput_fps")
+    results.compare("tfc-demo", "tfc-nsga")["hypervolume"]
+
+``where`` takes the same safe expressions as the CLI (metric names, numbers, comparisons, and/or/not).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from bsopt.errors import InputError, MissingDependencyError
+from bsopt.metrics import METRICS, resolve_metric
+from bsopt.study import queries
+
+
+def _trials_and_objectives(study, storage: str | None) -> tuple[str, list[FrozenTrial], list[str], list[str]]:
+    """(name, trials, objective metrics, directions) of a study given in any accepted form."""
+    if isinstance(study, str):
+        store = _storage(storage)
+        try:
+            study = optuna.load_study(study_name=study, storage=store)
+        except KeyError:
+            names = [s.study_name for s in optuna.study.get_all_study_summaries(store)]
+            raise InputError(f"no study named '{study}'", where=storage or "studies/bsopt.db",
+                             hint=("studies: " + ", ".join(names)) if names else "create one with bsopt study create") from None
+    if hasattr(study, "study") and hasattr(study, "objectives"):  # a StudyContext
+        ctx = study
+        return ctx.name, ctx.study.get_trials(deepcopy=False), list(ctx.objectives.metrics), \
+            list(ctx.objectives.directions)
+    objectives = study.user_attrs.get("objectives", {}).get("objectives", [])
+    metrics = [o["metric"] for o in objectives] or list(study.metric_names or [])
+    directions = [o["direction"] for o in objectives] or [d.name.lower() for d in study.directions]
+    return study.study_name, study.get_trials(deepcopy=False), metrics, directions
+
+
+def _storage(url: str | None):
+    from bsopt.study.engine import open_storage
+
+    return open_storage(url)
+
+
+def record(t: FrozenTrial) -> dict[str, Any]:
+    """One trial as a plain record."""
+    return {"trial": t.number, "config_id": t.user_attrs.get("config_id"), "state": t.state.name,
+            "feasible": queries.feasible(t), **queries.metrics_of(t)}
+
+
+def _frame(rows: list[dict[str, Any]], as_frame: bool):
+    if not as_frame:
+        return rows
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise MissingDependencyError("as_frame=True needs pandas", hint="pip install pandas") from exc
+    return pd.DataFrame(rows)
+
+
+def _resolve(metrics: list[str] | None, default: list[str], default_dirs: list[str]) -> tuple[list[str], list[str]]:
+    if not metrics:
+        return default, default_dirs
+    names, dirs = [], []
+    for m in metrics:
+        m = m.strip()
+        direction = None
+        if m.startswith(("+", "-")):  # explicit direction: +maximise, -minimise
+            direction, m = ("maximize" if m[0] == "+" else "minimize"), m[1:]
+        name = resolve_metric(m)
+        if name is None:
+            raise InputError(f"unknown metric '{m}'", where="objectives", hint="metrics: " + ", ".join(METRICS))
+        names.append(name)
+        dirs.append(direction or METRICS[name].direction)
+    return names, dirs
+
+
+def _sorted(rows: list[dict[str, Any]], sort: str | None) -> list[dict[str, Any]]:
+    if not sort:
+        return rows
+    desc = sort.startswith("-")
+    key = resolve_metric(sort.lstrip("+-")) or sort.lstrip("+-")
+    missing = [r for r in rows if not queries.is_finite(r.get(key))]
+    present = sorted((r for r in rows if queries.is_finite(r.get(key))), key=lambda r: r[key], reverse=desc)
+    return present + missing
+
+
+def pareto(study, *, objectives: list[str] | None = None, where: str | None = None, sort: str | None = None,
+           storage: str | None = None, as_frame: bool = False):
+    """The feasible non-dominated configurations, over the study's objectives or any ``objectives``
+    (metric names, optionally prefixed ``+``/``-`` for maximise/minimise)."""
+    _, trials, metrics, directions = _trials_and_objectives(study, storage)
+    metrics, directions = _resolve(objectives, metrics, directions)
+    if where:
+        pred = queries.compile_where(where)
+        trials = [t for t in trials if t.state == TrialState.COMPLETE and pred(queries.metrics_of(t))]
+    front = queries.metric_front(trials, metrics, directions)
+    return _frame(_sorted([record(t) for t in front], sort), as_frame)
+
+
+def best(study, metric: str | None = None, *, where: str | None = None, storage: str | None = None):
+    """The best feasible configuration for one metric (its own direction), or — without a metric —
+    the knee of the Pareto front (closest to the ideal point in normalised objectives). None if the
+    study has no feasible configuration."""
+    _, trials, metrics, directions = _trials_and_objectives(study, storage)
+    if where:
+        pred = queries.compile_where(where)
+        trials = [t for t in trials if t.state == TrialState.COMPLETE and pred(queries.metrics_of(t))]
+    if metric is None:
+        t = queries.knee(queries.metric_front(trials, metrics, directions), directions) if trials else None
+        if t is None:
+            return None
+        return record(t)
+    (name,), (direction,) = _resolve([metric], metrics, directions)
+    t = queries.best(trials, name, direction)
+    return None if t is None else record(t)
+
+
+def knee(study, *, storage: str | None = None):
+    """The knee of the Pareto front (see :func:`best`)."""
+    return best(study, storage=storage)
+
+
+def compare(study_a, study_b, *, storage: str | None = None, storage_b: str | None = None) -> dict[str, Any]:
+    """How two studies' feasible fronts compare on the same objectives.
+
+    ``hypervolume``: each front's hypervolume with both normalised together (the union's ideal and
+    nadir points, reference point 1.1); ``coverage``: C(a, b), the fraction of b's front weakly
+    dominated by a point of a's front, and C(b, a).
+    """
+    name_a, ta, ma, da = _trials_and_objectives(study_a, storage)
+    name_b, tb, mb, db = _trials_and_objectives(study_b, storage_b or storage)
+    if (ma, da) != (mb, db):
+        raise InputError(f"studies '{name_a}' and '{name_b}' have different objectives",
+                         hint=f"{name_a}: {list(zip(ma, da, strict=True))}; {name_b}: {list(zip(mb, db, strict=True))}")
+    fa, fb = queries.metric_front(ta, ma, da), queries.metric_front(tb, mb, db)
+
+    def pts(front):
+        return np.array([[(-1 if d == "maximize" else 1) * queries.metrics_of(t)[m] for m, d in
+                          zip(ma, da, strict=True)] for t in front], dtype=float).reshape(len(front), len(ma))
+
+    pa, pb = pts(fa), pts(fb)
+    both = np.vstack([pa, pb]) if len(pa) + len(pb) else np.empty((0, len(ma)))
+    hv = {name_a: 0.0, name_b: 0.0}
+    if len(both):
+        from optuna._hypervolume import compute_hypervolume
+
+        lo, hi = both.min(axis=0), both.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        ref = np.full(len(ma), 1.1)
+        for name, p in ((name_a, pa), (name_b, pb)):
+            if len(p):
+                hv[name] = float(compute_hypervolume((p - lo) / span, ref))
+
+    def coverage(x, y) -> float | None:
+        if not len(y):
+            return None
+        if not len(x):
+            return 0.0
+        return float(np.mean([np.any(np.all(x <= q, axis=1)) for q in y]))
+
+    return {"studies": [name_a, name_b], "objectives": [f"{d} {m}" for m, d in zip(ma, da, strict=True)],
+            "trials": {name_a: len(ta), name_b: len(tb)}, "front_size": {name_a: len(fa), name_b: len(fb)},
+            "hypervolume": hv, "coverage": {f"C({name_a},{name_b})": coverage(pa, pb),
+                                            f"C({name_b},{name_a})": coverage(pb, pa)}}
