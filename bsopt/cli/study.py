@@ -92,16 +92,42 @@ def create(
     finn_budget: int = FINN_BUDGET,
     pareto_candidates: bool = PARETO_ONLY,
     resume: bool = typer.Option(False, "--resume", help="Continue the study if it exists."),
+    warm_start_from: str = typer.Option(None, "--warm-start-from", help="Start from earlier studies' results "
+                                        "(comma-separated names): same space → their trials are added; compatible "
+                                        "space → their best configurations are enqueued."),
+    warm_start_storage: str = typer.Option(None, "--warm-start-storage", help="Storage of those studies "
+                                           "(default: --storage)."),
     quiet: bool = QUIET,
     plot_out: Path = typer.Option(None, "--plot", help="Where to write the Pareto plot after running "
                                   "(default studies/NAME/pareto.html)."),
 ):
     """Create a study from a blueprint and, with --n-trials/--timeout, run it."""
-    from bsopt.study.engine import create_study
+    from bsopt.study.engine import create_study, study_names
+    from bsopt.study.warmstart import source_names, warm_start
 
     _quiet_optuna()
+    sources = source_names(warm_start_from)
+    existed = name in study_names(storage)
+    if sources:  # check the sources before creating anything
+        available = set(study_names(warm_start_storage or storage))
+        missing = [s for s in sources if s not in available]
+        if missing:
+            raise InputError(f"no study named {', '.join(repr(m) for m in missing)} to warm-start from",
+                             where=warm_start_storage or storage or "studies/bsopt.db",
+                             hint="studies: " + (", ".join(sorted(available)) or "none"))
     ctx = create_study(name, blueprint, model=model, storage=storage, sampler=sampler, seed=seed, resume=resume,
                        n_trials=n_trials)
+    if sources and not existed:
+        try:
+            for report in warm_start(ctx, sources, warm_start_storage):
+                console.print(escape(report.describe()))
+        except InputError:
+            import optuna
+
+            from bsopt.study.engine import open_storage
+
+            optuna.delete_study(study_name=name, storage=open_storage(storage))  # nothing half-made stays
+            raise
     console.print(f"study [bold]{escape(name)}[/]: {ctx.sampler} sampler, objectives "
                   + ", ".join(f"{d} {m}" for m, d in zip(ctx.objectives.metrics, ctx.objectives.directions,
                                                           strict=True)))
