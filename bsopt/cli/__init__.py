@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from bsopt import __version__
 from bsopt.cli.blueprint import blueprint_app
+from bsopt.cli.dashboard import dashboard
 from bsopt.cli.estimate import estimate, fold
 from bsopt.cli.model import model_app
 from bsopt.cli.quickstart import quickstart
@@ -53,6 +54,7 @@ app.add_typer(study_app, name="study")
 app.command("quickstart")(quickstart)
 app.command("estimate")(estimate)
 app.command("fold")(fold)
+app.command("dashboard")(dashboard)
 
 
 def _version(value: bool):

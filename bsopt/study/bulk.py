@@ -123,3 +123,27 @@ def set_attrs(study: optuna.Study, trial, user: dict, constraints: dict[str, flo
                 conn.execute(delete(table).where(table.c.trial_id == tid, table.c.key.in_(list(attrs))))
                 conn.execute(insert(table), [{"trial_id": tid, "key": k, "value_json": json.dumps(v)}
                                              for k, v in attrs.items()])
+
+
+def set_finished_trial_system_attr(study: optuna.Study, trial_id: int, key: str, value) -> bool:
+    """Add a system attribute to a *finished* trial (Optuna's API refuses; its artifact listing reads
+    them). RDB storages at the installed Optuna's schema only; returns False elsewhere."""
+    backend = _any_rdb(study._storage)
+    if backend is None:
+        return False
+    ok = _SCHEMA_OK.get(id(backend))
+    if ok is None:
+        try:
+            ok = _SCHEMA_OK[id(backend)] = backend.get_current_version() == backend.get_head_version()
+        except Exception:  # noqa: BLE001
+            ok = _SCHEMA_OK[id(backend)] = False
+    if not ok:
+        return False
+    from optuna.storages._rdb import models
+    from sqlalchemy import delete, insert
+
+    S = models.TrialSystemAttributeModel.__table__
+    with backend.engine.begin() as conn:
+        conn.execute(delete(S).where(S.c.trial_id == trial_id, S.c.key == key))
+        conn.execute(insert(S), [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}])
+    return True

@@ -8,6 +8,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from bsopt.metrics import METRICS
 from bsopt.study import queries
 
 
@@ -129,6 +130,51 @@ def plot(ctx, out: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.write_html(str(out), include_plotlyjs="cdn")
     return out
+
+
+def pareto_figure(ctx, trials=None):
+    """The objectives of the completed trials: infeasible, feasible, and the feasible Pareto front."""
+    import plotly.graph_objects as go
+
+    metrics = ctx.objectives.metrics
+    trials = [t for t in (trials if trials is not None else ctx.study.get_trials(deepcopy=False))
+              if t.state == TrialState.COMPLETE]
+    front = {t.number for t in queries.pareto_front(trials, ctx.objectives.directions)}
+    groups = {"infeasible": [t for t in trials if not queries.feasible(t)],
+              "feasible": [t for t in trials if queries.feasible(t) and t.number not in front],
+              "Pareto front": [t for t in trials if t.number in front]}
+    colors = {"infeasible": "lightgray", "feasible": "steelblue", "Pareto front": "crimson"}
+    fig = go.Figure()
+    for label, ts in groups.items():
+        text = [f"trial {t.number}<br>{t.user_attrs.get('config_id')}" for t in ts]
+        marker = {"color": colors[label], "size": 4 if label != "Pareto front" else 7}
+        if len(metrics) >= 3:
+            fig.add_trace(go.Scatter3d(x=[t.values[0] for t in ts], y=[t.values[1] for t in ts],
+                                       z=[t.values[2] for t in ts], mode="markers", name=label, marker=marker,
+                                       text=text))
+        else:
+            fig.add_trace(go.Scatter(x=[t.values[0] for t in ts], y=[t.values[1] if len(metrics) > 1 else 0
+                                                                       for t in ts],
+                                     mode="markers", name=label, marker=marker, text=text))
+    units = [f"{m} [{METRICS[m].unit}]" if m in METRICS and METRICS[m].unit else m for m in metrics]
+    if len(metrics) >= 3:
+        fig.update_scenes(xaxis_title=units[0], yaxis_title=units[1], zaxis_title=units[2])
+    else:
+        fig.update_layout(xaxis_title=units[0], yaxis_title=units[1] if len(units) > 1 else "")
+    fig.update_layout(title=f"{ctx.name}: Pareto front ({len(front)} of {len(trials)} completed trials)")
+    return fig
+
+
+def hypervolume_figure(ctx):
+    """The hypervolume of the feasible front after n trials (see :func:`hypervolume_history`)."""
+    import plotly.graph_objects as go
+
+    history = hypervolume_history(ctx)
+    fig = go.Figure(go.Scatter(x=[h[0] for h in history], y=[h[1] for h in history], mode="lines+markers",
+                               name="hypervolume"))
+    fig.update_layout(title=f"{ctx.name}: hypervolume of the feasible front", xaxis_title="trials",
+                      yaxis_title="hypervolume (normalised objectives, reference 1.1)")
+    return fig
 
 
 def hypervolume_history(ctx, points: int = 50) -> list[tuple[int, float]]:

@@ -28,6 +28,7 @@ from bsopt.errors import InputError
 from bsopt.execute.base import BackendSpec, Task
 from bsopt.study import bulk, queries
 from bsopt.study.cache import BuildCache, cache_key
+from bsopt.study.dashboard import metric_summary
 from bsopt.study.drivers import HEARTBEAT_S, DriverLock, Drivers, is_shared, lock_path
 from bsopt.study.resources import Monitor, worker_rss
 from bsopt.study.samplers import make_sampler
@@ -51,6 +52,7 @@ class RunStats:
     recovered: int = 0
     submitted: int = 0  # builds handed to the executor (retries not counted)
     stopped: str = ""  # why launching stopped early (low disk), if it did
+    published: str = ""  # what went to optuna-dashboard at the end
 
 
 @dataclass
@@ -116,6 +118,8 @@ class Runner:
         self.drivers = Drivers(ctx.study) if self.shared else None
         self.executor = None
         self._dupes: list[_Duplicate] = []
+        self._built: dict[int, str | None] = {}
+        self.publish = True  # artifacts and figures for optuna-dashboard after each run
         self._pending: list = []
         self._last_flush = 0.0
         self._last_recover = 0.0
@@ -182,6 +186,8 @@ class Runner:
                                  "build_seconds": round(result.duration, 6)}
         if result.worker and not result.cache_hit:
             attrs["worker"] = result.worker
+            if self._study is self.ctx.study:  # built in this run: its reports go to the dashboard
+                self._built[trial._trial_id] = result.artifacts.get("reports")
         if duplicate_of is not None:
             attrs["duplicate_of"] = duplicate_of
         if result.warnings:
@@ -215,6 +221,7 @@ class Runner:
         else:
             for k, v in result.values.items():
                 attrs[f"m:{k}"] = v
+            attrs["summary"] = metric_summary(result.values)
             violations = obj.violations(result.values)
             for k, v in violations.items():
                 attrs[f"c:{k}"] = v
@@ -423,10 +430,26 @@ class Runner:
                 self._record_resources(force=True)  # while the workers are still up
         finally:
             self._flush(force=True)
+            if self.publish and stats.trials:
+                self._publish(stats)
             self._log_run(stats)
             if lock is not None:
                 lock.release()
         return stats
+
+    def _publish(self, stats: RunStats) -> None:
+        """Artifacts and figures for optuna-dashboard (never fails the run; skipped for huge studies)."""
+        from bsopt.study import dashboard
+
+        try:
+            n = self.ctx.study._storage.get_n_trials(self.ctx.study._study_id)
+            if n > dashboard.PUBLISH_MAX_TRIALS:
+                stats.published = f"skipped: {n} trials (more than {dashboard.PUBLISH_MAX_TRIALS})"
+                return
+            out = dashboard.publish(self.ctx, extra=self._built)
+            stats.published = f"{out['files']} artifact file(s) for {out['trials']} trial(s), {out['figures']} figure(s)"
+        except Exception as exc:  # noqa: BLE001 - the dashboard is a view: it must not fail a study
+            stats.published = f"failed: {type(exc).__name__}: {exc}"
 
     def _housekeeping(self) -> None:
         if self.drivers is not None:
