@@ -70,6 +70,11 @@ def _run(ctx, n_trials, timeout, workers, quiet, executor="local", ray_address=N
                   + (f", {stats.recovered} interrupted trial(s) recovered" if stats.recovered else ""))
     if stats.stopped:
         console.print(f"[yellow]stopped early:[/] {escape(stats.stopped)}")
+    info = getattr(runner, "exact_info", None)
+    if info:
+        console.print(f"exact front: {info['front_size']} point(s) of a space of {info['space_size']} configurations, "
+                      f"computed in {info['seconds']:.2f} s from {info['node_estimates']} per-layer estimates; "
+                      f"{info['selected']} selected for evaluation")
     _print_pareto(ctx, limit=20)
 
 

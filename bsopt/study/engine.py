@@ -124,8 +124,20 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
         size = space.get_total_combinations()
     except BsoptError:
         size = None
-    sampler_name = resolve(sampler or space.search_config.get("strategy", "auto"), size,
-                           n_trials or space.search_config.get("max_evaluations"))
+    requested = sampler or space.search_config.get("strategy", "auto")
+    sampler_name = resolve(requested, size, n_trials or space.search_config.get("max_evaluations"))
+    if requested in ("auto", "exact") and space.blueprint.backend == "estimate":
+        from bsopt.study.exact import why_not_separable
+
+        reason = why_not_separable(space, objectives)
+        if reason is None:
+            sampler_name = "exact"  # the exact front beats any sampler on an estimate-backed space
+        elif requested == "exact":
+            raise InputError(f"the exact strategy cannot solve this space: {reason}", where="search.strategy",
+                             hint="use auto (it falls back to a sampler), nsga2 or tpe")
+    elif requested == "exact":
+        raise InputError("the exact strategy needs the estimate backend", where="search.strategy",
+                         hint="use nsga2 or tpe with other backends")
     study = optuna.create_study(study_name=name, storage=store, directions=objectives.directions,
                                 sampler=make_sampler(sampler_name, seed, len(objectives.metrics)))
     with warnings.catch_warnings():  # experimental in Optuna, and what the dashboard reads

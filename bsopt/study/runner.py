@@ -160,6 +160,32 @@ class Runner:
                 study.enqueue_trial(t.params, user_attrs={**attrs, "retry_of": t.number}, skip_if_exists=False)
         return n
 
+    def _exact_points(self, n_trials: int | None, stats: RunStats):
+        """The exact feasible Pareto front of the space (bsopt.study.exact), spread-selected down to
+        ``n_trials`` points, minus those the study already evaluated."""
+        from bsopt.study import exact
+
+        ctx = self.ctx
+        if self.backend_name != "estimate":
+            raise InputError("the exact strategy needs the estimate backend (its metrics are per-layer sums "
+                             "and maxima)", where="search.strategy", hint="use nsga2 or tpe with other backends")
+        front = exact.exact_front(ctx.space, ctx.objectives, self._local)
+        chosen = exact.spread(front.points, ctx.objectives, n_trials)
+        info = {"front_size": len(front.points), "selected": len(chosen), "seconds": round(front.seconds, 3),
+                "node_estimates": front.options, "space_size": str(front.space_size)}
+        try:
+            ctx.study.set_user_attr("exact_front", info)
+        except Exception:  # noqa: BLE001 - bookkeeping only
+            pass
+        self.exact_info = info
+        done = {t.user_attrs.get("config_id") for t in ctx.study.get_trials(deepcopy=False)
+                if t.state.is_finished()}
+        for point in chosen:
+            values = {**ctx.space.values_at(0), **point["values"]}
+            if ctx.space.config_from_values(values).config_id in done:
+                continue
+            yield values, {"exact_front": True}
+
     def _grid_indices(self):
         done = set()
         pending = set()
@@ -367,7 +393,7 @@ class Runner:
                 self.drivers.beat(force=True)
             stats.recovered = self.recover()
             self._last_recover = time.time()
-            if n_trials is None and timeout is None:
+            if n_trials is None and timeout is None and ctx.sampler != "exact":  # exact: the whole front
                 n_trials = ctx.space.search_config.get("max_evaluations") or 100
             waiting = len(ctx.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
             batched = self.batch and not self.shared and not self.expensive and waiting == 0
@@ -381,8 +407,12 @@ class Runner:
                         point = self._min_point(est)
                         if point is not None:
                             self._built_estimates.append((t.number, point))
-            grid = ctx.sampler == "grid"
-            grid_iter = self._grid_indices() if grid else None
+            grid = ctx.sampler in ("grid", "exact")
+            if ctx.sampler == "exact":
+                grid_iter = self._exact_points(n_trials, stats)
+            else:
+                grid_iter = ((ctx.space.values_at(k), {"config_index": k}) for k in self._grid_indices()) \
+                    if grid else None
             if not grid and not ctx.study.trials:
                 self._enqueue_seeds()
             deadline = time.time() + timeout if timeout else None
@@ -410,12 +440,11 @@ class Runner:
                         if grid and waiting > 0:
                             waiting -= 1
                         elif grid:
-                            k = next(grid_iter, None)
-                            if k is None:
+                            point = next(grid_iter, None)
+                            if point is None:
                                 exhausted = True
                                 break
-                            self._study.enqueue_trial(ctx.ospace.to_params(ctx.space.values_at(k)),
-                                                      user_attrs={"config_index": k})
+                            self._study.enqueue_trial(ctx.ospace.to_params(point[0]), user_attrs=point[1])
                         trial, values = ctx.ospace.ask(self._study)
                         self._launch(trial, values, stats)
                         progress.update(stats)

@@ -8,7 +8,7 @@ import optuna
 
 from bsopt.errors import InputError
 
-SAMPLERS = ("auto", "tpe", "nsga2", "nsga3", "gp", "random", "grid", "exhaustive")
+SAMPLERS = ("auto", "tpe", "nsga2", "nsga3", "gp", "random", "grid", "exhaustive", "exact")
 
 #: budgets up to this use multivariate TPE under ``auto``; larger ones NSGA-II (TPE's per-trial cost
 #: grows to ~0.1 s at 1000 trials; NSGA-II stays ~2 ms)
@@ -22,6 +22,8 @@ def resolve(name: str, space_size: int | None, n_trials: int | None) -> str:
         raise InputError(f"unknown sampler '{name}'", hint="one of: " + ", ".join(SAMPLERS))
     if name == "exhaustive":
         return "grid"
+    if name == "exact":  # create_study checks that the space is separable
+        return "exact"
     if name != "auto":
         return name
     if space_size is not None and n_trials is not None and space_size <= n_trials:
@@ -49,5 +51,5 @@ def _make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
             return optuna.samplers.GPSampler(seed=seed)
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise InputError("the gp sampler needs torch and scipy", hint="pip install 'bsopt[models]'") from exc
-    # random, and grid (whose points are enqueued; the sampler only fills gaps)
+    # random, and grid/exact (whose points are enqueued; the sampler only fills gaps)
     return optuna.samplers.RandomSampler(seed=seed)

@@ -1,0 +1,435 @@
+"""Exact Pareto fronts of estimate-backed design spaces, without enumerating them.
+
+With FINN's analytical estimates a network's resources are sums, and its ``max_cycles`` a max, of
+per-layer values that depend only on that layer's own choices (PE, SIMD, ram_style, resType, …).
+So the feasible Pareto front of a space of 10^28 configurations follows from per-layer option
+tables:
+
+1. **Decompose** the space: a parameter is *local* to a layer when changing it changes only that
+   layer's entry of the FINN folding config; every other parameter (clock, kernel/backend choices,
+   flags, parameters that change bit-width minimisation) is *global*. The front is solved per
+   combination of global values and the results merged.
+2. **Tabulate** each layer's options: its cycles and LUT/BRAM_18K/URAM/DSP from bsopt's node cost
+   models (options FINN would reject are dropped).
+3. For every distinct cycle value ``C`` (ascending), keep each layer's options with ``cycles <= C``,
+   reduce them to their own non-dominated set over the summed dimensions, and merge the layers one by
+   one (Minkowski sum, pruned to non-dominated points and to the resource bounds: the device budget
+   and the blueprint's constraints). A merged point belongs to the 3-D front iff its max cycles is
+   exactly ``C`` and no point of the previous bound's front weakly dominates it.
+
+Supported objectives: ``max_cycles``/``throughput_fps`` (one max dimension), ``LUT``, ``BRAM_18K``,
+``URAM``, ``DSP`` and their ``*_util`` (sums), in their natural directions; constraints: upper
+bounds on those sums, and ``max_cycles <=`` / ``throughput_fps >=``. Anything else raises
+:class:`NotSeparable` (the study then uses a sampler).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bsopt.errors import BsoptError
+
+SUM_METRICS = ("LUT", "BRAM_18K", "URAM", "DSP")
+CYCLE_METRICS = ("max_cycles", "throughput_fps")
+MINIMIZE_KEYS = ("mem_mode", "runtime_writeable_weights")
+MAX_GLOBAL_COMBINATIONS = 256
+
+
+class NotSeparable(BsoptError):
+    """The space, objectives or constraints are not sums/maxes over independent layers."""
+
+
+@dataclass
+class LayerTable:
+    layer: str
+    params: list[str]
+    values: list[tuple[Any, ...]]  # per option: the values of ``params``
+    cycles: np.ndarray  # (n,)
+    sums: np.ndarray  # (n, len(SUM_METRICS))
+
+
+@dataclass
+class ExactFront:
+    """The exact feasible Pareto front: parameter values and metrics of each point."""
+
+    points: list[dict[str, Any]]  # {"values": {...}, "metrics": {...}}
+    layers: int
+    options: int  # per-layer estimates computed
+    global_combinations: int
+    seconds: float
+    space_size: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------ checks
+def _objective_dims(objectives) -> tuple[bool, list[int]]:
+    """(has a cycle objective, indices into SUM_METRICS that are objectives)."""
+    cycle, sums = False, []
+    for m, d in zip(objectives.metrics, objectives.directions, strict=True):
+        base = m[:-5] if m.endswith("_util") else m
+        if m in CYCLE_METRICS:
+            if (m == "max_cycles") != (d == "minimize"):
+                raise NotSeparable(f"objective {d} {m} runs against the cost models' structure")
+            cycle = True
+        elif base in SUM_METRICS:
+            if d != "minimize":
+                raise NotSeparable(f"objective {d} {m}: only minimised resources are separable")
+            sums.append(SUM_METRICS.index(base))
+        else:
+            raise NotSeparable(f"objective {m} is not a per-layer sum or max")
+    return cycle, sorted(set(sums))
+
+
+def _bounds(objectives, part: str, clock_ns: float) -> tuple[np.ndarray, float]:
+    """Upper bounds on the summed resources and on max cycles, from the constraints."""
+    from bsopt.hw.parts import part_resources
+
+    avail = part_resources(part) or {}
+    bound = np.full(len(SUM_METRICS), np.inf)
+    cyc = np.inf
+    for c in objectives.constraints:
+        m, op, v = c.metric, c.operator, c.value
+        base = m[:-5] if m.endswith("_util") else m
+        if base in SUM_METRICS and op in ("<=", "<"):
+            limit = v * avail.get(base, 0) if m.endswith("_util") else v
+            if op == "<":
+                limit = np.nextafter(limit, -np.inf)
+            i = SUM_METRICS.index(base)
+            bound[i] = min(bound[i], limit)
+        elif m == "max_cycles" and op in ("<=", "<"):
+            cyc = min(cyc, v if op == "<=" else np.nextafter(v, -np.inf))
+        elif m == "throughput_fps" and op in (">=", ">"):
+            cyc = min(cyc, 1e9 / clock_ns / v)
+        elif m.endswith("_util") and base == "FF":
+            continue  # the estimates have no flip-flop count: never violated
+        else:
+            raise NotSeparable(f"constraint '{c}' is not a bound on a per-layer sum or max")
+    return bound, cyc
+
+
+def why_not_separable(space, objectives) -> str | None:
+    """None when :func:`exact_front` can solve the space under the estimate backend, else the reason."""
+    try:
+        _objective_dims(objectives)
+        target = space.fixed_target()
+        _bounds(objectives, target["part"], float(target.get("clock_ns") or 10.0))
+        _, global_params = decompose(space)
+    except NotSeparable as exc:
+        return exc.message
+    except BsoptError as exc:
+        return exc.message
+    combos = 1
+    for p in global_params:
+        combos *= p.size
+    if combos > MAX_GLOBAL_COMBINATIONS:
+        return f"{combos} combinations of global choices exceed {MAX_GLOBAL_COMBINATIONS}"
+    return None
+
+
+# ------------------------------------------------------------------------------ decomposition
+def decompose(space, base: dict[str, Any] | None = None) -> tuple[list[tuple[tuple[str, ...], list]], list]:
+    """(groups, global parameters) of a design space. A group is a set of layers with the parameters
+    that change only their folding-config entries (a parameter that sets two layers, such as a pool's
+    PE mirrored into the sliding window feeding it, joins them into one group). ``base``: the values
+    the other parameters keep while one is varied (default: every parameter's first value)."""
+    base = base if base is not None else space.values_at(0)
+    cfg0 = space.config_from_values(base)
+    if cfg0.folding_config is None:
+        raise NotSeparable("the space has no per-layer folding (e.g. target_fps mode)")
+    ref = _shape(cfg0)
+    touches: list[tuple[Any, set[str]]] = []
+    global_params = []
+    for p in space.parameters:
+        if not p.is_choice:
+            continue
+        if p.size is None:
+            raise NotSeparable(f"parameter {p.name} is continuous")
+        layers: set[str] = set()
+        is_global = False
+        for i in range(1, p.size):
+            shape = _shape(space.config_from_values({**base, p.name: p.value_at(i)}))
+            if shape["rest"] != ref["rest"]:
+                is_global = True
+                break
+            changed = {k for k in set(shape["folding"]) | set(ref["folding"])
+                       if shape["folding"].get(k) != ref["folding"].get(k)}
+            if "Defaults" in changed or any((shape["folding"].get(k) or {}).get(key) !=
+                                            (ref["folding"].get(k) or {}).get(key)
+                                            for k in changed for key in MINIMIZE_KEYS):
+                is_global = True
+                break
+            layers |= changed
+        if is_global:
+            global_params.append(p)
+        elif layers:
+            touches.append((p, layers))
+    # union-find over layers joined by a parameter
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for _, layers in touches:
+        first, *rest = sorted(layers)
+        for other in rest:
+            parent[find(other)] = find(first)
+    groups: dict[str, tuple[set[str], list]] = {}
+    for p, layers in touches:
+        root = find(next(iter(layers)))
+        g = groups.setdefault(root, (set(), []))
+        g[0].update(layers)
+        g[1].append(p)
+    order = list(cfg0.folding_config)
+    return [(tuple(sorted(ls, key=lambda n: order.index(n) if n in order else 0)), ps)
+            for ls, ps in groups.values()], global_params
+
+
+def _shape(cfg) -> dict[str, Any]:
+    d = cfg.to_dict()
+    folding = d.pop("folding_config") or {}
+    for k in ("config_id", "params", "index"):
+        d.pop(k, None)
+    return {"folding": folding, "rest": d}
+
+
+# ------------------------------------------------------------------------------ tables
+def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
+        list[LayerTable], np.ndarray, float, int]:
+    """Per-group option tables for one combination of global values, plus the constant contribution
+    of layers without choices (sums, max cycles) and the number of node estimates made."""
+    from bsopt.estimate.base import EstimateError, estimate_node, normalize_version
+    from bsopt.estimate.network import configured_graph
+
+    base = {**space.values_at(0), **global_values}
+    cfg0 = space.config_from_values(base)
+    target = cfg0.target or {}
+    part = target.get("part") or estimator.part
+    version = normalize_version(target.get("finn_version") or estimator.finn_version)
+    graph = estimator.graph(part, version, cfg0.specialize_config)
+    g0 = configured_graph(graph, cfg0.folding_config)
+    base_attrs = {layer.name: (layer.op_type, dict(layer.attrs)) for layer in g0.layers}
+    # the attributes before a layer's own folding entry (the graph's, with the config's Defaults)
+    defaults = cfg0.folding_config.get("Defaults")
+    plain = {layer.name: dict(layer.attrs) for layer in
+             configured_graph(graph, {"Defaults": defaults} if defaults else None).layers}
+    grouped = {name for layers, _ in groups for name in layers}
+    const = np.zeros(len(SUM_METRICS))
+    const_cycles = 0.0
+    n_est = 0
+    for name, (op, attrs) in base_attrs.items():
+        if name in grouped:
+            continue
+        est = estimate_node(op, attrs, part, version)
+        n_est += 1
+        const += [float(est.get(k, 0)) for k in SUM_METRICS]
+        const_cycles = max(const_cycles, float(est["cycles"]))
+    tables: list[LayerTable] = []
+    for layers, params in groups:
+        values, cycles, sums = [], [], []
+        for combo in itertools.product(*[[p.value_at(i) for i in range(p.size)] for p in params]):
+            cfg = space.config_from_values({**base, **{p.name: v for p, v in zip(params, combo, strict=True)}})
+            c, sm, ok = 0.0, np.zeros(len(SUM_METRICS)), True
+            for name in layers:
+                a = dict(plain[name])
+                a.update(cfg.folding_config.get(name, {}))
+                n_est += 1
+                try:
+                    est = estimate_node(base_attrs[name][0], a, part, version)
+                except (EstimateError, BsoptError):
+                    ok = False  # FINN would reject this folding: not an option
+                    break
+                c = max(c, float(est["cycles"]))
+                sm += [float(est.get(k, 0)) for k in SUM_METRICS]
+            if ok:
+                values.append(combo)
+                cycles.append(c)
+                sums.append(sm)
+        if not values:
+            raise BsoptError(f"{', '.join(layers)}: no folding option the cost models accept")
+        tables.append(LayerTable("+".join(layers), [p.name for p in params], values, np.array(cycles),
+                                 np.array(sums)))
+    return tables, const, const_cycles, n_est
+
+
+# ------------------------------------------------------------------------------ fronts
+def _nondominated(pts: np.ndarray) -> np.ndarray:
+    """Indices of the non-dominated rows (minimisation; identical rows: one kept)."""
+    n, d = pts.shape
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    if d == 1:
+        return np.array([int(np.argmin(pts[:, 0]))])
+    order = np.lexsort(pts.T[::-1])
+    p = pts[order]
+    if d == 2:
+        best = np.minimum.accumulate(p[:, 1])
+        keep = np.ones(n, dtype=bool)
+        keep[1:] = p[1:, 1] < best[:-1]
+        return order[keep]
+    from bsopt.study.queries import front_indices
+
+    return np.asarray(front_indices(pts), dtype=int)
+
+
+def _merge(front: np.ndarray, choice: np.ndarray, opts: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minkowski sum of a partial front and a layer's options, pruned to bounds and non-dominated."""
+    s = (front[:, None, :] + opts[None, :, :]).reshape(-1, front.shape[1])
+    idx_f = np.repeat(np.arange(len(front)), len(opts))
+    idx_o = np.tile(np.arange(len(opts)), len(front))
+    ok = np.all(s <= bound + 1e-9, axis=1)
+    s, idx_f, idx_o = s[ok], idx_f[ok], idx_o[ok]
+    keep = _nondominated(s)
+    return s[keep], np.column_stack([choice[idx_f[keep]], idx_o[keep]])
+
+
+def exact_front(space, objectives, estimator=None, *, time_limit: float | None = None) -> ExactFront:
+    """The exact feasible Pareto front of ``space`` under the estimate backend (see the module doc)."""
+    t0 = time.time()
+    cycle_obj, sum_idx = _objective_dims(objectives)
+    if estimator is None:
+        from bsopt.build.estimate_backend import EstimateBackend
+
+        t = space.fixed_target()
+        estimator = EstimateBackend(space.model_path, t["finn_version"], t["part"])
+    groups, global_params = decompose(space)
+    combos = 1
+    for p in global_params:
+        combos *= p.size
+    if combos > MAX_GLOBAL_COMBINATIONS:
+        raise NotSeparable(f"{combos} combinations of global choices ({', '.join(p.name for p in global_params)}) "
+                           f"exceed {MAX_GLOBAL_COMBINATIONS}")
+    points: list[dict[str, Any]] = []
+    n_est = 0
+    layers = 0
+    global_names = {p.name for p in global_params}
+    for combo in itertools.product(*[[p.value_at(i) for i in range(p.size)] for p in global_params]):
+        gvals = {p.name: v for p, v in zip(global_params, combo, strict=True)}
+        if global_params:  # layer names and groups can depend on global choices (e.g. a kernel's backend)
+            groups, more = decompose(space, {**space.values_at(0), **gvals})
+            if {p.name for p in more} - global_names:
+                raise NotSeparable("parameters couple layers differently under other global choices: "
+                                   + ", ".join(sorted({p.name for p in more} - global_names)))
+        cfg0 = space.config_from_values({**space.values_at(0), **gvals})
+        part = (cfg0.target or {}).get("part") or estimator.part
+        clock = float((cfg0.target or {}).get("clock_ns") or 10.0)
+        bound, cyc_bound = _bounds(objectives, part, clock)
+        tables, const, const_cycles, n = tabulate(space, gvals, groups, estimator)
+        n_est += n
+        layers = len(tables)
+        # the summed dimensions the merge keeps: objectives, and bounded resources (for exactness)
+        used = {i for i in range(len(SUM_METRICS)) if const[i] or any(t.sums[:, i].any() for t in tables)}
+        dims = sorted(set(sum_idx) | {i for i in used if np.isfinite(bound[i])})
+        for cycles, sums, choice in _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound,
+                                                     cycle_obj, sum_idx):
+            for c, s, ch in zip(cycles, sums, choice, strict=True):
+                values = dict(gvals)
+                for tab, k in zip(tables, ch, strict=True):
+                    values.update(dict(zip(tab.params, tab.values[k], strict=True)))
+                metrics = {"max_cycles": c, "throughput_fps": 1e9 / clock / c if c else float("inf")}
+                metrics.update({m: float(s[i]) for i, m in enumerate(SUM_METRICS)})
+                points.append({"values": values, "metrics": metrics})
+        if time_limit is not None and time.time() - t0 > time_limit:
+            raise BsoptError(f"exact front: over the time limit of {time_limit:g} s")
+    if len(global_params):  # merge the per-combination fronts
+        keep = _nondominated(np.array([_vector(p["metrics"], objectives) for p in points], dtype=float)) \
+            if points else []
+        points = [points[i] for i in sorted(keep)]
+    size = None
+    try:
+        size = space.get_total_combinations()
+    except BsoptError:
+        pass
+    return ExactFront(points, layers, n_est, combos, time.time() - t0, size)
+
+
+def _vector(metrics: dict[str, float], objectives) -> list[float]:
+    out = []
+    for m, d in zip(objectives.metrics, objectives.directions, strict=True):
+        v = metrics[m] if m in metrics else metrics[m[:-5]]  # *_util is monotone in its sum
+        out.append(-v if d == "maximize" else v)
+    return out
+
+
+def _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx):
+    """Yield (max_cycles, full sums, per-layer option indices) of the front points, bound by bound."""
+    full_bound = bound - const
+    sub_bound = full_bound[dims]
+    if cycle_obj:
+        cands = sorted({c for t in tables for c in t.cycles} | {const_cycles})
+        cands = [c for c in cands if c >= max([const_cycles] + [t.cycles.min() for t in tables]) and c <= cyc_bound]
+    else:
+        top = max([const_cycles] + [t.cycles.max() for t in tables])
+        cands = [min(top, cyc_bound)]
+    prev = None  # the previous bound's front (objective sums), to drop points it dominates
+    obj_cols = [dims.index(i) for i in sum_idx]
+    for C in cands:
+        front = np.zeros((1, len(dims)))
+        choice = np.zeros((1, 0), dtype=int)
+        ok = True
+        for t in tables:
+            sel = np.nonzero(t.cycles <= C)[0]
+            if len(sel) == 0:
+                ok = False
+                break
+            opts = t.sums[sel][:, dims]
+            red = sel[_nondominated(opts)]
+            front, choice = _merge(front, choice, t.sums[red][:, dims], sub_bound)
+            choice[:, -1] = red[choice[:, -1]]
+            if len(front) == 0:
+                ok = False
+                break
+        if not ok:
+            continue
+        # reduce to the objective dimensions (bounded-only dimensions were kept for exactness)
+        objs = front[:, obj_cols] if obj_cols else np.zeros((len(front), 0))
+        keep = _nondominated(objs) if obj_cols else np.array([0])
+        front, choice, objs = front[keep], choice[keep], objs[keep]
+        actual = np.array([max([const_cycles] + [t.cycles[k] for t, k in zip(tables, ch, strict=True)])
+                           for ch in choice])
+        mask = actual == C if cycle_obj else np.ones(len(front), dtype=bool)
+        if prev is not None and len(prev) and obj_cols:
+            dominated = np.array([np.any(np.all(prev <= o, axis=1)) for o in objs])
+            mask &= ~dominated
+        elif prev is not None and not obj_cols:
+            mask[:] = False  # only cycles matter: the smallest feasible bound is the front
+        if mask.any():
+            full = np.tile(const, (int(mask.sum()), 1))
+            for t, col in zip(tables, choice[mask].T, strict=True):
+                full += t.sums[col]
+            yield actual[mask], full, choice[mask]
+        prev = objs if prev is None else objs  # each bound's front contains the previous one's
+
+
+def spread(points: list[dict[str, Any]], objectives, k: int | None) -> list[dict[str, Any]]:
+    """At most ``k`` front points spread over the front: each objective's best first, then farthest
+    -point selection in normalised objectives (log10 for cycles and throughput)."""
+    if k is None or k >= len(points):
+        return list(points)
+    if k <= 0:
+        return []
+    X = np.array([_vector(p["metrics"], objectives) for p in points], dtype=float)
+    for j, m in enumerate(objectives.metrics):
+        if m in CYCLE_METRICS:
+            X[:, j] = np.sign(X[:, j]) * np.log10(np.abs(X[:, j]) + 1e-12)
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    X = (X - lo) / np.where(hi > lo, hi - lo, 1.0)
+    chosen = []
+    for j in range(X.shape[1]):
+        i = int(np.argmin(X[:, j]))
+        if i not in chosen:
+            chosen.append(i)
+    chosen = chosen[:k]
+    dist = np.min(np.linalg.norm(X[:, None, :] - X[None, chosen, :], axis=2), axis=1)
+    while len(chosen) < k:
+        i = int(np.argmax(dist))
+        chosen.append(i)
+        dist = np.minimum(dist, np.linalg.norm(X - X[i], axis=1))
+    return [points[i] for i in sorted(chosen)]

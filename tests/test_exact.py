@@ -1,0 +1,132 @@
+"""Exact Pareto fronts (bsopt.study.exact) against brute-force enumeration, and the exact strategy in
+studies (what auto picks for estimate-backed, separable spaces)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from finn_reference import network_dirs, prepost_model
+
+from bsopt.build.estimate_backend import EstimateBackend
+from bsopt.cli import main
+from bsopt.errors import InputError
+from bsopt.space.design_space import load_design_space
+from bsopt.study import queries
+from bsopt.study.engine import Runner, create_study, load_study
+from bsopt.study.exact import exact_front, spread, why_not_separable
+from bsopt.study.objectives import ObjectiveSet
+
+pytestmark = pytest.mark.skipif(not network_dirs(), reason="FINN reference data not found")
+
+
+def blueprint(tmp_path, folding: str, *, objectives="[max_cycles, LUT, BRAM_18K]", constraints="", kernels="",
+              name="bp.yaml", strategy="auto"):
+    path = tmp_path / name
+    path.write_text(f"""
+version: "3.0"
+name: exact-test
+model: {prepost_model("tfc_w2a2")}
+hw_compiler:
+  build_steps: [step_streamline]
+{kernels}
+target: {{board: Pynq-Z1, clock_ns: 10.0}}
+objectives: {objectives}
+search:
+  strategy: {strategy}
+  constraints: [{constraints}]
+folding:
+{folding}""")
+    return path
+
+
+PER_LAYER = """  layers:
+    MVAU_hls_0: {PE: [1, 4, 16], SIMD: [16, 49], ram_style: [auto, distributed]}
+    MVAU_hls_1: {PE: [1, 8], SIMD: [8, 16], ram_style: [auto, distributed]}
+    MVAU_hls_2: {PE: [1, 8], ram_style: [auto, distributed]}
+    Thresholding_rtl_0: {PE: [1, 2, 4]}
+"""  # 1152 configurations
+
+
+def brute_force(space, objectives):
+    """Every configuration evaluated with the network estimator: the feasible front's metric vectors."""
+    backend = EstimateBackend(space.model_path, "latest", "xc7z020clg400-1")
+    rows = []
+    for k in range(space.get_total_combinations()):
+        r = backend.build(space.config(k))
+        if r.ok and all(v <= 0 for v in objectives.violations(r.values).values()):
+            rows.append([(-1 if d == "maximize" else 1) * r.values[m]
+                         for m, d in zip(objectives.metrics, objectives.directions, strict=True)])
+    pts = np.array(rows, dtype=float)
+    return {tuple(pts[i]) for i in queries.front_indices(pts)}
+
+
+def vectors(front, objectives):
+    return {tuple((-1 if d == "maximize" else 1) * p["metrics"][m]
+                  for m, d in zip(objectives.metrics, objectives.directions, strict=True)) for p in front.points}
+
+
+@pytest.mark.parametrize("case", ["cycles_lut_bram", "throughput_with_kernel_choice"])
+def test_exact_front_equals_brute_force(tmp_path, case):
+    if case == "cycles_lut_bram":
+        bp = blueprint(tmp_path, PER_LAYER, constraints="{metric: LUT, operator: '<=', value: 9000}")
+    else:  # a global choice (the thresholds' backend renames layers) and a throughput objective
+        bp = blueprint(tmp_path, """  kinds:
+    MVAU: {PE: [1, 2], ram_style: [auto, distributed]}
+    Thresholding: {PE: [1, 2]}
+""", objectives="[throughput_fps, LUT, BRAM_18K]", constraints="{metric: BRAM_18K_util, operator: '<=', value: 0.1}",
+            kernels="  kernels: [MVAU, {Thresholding: [Thresholding_rtl, Thresholding_hls]}, LabelSelect]")
+    space = load_design_space(bp).require_valid()
+    objectives = ObjectiveSet.from_space(space)
+    assert why_not_separable(space, objectives) is None
+    front = exact_front(space, objectives)
+    assert front.options < space.get_total_combinations()  # per-layer estimates, not configurations
+    assert vectors(front, objectives) == brute_force(space, objectives)
+    # every front point is a real configuration with exactly those metrics
+    backend = EstimateBackend(space.model_path, "latest", "xc7z020clg400-1")
+    for p in front.points:
+        r = backend.build(space.config_from_values({**space.values_at(0), **p["values"]}))
+        assert {m: r.values[m] for m in ("max_cycles", "LUT", "BRAM_18K")} == {
+            m: p["metrics"][m] for m in ("max_cycles", "LUT", "BRAM_18K")}
+    if case == "throughput_with_kernel_choice":
+        assert front.global_combinations == 2
+
+
+def test_spread_keeps_the_extremes(tmp_path):
+    bp = blueprint(tmp_path, PER_LAYER)
+    space = load_design_space(bp).require_valid()
+    objectives = ObjectiveSet.from_space(space)
+    front = exact_front(space, objectives)
+    assert len(front.points) > 10
+    chosen = spread(front.points, objectives, 6)
+    assert len(chosen) == 6
+    for m in objectives.metrics:
+        assert min(p["metrics"][m] for p in chosen) == min(p["metrics"][m] for p in front.points)
+    assert spread(front.points, objectives, None) == front.points
+
+
+def test_auto_solves_separable_spaces_exactly_and_falls_back_otherwise(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    bp = blueprint(tmp_path, PER_LAYER)
+    ctx = create_study("ex", bp)
+    assert ctx.sampler == "exact"
+    stats = Runner(ctx, progress=False).optimize()  # no budget: the whole front
+    space = ctx.space
+    front = exact_front(space, ctx.objectives)
+    trials = ctx.study.get_trials()
+    assert stats.trials == len(front.points) == len(trials)
+    assert all(t.user_attrs.get("exact_front") for t in trials)
+    # every evaluated configuration is on the study's feasible front
+    assert len(queries.pareto_front(trials, ctx.objectives.directions)) == len(trials)
+    assert ctx.study.user_attrs["exact_front"]["front_size"] == len(front.points)
+    assert Runner(load_study("ex"), progress=False).optimize().trials == 0  # resumed: nothing left
+    # a budget below the front size: a spread subset
+    small = create_study("small", bp)
+    assert Runner(small, progress=False).optimize(n_trials=5).trials == 5
+    # latency (a longest-path sum) is not a per-layer max/sum: auto uses a sampler, exact refuses
+    lat = blueprint(tmp_path, PER_LAYER, objectives="[latency_ns, LUT]", name="lat.yaml")
+    assert create_study("lat", lat).sampler in ("tpe", "nsga2")
+    with pytest.raises(InputError, match="cannot solve this space"):
+        create_study("lat2", lat, sampler="exact")
+    assert main(["study", "create", "cli", "--blueprint", str(bp), "--n-trials", "1000", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "exact front" in out and f"{len(front.points)} point(s)" in out
