@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import statistics
 import sys
@@ -25,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from finn_reference import NETWORKS, load_json, lowering_kwargs, network_dirs, prepost_model  # noqa: E402
-from intake import write_section  # noqa: E402
+from intake import machine, write_section  # noqa: E402
 
 from bsopt.estimate.network import estimate_network  # noqa: E402
 from bsopt.lowering import lower  # noqa: E402
@@ -86,8 +85,7 @@ def main() -> None:
     lines = [
         "## Estimator",
         "",
-        f"`python benchmarks/estimator.py --configs {args.configs}` on {platform.machine()}, Python "
-        f"{platform.python_version()}: median time of one whole-network estimate (all layers' resources "
+        f"`python benchmarks/estimator.py --configs {args.configs}` on {machine()}: median time of one whole-network estimate (all layers' resources "
         "and cycles, totals, bottleneck, throughput, latency, device fit). *cold*: the folding FINN used, "
         "no memo; *memo*: per-node memoisation while each configuration changes one MVAU's PE or SIMD. "
         "*FINN*: FINN's estimate-only build on the same model (reference meta.json). Target: 1000x faster "

@@ -57,8 +57,7 @@ def main() -> None:
     lines = [
         "## Model intake",
         "",
-        f"`python benchmarks/intake.py --repeat {args.repeat}` on {platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()}: median of {args.repeat} runs. *load* is reading and cleaning the "
+        f"`python benchmarks/intake.py --repeat {args.repeat}` on {machine()}: median of {args.repeat} runs. *load* is reading and cleaning the "
         "QONNX file; *lower* is bsopt's lowering to FINN dataflow layers including FINN's bit-width "
         "minimisation. *FINN build* is FINN's whole estimate-only `build_dataflow_cfg` on the same model "
         "(from the reference meta.json; it also runs SetFolding and the estimate reports).",
@@ -72,6 +71,22 @@ def main() -> None:
     print(text)
     write_section(args.out, "## Model intake", text)
     print(f"wrote {args.out}")
+
+
+def machine() -> str:
+    """The machine, versions and date every figure is stated with."""
+    import os
+    import time
+
+    import onnx
+    import optuna
+    import qonnx
+
+    import bsopt
+
+    return (f"{platform.machine()} ({os.cpu_count()} cores), Python {platform.python_version()}, bsopt "
+            f"{bsopt.__version__}, optuna {optuna.__version__}, qonnx {getattr(qonnx, '__version__', '?')}, onnx "
+            f"{onnx.__version__}, {time.strftime('%Y-%m-%d')}")
 
 
 def write_section(out: Path, heading: str, text: str) -> None:

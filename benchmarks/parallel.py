@@ -53,8 +53,9 @@ def single(executor: str, workers: int, builds: int, duration: float) -> dict:
         bp.write_text(BLUEPRINT.format(model=prepost_model("tfc_w2a2"), duration=duration))
         ctx = create_study("par", bp, storage=f"sqlite:///{work / 'b.db'}")
         t0 = time.perf_counter()
-        stats = Runner(ctx, workers=workers, executor=executor, progress=False,
-                       cache_path=work / "cache.db").optimize(n_trials=builds)
+        runner = Runner(ctx, workers=workers, executor=executor, progress=False, cache_path=work / "cache.db")
+        runner.publish = False  # the execution layer only: no dashboard artifacts at the end
+        stats = runner.optimize(n_trials=builds)
         wall = time.perf_counter() - t0
         trials = ctx.study.get_trials()
         span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()

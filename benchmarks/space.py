@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from intake import write_section  # noqa: E402
+from intake import machine, write_section  # noqa: E402
 
 from bsopt.space.design_space import load_design_space  # noqa: E402
 
@@ -60,8 +59,7 @@ def main() -> None:
     lines = [
         "## Design spaces",
         "",
-        f"`python benchmarks/space.py --decode {args.decode}` on {platform.machine()}, Python "
-        f"{platform.python_version()}, for the example blueprints in `search_spaces/` (zoo models already "
+        f"`python benchmarks/space.py --decode {args.decode}` on {machine()}, for the example blueprints in `search_spaces/` (zoo models already "
         "exported). *load*: read the blueprint, lower the model, build the parameters; *count*: exact "
         "product; *decode*: BuildConfig number k by random access; *stream*: next BuildConfig from an "
         "iterator. Nothing is enumerated: the count of a space of 10^29 configurations costs microseconds.",

@@ -58,7 +58,9 @@ def single(storage: str, sampler: str, n: int) -> dict:
     url = {"memory": "memory", "sqlite": f"sqlite:///{work / 'b.db'}", "journal": str(work / "b.log")}[storage]
     ctx = create_study("bench", bp, storage=url, sampler=sampler, seed=0, n_trials=n)
     t0 = time.perf_counter()
-    stats = Runner(ctx, progress=False, cache_path=work / "cache.db").optimize(n_trials=n)
+    runner = Runner(ctx, progress=False, cache_path=work / "cache.db")
+    runner.publish = False  # the engine's throughput: no dashboard artifacts at the end
+    stats = runner.optimize(n_trials=n)
     wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     os.chdir(ROOT)
@@ -69,12 +71,59 @@ def single(storage: str, sampler: str, n: int) -> dict:
             "trials_per_s": stats.trials / wall, "peak_rss_mib": rss}
 
 
+def rerun(n: int) -> dict:
+    """An identical study run twice against one build cache: the second performs zero builds."""
+    import os
+    import shutil
+
+    from finn_reference import prepost_model
+
+    from bsopt.study.engine import Runner, create_study
+
+    work = Path(tempfile.mkdtemp(prefix="bsopt_bench_"))
+    os.chdir(work)
+    try:
+        bp = work / "bp.yaml"
+        bp.write_text(BLUEPRINT.format(model=prepost_model("tfc_w2a2")))
+        out = {}
+        for name in ("first", "second"):
+            ctx = create_study(name, bp, storage=f"sqlite:///{work / 'b.db'}", sampler="random", seed=0, n_trials=n)
+            runner = Runner(ctx, progress=False, cache_path=work / "cache.db")
+            runner.publish = False
+            t0 = time.perf_counter()
+            stats = runner.optimize(n_trials=n)
+            out[name] = {"wall_s": time.perf_counter() - t0, "builds": stats.builds, "cache_hits": stats.cache_hits}
+        return out
+    finally:
+        os.chdir(ROOT)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default=DEFAULT_RUNS, help="comma-separated trials/storage/sampler triples")
     ap.add_argument("--single", nargs=3, metavar=("STORAGE", "SAMPLER", "N"))
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    ap.add_argument("--cache-rerun", type=int, metavar="N", help="only measure an identical N-trial study run "
+                    "twice against one cache (section 'Cache re-run')")
     args = ap.parse_args()
+    if args.cache_rerun:
+        from intake import machine, write_section
+
+        r = rerun(args.cache_rerun)
+        f, sec = r["first"], r["second"]
+        text = "\n".join([
+            "## Cache re-run", "",
+            f"`python benchmarks/study_throughput.py --cache-rerun {args.cache_rerun}` on {machine()}: the same "
+            f"{args.cache_rerun}-trial random-sampler study (TFC-w2a2 folding, SQLite) run twice against one build "
+            "cache.", "",
+            "| run | builds | cache hits | wall s | trials/s |", "|---|---:|---:|---:|---:|",
+            f"| first | {f['builds']} | {f['cache_hits']} | {f['wall_s']:.2f} | {args.cache_rerun / f['wall_s']:.0f} |",
+            f"| identical re-run | {sec['builds']} | {sec['cache_hits']} | {sec['wall_s']:.2f} | "
+            f"{args.cache_rerun / sec['wall_s']:.0f} |", ""])
+        print(text)
+        write_section(args.out, "## Cache re-run", text)
+        return
     if args.single:
         print(json.dumps(single(args.single[0], args.single[1], int(args.single[2]))))
         return

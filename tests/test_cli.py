@@ -161,3 +161,13 @@ def test_export_argument_errors(capsys, tmp_path):
     code, _, err = run(capsys, "model", "export", "--module", "a.b:c", "--input-shape", "1,x",
                        "--out", str(tmp_path / "x.onnx"))
     assert code == 2 and "invalid --input-shape" in err
+
+
+def test_cli_reference_is_current():
+    """docs/cli.md is generated from the commands (python -m bsopt.cli.reference > docs/cli.md)."""
+    from pathlib import Path
+
+    from bsopt.cli.reference import render
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    assert doc.read_text() == render(), "regenerate it: python -m bsopt.cli.reference > docs/cli.md"

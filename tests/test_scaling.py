@@ -148,7 +148,8 @@ def test_a_dead_drivers_trials_are_taken_over(tmp_path, postgres):
     first.kill()
     first.wait()
     time.sleep(3.5)  # its heartbeat goes stale
-    second = bsopt(["study", "optimize", "takeover", "--storage", postgres.url, "--n-trials", "2",
+    # enough trials for the re-enqueued ones (behind the SetFolding seeds the first driver enqueued)
+    second = bsopt(["study", "optimize", "takeover", "--storage", postgres.url, "--n-trials", "10",
                     "--build-timeout", "0.5", "--workers", "2", "--quiet"], tmp_path, env)
     out, err = second.communicate(timeout=300)
     assert second.returncode == 0, err[-3000:]

@@ -238,3 +238,14 @@ def test_bulk_writes_equal_optunas_own_add_trials(tmp_path):
     for x, y in zip(ta, tb, strict=True):
         assert {f: getattr(x, f) for f in fields} == {f: getattr(y, f) for f in fields}
     assert bulk.supported(optuna.storages.InMemoryStorage()) is False
+
+
+def test_seeds_do_not_depend_on_what_was_imported_before(tmp_path):
+    """The first call in a fresh process gives the same SetFolding seeds as later ones (the cost models
+    must be registered before the seeds' cycle bounds are computed)."""
+    bp = blueprint(tmp_path, "  kinds:\n    MVAU: {PE: all, SIMD: all}\n")
+    code = ("import sys\nfrom bsopt.space.design_space import load_design_space\n"
+            "from bsopt.study.seeds import folding_seeds\n"
+            f"s = load_design_space({str(bp)!r})\nprint(len(folding_seeds(s)), len(folding_seeds(s)))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == out[1] and int(out[0]) > 1

@@ -73,7 +73,7 @@ def _has_artifacts(storage, trial_id: int) -> bool:
     return any(k.startswith("artifacts:") for k in attrs)
 
 
-def upload_trial(ctx, t: FrozenTrial, store, *, report_dir: str | Path | None = None) -> int:
+def upload_trial(ctx, t: FrozenTrial, store, *, report_dir: str | Path | None = None, estimator=None) -> int:
     """Upload a finished trial's summary, configs and reports; returns the number of files."""
     storage = ctx.study._storage
     if _has_artifacts(storage, t._trial_id):
@@ -92,12 +92,10 @@ def upload_trial(ctx, t: FrozenTrial, store, *, report_dir: str | Path | None = 
             files[-1].write_text(json.dumps(cfg.specialize_config, indent=2))
         reports = Path(report_dir) if report_dir else None
         if reports is None and t.state == TrialState.COMPLETE:
-            from bsopt.build.estimate_backend import EstimateBackend
-
-            target = ctx.space.fixed_target()
+            if estimator is None:
+                estimator = _estimator(ctx)
             try:
-                EstimateBackend(ctx.space.model_path, target["finn_version"], target["part"]).estimate(cfg) \
-                    .write_reports(d / "report")
+                estimator.estimate(cfg).write_reports(d / "report")
                 reports = d / "report"
             except Exception:  # noqa: BLE001 - the summary and configs still go up
                 reports = None
@@ -136,6 +134,13 @@ def attach(ctx, t: FrozenTrial, path: Path, store) -> str:
     return artifact_id
 
 
+def _estimator(ctx):
+    from bsopt.build.estimate_backend import EstimateBackend
+
+    target = ctx.space.fixed_target()
+    return EstimateBackend(ctx.space.model_path, target["finn_version"], target["part"])
+
+
 def pin_figures(ctx, trials: list[FrozenTrial] | None = None) -> list[str]:
     """Pin the Pareto and hypervolume-history figures to the study (replacing earlier versions)."""
     try:
@@ -149,7 +154,7 @@ def pin_figures(ctx, trials: list[FrozenTrial] | None = None) -> list[str]:
 
 
 def publish(ctx, *, extra: dict[int, str | None] | None = None, directory: str | Path | None = None,
-            limit: int = 200) -> dict[str, int]:
+            limit: int = 200, estimator=None) -> dict[str, int]:
     """Upload artifacts for the feasible front and for ``extra`` trials (trial id → the folder of the
     reports their build wrote, or None) and pin the figures."""
     path = Path(directory).resolve() if directory else artifact_dir(ctx)
@@ -163,7 +168,9 @@ def publish(ctx, *, extra: dict[int, str | None] | None = None, directory: str |
     for tid, reports in (extra or {}).items():
         if tid in by_id and by_id[tid].state.is_finished():
             chosen[tid] = reports
-    uploaded = sum(upload_trial(ctx, by_id[tid], store, report_dir=reports) for tid, reports in chosen.items())
+    estimator = estimator or _estimator(ctx)  # one lowering for all the trials' reports
+    uploaded = sum(upload_trial(ctx, by_id[tid], store, report_dir=reports, estimator=estimator)
+                   for tid, reports in chosen.items())
     figures = pin_figures(ctx, trials)
     return {"trials": len(chosen), "files": uploaded, "figures": len(figures)}
 

@@ -47,6 +47,19 @@ def status(ctx) -> dict[str, Any]:
     }
 
 
+def _copy_model(src, dst: Path) -> None:
+    import gzip
+    import shutil
+
+    if not src or str(src).startswith("zoo:") or not Path(src).exists():
+        return
+    if str(src).endswith(".gz"):
+        with gzip.open(src, "rb") as fin, open(dst, "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+    else:
+        shutil.copyfile(src, dst)
+
+
 def trial_row(t: FrozenTrial, metrics: list[str]) -> dict[str, Any]:
     m = queries.metrics_of(t)
     return {"trial": t.number, "config_id": t.user_attrs.get("config_id"), **{k: m.get(k) for k in metrics},
@@ -73,6 +86,7 @@ def export_trials(ctx, trials: list[FrozenTrial], out: str | Path) -> list[Path]
         if cfg.specialize_config is not None:
             (d / "specialize_layers_config.json").write_text(json.dumps(cfg.specialize_config, indent=2))
         (d / "dataflow_build_config.json").write_text(json.dumps(dataflow_build_config(cfg), indent=2))
+        _copy_model(cfg.model_path or ctx.space.model_path, d / "model.onnx")  # ready for build_dataflow
         (d / "metrics.json").write_text(json.dumps({"trial": t.number, "state": t.state.name,
                                                     "feasible": queries.feasible(t),
                                                     "values": t.values, "metrics": queries.metrics_of(t),

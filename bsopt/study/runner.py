@@ -75,7 +75,7 @@ class Runner:
     def __init__(self, ctx, *, workers: int | None = None, executor: str = "local", ray_address: str | None = None,
                  cache_path=None, progress: bool = True, build_timeout: float | None = None, batch: bool = True,
                  retry_timeouts: bool = False, min_free_disk_gb: float = 1.0, monitor_interval: float = 10.0,
-                 build_budget: int | None = None, pareto_gate: bool = False):
+                 build_budget: int | None = None, pareto_gate: bool = False, seeds: bool = True):
         from pathlib import Path
 
         if executor not in EXECUTORS:
@@ -112,6 +112,7 @@ class Runner:
             self._gate = EstimateBackend(space.model_path, target["finn_version"], target["part"])
         #: multi-fidelity: at most this many expensive builds per run; build only estimate-Pareto candidates
         self.build_budget = build_budget
+        self.seeds = seeds  # start samplers from FINN's SetFolding at a spread of target_fps
         self.pareto_gate = pareto_gate
         self._built_estimates: list[tuple[int, tuple[float, ...]]] = []
         self.shared = is_shared(ctx.storage)
@@ -413,7 +414,7 @@ class Runner:
             else:
                 grid_iter = ((ctx.space.values_at(k), {"config_index": k}) for k in self._grid_indices()) \
                     if grid else None
-            if not grid and not ctx.study.trials:
+            if not grid and not ctx.study.trials and self.seeds:
                 self._enqueue_seeds()
             deadline = time.time() + timeout if timeout else None
             self.executor = self._make_executor()
@@ -475,7 +476,8 @@ class Runner:
             if n > dashboard.PUBLISH_MAX_TRIALS:
                 stats.published = f"skipped: {n} trials (more than {dashboard.PUBLISH_MAX_TRIALS})"
                 return
-            out = dashboard.publish(self.ctx, extra=self._built)
+            out = dashboard.publish(self.ctx, extra=self._built,
+                                    estimator=self._local if self.backend_name == "estimate" else None)
             stats.published = f"{out['files']} artifact file(s) for {out['trials']} trial(s), {out['figures']} figure(s)"
         except Exception as exc:  # noqa: BLE001 - the dashboard is a view: it must not fail a study
             stats.published = f"failed: {type(exc).__name__}: {exc}"

@@ -24,6 +24,7 @@ def folding_seeds(space, count: int = 8, clock_ns: float | None = None) -> list[
     if info is None or not fold_params or count < 1:
         return []
     graph = info.dataflow
+    from bsopt.estimate import nodes  # noqa: F401 - registers the cost models in REGISTRY
     from bsopt.estimate.base import REGISTRY
 
     # slowest bottleneck (everything at PE=SIMD=1) and a lower bound on the fastest
