@@ -77,16 +77,11 @@ def machine() -> str:
     """The machine, versions and date every figure is stated with."""
     import os
     import time
-
-    import onnx
-    import optuna
-    import qonnx
-
-    import bsopt
+    from importlib.metadata import version
 
     return (f"{platform.machine()} ({os.cpu_count()} cores), Python {platform.python_version()}, bsopt "
-            f"{bsopt.__version__}, optuna {optuna.__version__}, qonnx {getattr(qonnx, '__version__', '?')}, onnx "
-            f"{onnx.__version__}, {time.strftime('%Y-%m-%d')}")
+            f"{version('bsopt')}, optuna {version('optuna')}, qonnx {version('qonnx')}, onnx {version('onnx')}, "
+            f"{time.strftime('%Y-%m-%d')}")
 
 
 def write_section(out: Path, heading: str, text: str) -> None:
