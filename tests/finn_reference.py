@@ -54,3 +54,21 @@ def lowering_kwargs(name: str) -> dict:
                 pref[layer] = entry["preferred_impl_style"]
         kwargs["preferred_impl_style"] = pref
     return kwargs
+
+
+def synthetic_blueprint(tmp_path: Path, options: str, folding: str, *, strategy: str = "grid",
+                        name: str = "bp.yaml") -> Path:
+    """A TFC-w2a2 blueprint whose backend is the synthetic one (``options``: its YAML flow mapping body)."""
+    path = tmp_path / name
+    path.write_text(f"""
+version: "3.0"
+name: synthetic-test
+model: {prepost_model("tfc_w2a2")}
+hw_compiler:
+  build_steps: [step_streamline]
+target: {{board: Pynq-Z1, clock_ns: 10.0}}
+search: {{strategy: {strategy}}}
+backend: {{name: synthetic, options: {{{options}}}}}
+folding:
+{folding}""")
+    return path

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import psutil
 import pytest
-from finn_reference import network_dirs, prepost_model
+from finn_reference import network_dirs, prepost_model, synthetic_blueprint
 from optuna.trial import TrialState
 
 from bsopt.build.synthetic_backend import SyntheticBackend
@@ -32,19 +32,7 @@ SMALL = """  layers:
 
 
 def blueprint(tmp_path: Path, options: str, strategy: str = "grid", name: str = "bp.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(f"""
-version: "3.0"
-name: exec-test
-model: {prepost_model("tfc_w2a2")}
-hw_compiler:
-  build_steps: [step_streamline]
-target: {{board: Pynq-Z1, clock_ns: 10.0}}
-search: {{strategy: {strategy}}}
-backend: {{name: synthetic, options: {{{options}}}}}
-folding:
-{SMALL}""")
-    return path
+    return synthetic_blueprint(tmp_path, options, SMALL, strategy=strategy, name=name)
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from finn_reference import network_dirs, prepost_model
+from finn_reference import network_dirs, synthetic_blueprint
 from optuna.trial import TrialState
 from servers import Postgres, RayCluster, postgres_bin
 
@@ -26,19 +26,7 @@ SPACE = """  layers:
 
 
 def blueprint(tmp_path: Path, options: str, strategy: str = "grid") -> Path:
-    path = tmp_path / "bp.yaml"
-    path.write_text(f"""
-version: "3.0"
-name: scaling-test
-model: {prepost_model("tfc_w2a2")}
-hw_compiler:
-  build_steps: [step_streamline]
-target: {{board: Pynq-Z1, clock_ns: 10.0}}
-search: {{strategy: {strategy}}}
-backend: {{name: synthetic, options: {{{options}}}}}
-folding:
-{SPACE}""")
-    return path
+    return synthetic_blueprint(tmp_path, options, SPACE, strategy=strategy)
 
 
 def bsopt(args: list[str], cwd: Path, env: dict | None = None, **kw):

@@ -16,28 +16,32 @@ import optuna
 from optuna.distributions import distribution_to_json
 from optuna.trial import FrozenTrial
 
-
-def _rdb(storage):
-    backend = getattr(storage, "_backend", storage)  # optuna wraps RDB storages in a cache
-    if isinstance(backend, optuna.storages.RDBStorage) and backend.engine.dialect.name == "sqlite":
-        return backend
-    return None
-
-
 _SCHEMA_OK: dict[int, bool] = {}
 
 
-def supported(storage) -> bool:
-    backend = _rdb(storage)
-    if backend is None:
-        return False
+def _at_head(storage, *, sqlite_only: bool = False):
+    """The RDB storage behind ``storage`` if its schema is the installed Optuna's head revision (so
+    that Optuna's own table definitions describe it), else None."""
+    backend = getattr(storage, "_backend", storage)  # optuna wraps RDB storages in a cache
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        return None
+    if sqlite_only and backend.engine.dialect.name != "sqlite":
+        return None
     key = id(backend)
     if key not in _SCHEMA_OK:
         try:
             _SCHEMA_OK[key] = backend.get_current_version() == backend.get_head_version()
         except Exception:  # noqa: BLE001 - anything unexpected: use Optuna's own path
             _SCHEMA_OK[key] = False
-    return _SCHEMA_OK[key]
+    return backend if _SCHEMA_OK[key] else None
+
+
+def _rdb(storage):
+    return _at_head(storage, sqlite_only=True)
+
+
+def supported(storage) -> bool:
+    return _rdb(storage) is not None
 
 
 def add_trials(study: optuna.Study, trials: list[FrozenTrial]) -> None:
@@ -80,11 +84,6 @@ def add_trials(study: optuna.Study, trials: list[FrozenTrial]) -> None:
                 conn.execute(insert(table), data)
 
 
-def _any_rdb(storage):
-    backend = getattr(storage, "_backend", storage)
-    return backend if isinstance(backend, optuna.storages.RDBStorage) else None
-
-
 def constraint_attrs(violations: dict[str, float]) -> dict[str, float]:
     """The trial system attributes ``Trial.set_constraint`` writes (one per constraint)."""
     try:
@@ -97,14 +96,8 @@ def constraint_attrs(violations: dict[str, float]) -> dict[str, float]:
 def set_attrs(study: optuna.Study, trial, user: dict, constraints: dict[str, float]) -> None:
     """Set a running trial's user attributes and constraints in one transaction (RDB storages at the
     installed Optuna's schema), else through the Trial API one by one."""
-    backend = _any_rdb(study._storage)
-    ok = backend is not None and _SCHEMA_OK.get(id(backend))
-    if backend is not None and ok is None:
-        try:
-            ok = _SCHEMA_OK[id(backend)] = backend.get_current_version() == backend.get_head_version()
-        except Exception:  # noqa: BLE001
-            ok = _SCHEMA_OK[id(backend)] = False
-    if not ok:
+    backend = _at_head(study._storage)
+    if backend is None:
         for key, value in user.items():
             trial.set_user_attr(key, value)
         for key, value in constraints.items():
@@ -128,16 +121,8 @@ def set_attrs(study: optuna.Study, trial, user: dict, constraints: dict[str, flo
 def set_finished_trial_system_attr(study: optuna.Study, trial_id: int, key: str, value) -> bool:
     """Add a system attribute to a *finished* trial (Optuna's API refuses; its artifact listing reads
     them). RDB storages at the installed Optuna's schema only; returns False elsewhere."""
-    backend = _any_rdb(study._storage)
+    backend = _at_head(study._storage)
     if backend is None:
-        return False
-    ok = _SCHEMA_OK.get(id(backend))
-    if ok is None:
-        try:
-            ok = _SCHEMA_OK[id(backend)] = backend.get_current_version() == backend.get_head_version()
-        except Exception:  # noqa: BLE001
-            ok = _SCHEMA_OK[id(backend)] = False
-    if not ok:
         return False
     from optuna.storages._rdb import models
     from sqlalchemy import delete, insert
