@@ -11,7 +11,9 @@ is a property of the configuration and reruns are reproducible:
   of a configuration crashes (a transient fault: the retry succeeds), tracked by marker files in
   ``scratch_dir``;
 - ``hang_rate``, ``hang_s``: the build sleeps ``hang_s`` (default an hour): a hang, for timeouts;
-- ``exception_rate``: the backend raises (an unexpected error: retried, its traceback logged).
+- ``exception_rate``: the backend raises (an unexpected error: retried, its traceback logged);
+- ``blackbox``: "real" metrics that are *not* per-layer sums and maxima of the estimates, as after
+  synthesis — see :func:`blackbox_metrics` — for benchmarking strategies for expensive builds.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from bsopt.errors import InputError
 
 OPTIONS = {"duration_s": 0.0, "failure_rate": 0.0, "failure_message": "synthetic build failure",
            "crash_rate": 0.0, "crash_mode": "exit", "crash_once": True, "scratch_dir": "studies/.synthetic",
-           "hang_rate": 0.0, "hang_s": 3600.0, "exception_rate": 0.0}
+           "hang_rate": 0.0, "hang_s": 3600.0, "exception_rate": 0.0, "blackbox": False}
 
 
 class SyntheticBackend:
@@ -82,4 +84,43 @@ class SyntheticBackend:
                                error_message=str(self.options["failure_message"]), backend=self.name)
         result = self.estimator.build(cfg)
         result.start_time, result.backend = start, self.name
+        if self.options["blackbox"] and result.ok:
+            result.values = blackbox_metrics(cfg, result.values)
         return result
+
+
+def _unit(*key) -> float:
+    return int(hashlib.sha256(repr(key).encode()).hexdigest()[:8], 16) / 0x100000000
+
+
+def blackbox_metrics(cfg, est: dict[str, float]) -> dict[str, float]:
+    """A deterministic, non-separable distortion of the estimates (documented in docs/exact.md):
+
+    - LUT: routing congestion grows with utilisation, ``× (1 + 0.5·u²)`` with ``u`` the estimated LUT
+      utilisation, times a factor in [0.9, 1.1) drawn per *design family* (the pattern of memory styles
+      over all layers);
+    - BRAM_18K: ``+ 1`` per pair of neighbouring MVAUs whose PE of the first differs from the SIMD of
+      the second (a width converter with a buffer);
+    - max_cycles: ``+ 16`` per such mismatch (the converters' stalls), throughput and latency follow.
+    """
+    out = dict(est)
+    folding = cfg.folding_config or {}
+    layers = [(name, entry) for name, entry in folding.items() if name != "Defaults"]
+    family = tuple(entry.get("ram_style", "") for _, entry in layers)
+    util = est.get("LUT_util", 0.0)
+    lut = est["LUT"] * (1 + 0.5 * util * util) * (0.9 + 0.2 * _unit("family", family))
+    mvaus = [entry for name, entry in layers if name.startswith("MVAU")]
+    mismatches = sum(1 for a, b in zip(mvaus, mvaus[1:], strict=False)
+                     if a.get("PE") is not None and b.get("SIMD") is not None and a["PE"] != b["SIMD"])
+    cycles = est["max_cycles"] + 16 * mismatches
+    out["LUT"] = float(round(lut))
+    out["BRAM_18K"] = est["BRAM_18K"] + mismatches
+    out["max_cycles"] = float(cycles)
+    if est.get("max_cycles"):
+        out["throughput_fps"] = est["throughput_fps"] * est["max_cycles"] / cycles
+    for k, base in (("LUT_util", "LUT"), ("BRAM_18K_util", "BRAM_18K")):
+        if k in out and est.get(base):
+            out[k] = est[k] * out[base] / est[base]
+    if "max_util" in out:
+        out["max_util"] = max(v for k, v in out.items() if k.endswith("_util") and k != "max_util")
+    return out

@@ -135,9 +135,18 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
         elif requested == "exact":
             raise InputError(f"the exact strategy cannot solve this space: {reason}", where="search.strategy",
                              hint="use auto (it falls back to a sampler), nsga2 or tpe")
-    elif requested == "exact":
-        raise InputError("the exact strategy needs the estimate backend", where="search.strategy",
-                         hint="use nsga2 or tpe with other backends")
+    elif requested in ("auto", "surrogate", "exact"):  # an expensive backend
+        if requested == "exact":
+            raise InputError("the exact strategy needs the estimate backend", where="search.strategy",
+                             hint="with expensive backends use surrogate (or auto), nsga2 or tpe")
+        from bsopt.study.exact import why_not_separable
+
+        reason = why_not_separable(space, objectives)
+        if reason is None:
+            sampler_name = "surrogate"  # the estimates' exact front, corrected by what builds measure
+        elif requested == "surrogate":
+            raise InputError(f"the surrogate strategy needs a space the estimates solve exactly: {reason}",
+                             where="search.strategy", hint="use auto, nsga2 or tpe")
     study = optuna.create_study(study_name=name, storage=store, directions=objectives.directions,
                                 sampler=make_sampler(sampler_name, seed, len(objectives.metrics)))
     with warnings.catch_warnings():  # experimental in Optuna, and what the dashboard reads

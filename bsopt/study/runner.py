@@ -408,9 +408,17 @@ class Runner:
                         point = self._min_point(est)
                         if point is not None:
                             self._built_estimates.append((t.number, point))
-            grid = ctx.sampler in ("grid", "exact")
+            grid = ctx.sampler in ("grid", "exact", "surrogate")
             if ctx.sampler == "exact":
                 grid_iter = self._exact_points(n_trials, stats)
+            elif ctx.sampler == "surrogate":
+                from bsopt.study import surrogate
+
+                if self._gate is None:
+                    raise InputError("the surrogate strategy is for expensive backends", where="search.strategy",
+                                     hint="with the estimate backend use exact (or auto)")
+                grid_iter = ((v, {"surrogate": True}) if v != surrogate.SAMPLE else v
+                             for v in surrogate.plan(ctx, self._gate, self.build_budget or n_trials, ctx.study))
             else:
                 grid_iter = ((ctx.space.values_at(k), {"config_index": k}) for k in self._grid_indices()) \
                     if grid else None
@@ -445,7 +453,8 @@ class Runner:
                             if point is None:
                                 exhausted = True
                                 break
-                            self._study.enqueue_trial(ctx.ospace.to_params(point[0]), user_attrs=point[1])
+                            if point != "sample":  # "sample": the sampler proposes this one
+                                self._study.enqueue_trial(ctx.ospace.to_params(point[0]), user_attrs=point[1])
                         trial, values = ctx.ospace.ask(self._study)
                         self._launch(trial, values, stats)
                         progress.update(stats)

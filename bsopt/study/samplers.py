@@ -8,7 +8,7 @@ import optuna
 
 from bsopt.errors import InputError
 
-SAMPLERS = ("auto", "tpe", "nsga2", "nsga3", "gp", "random", "grid", "exhaustive", "exact")
+SAMPLERS = ("auto", "tpe", "nsga2", "nsga3", "gp", "random", "grid", "exhaustive", "exact", "surrogate")
 
 #: budgets up to this use multivariate TPE under ``auto``; larger ones NSGA-II (TPE's per-trial cost
 #: grows to ~0.1 s at 1000 trials; NSGA-II stays ~2 ms)
@@ -22,8 +22,8 @@ def resolve(name: str, space_size: int | None, n_trials: int | None) -> str:
         raise InputError(f"unknown sampler '{name}'", hint="one of: " + ", ".join(SAMPLERS))
     if name == "exhaustive":
         return "grid"
-    if name == "exact":  # create_study checks that the space is separable
-        return "exact"
+    if name in ("exact", "surrogate"):  # create_study checks that the space is separable
+        return name
     if name != "auto":
         return name
     if space_size is not None and n_trials is not None and space_size <= n_trials:
@@ -42,7 +42,7 @@ def make_sampler(name: str, seed: int | None, n_objectives: int) -> optuna.sampl
 def _make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         return optuna.samplers.TPESampler(multivariate=True, seed=seed, constant_liar=True, n_startup_trials=16)
-    if name == "nsga2":
+    if name in ("nsga2", "surrogate"):  # surrogate: NSGA-II refines after the structure-aware phases
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=32)
     if name == "nsga3":
         return optuna.samplers.NSGAIIISampler(seed=seed, population_size=32)

@@ -1,0 +1,58 @@
+"""The surrogate strategy for expensive backends, on the synthetic backend's non-separable black box."""
+
+from __future__ import annotations
+
+import pytest
+from finn_reference import network_dirs, synthetic_blueprint
+
+from bsopt.build.synthetic_backend import SyntheticBackend, blackbox_metrics
+from bsopt.space.design_space import load_design_space
+from bsopt.study.engine import Runner, create_study
+
+pytestmark = pytest.mark.skipif(not network_dirs(), reason="FINN reference data not found")
+
+FOLDING = """  layers:
+    MVAU_hls_0: {PE: [1, 4, 16], SIMD: [16, 49], ram_style: [auto, distributed]}
+    MVAU_hls_1: {PE: [1, 8], SIMD: [8, 16], ram_style: [auto, distributed]}
+    MVAU_hls_2: {PE: [1, 8], SIMD: [8, 16], ram_style: [auto, distributed]}
+"""
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+def test_blackbox_metrics_follow_their_documented_formula(tmp_path):
+    bp = synthetic_blueprint(tmp_path, "blackbox: true", FOLDING, strategy="random")
+    space = load_design_space(bp).require_valid()
+    t = space.fixed_target()
+    backend = SyntheticBackend(space.model_path, t["finn_version"], t["part"], {"blackbox": True})
+    cfg = space.config_from_values({**space.values_at(0), "folding.MVAU_hls_0.PE": 16,
+                                    "folding.MVAU_hls_1.SIMD": 8, "folding.MVAU_hls_1.PE": 8,
+                                    "folding.MVAU_hls_2.SIMD": 16})
+    est = backend.estimator.build(cfg).values
+    real = backend.build(cfg).values
+    # MVAU_hls_0 PE 16 vs MVAU_hls_1 SIMD 8, MVAU_hls_1 PE 8 vs MVAU_hls_2 SIMD 16: two width converters
+    assert real["max_cycles"] == est["max_cycles"] + 32 and real["BRAM_18K"] == est["BRAM_18K"] + 2
+    u = est["LUT_util"]
+    assert est["LUT"] * (1 + 0.5 * u * u) * 0.9 <= real["LUT"] <= est["LUT"] * (1 + 0.5 * u * u) * 1.1 + 1
+    assert real == blackbox_metrics(cfg, est)
+
+
+def test_auto_uses_the_surrogate_strategy_for_expensive_builds(tmp_path):
+    bp = synthetic_blueprint(tmp_path, "blackbox: true", FOLDING, strategy="auto")
+    bp.write_text(bp.read_text() + "objectives: [max_cycles, LUT, BRAM_18K]\n")
+    ctx = create_study("s", bp, seed=0)
+    assert ctx.sampler == "surrogate"
+    stats = Runner(ctx, workers=1, progress=False, build_budget=30).optimize(n_trials=500)
+    trials = ctx.study.get_trials()
+    built = [t for t in trials if "worker" in t.user_attrs]
+    assert stats.submitted == 30 and len(built) == 30 and "build budget of 30 reached" in stats.stopped
+    planned = [t for t in built if t.user_attrs.get("surrogate")]
+    assert len(planned) >= 12  # the spread over the estimates' exact front comes first
+    assert planned[0].number < min(t.number for t in built if not t.user_attrs.get("surrogate"))
+    # real (black-box) metrics beside the gate's estimates
+    assert any(t.user_attrs["m:LUT"] != t.user_attrs["e:LUT"] for t in built if "m:LUT" in t.user_attrs)
+    with pytest.raises(Exception, match="exact strategy needs the estimate backend"):
+        create_study("x", bp, sampler="exact")
