@@ -6,7 +6,7 @@ configurations; minimise max_cycles, LUT, BRAM_18K; FINN's default limits on an 
 blackbox_metrics: congestion-dependent LUT, a per-design-family factor, width-converter BRAM and
 cycles between mismatched neighbours — not per-layer sums). Every build passes the estimate gate.
 
-Strategies at N = 100/300 builds (3 seeds): bsopt auto (the surrogate strategy), NSGA-II, TPE,
+Strategies at N = 100/300/1000 builds (3 seeds): bsopt auto (the surrogate strategy), NSGA-II, TPE,
 random. Reference: the best-known front — the non-dominated set of everything any run built plus the
 whole exact estimate front evaluated under the black box. Hypervolume ratio as in efficiency.py.
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from efficiency import _feasible, _vec, load, scores  # noqa: E402
 
 SPACE = "cnv_w1a1_blackbox"
-BUDGETS = (100, 300)
+BUDGETS = (100, 300, 1000)
 RESULTS = ROOT / "benchmarks" / "results" / "expensive.jsonl"
 
 

@@ -56,3 +56,21 @@ def test_auto_uses_the_surrogate_strategy_for_expensive_builds(tmp_path):
     assert any(t.user_attrs["m:LUT"] != t.user_attrs["e:LUT"] for t in built if "m:LUT" in t.user_attrs)
     with pytest.raises(Exception, match="exact strategy needs the estimate backend"):
         create_study("x", bp, sampler="exact")
+
+
+def test_the_correction_learns_a_family_effect_and_stays_optimistic_about_unseen_families():
+    import numpy as np
+
+    from bsopt.study.surrogate import _predict, width_mismatches
+
+    rng = np.random.default_rng(0)
+    e = rng.uniform(1000, 5000, 40)
+    fams = [("a",) if i % 2 else ("b",) for i in range(40)]
+    real = e * np.array([1.1 if f == ("a",) else 1.0 for f in fams])  # family a: 10 % worse
+    X, Y, M = [[v] for v in e], [[v] for v in real], [0.0] * 40
+    cand = np.array([[2000.0], [2000.0], [2000.0]])
+    pred = _predict(X, Y, M, fams, cand, np.zeros(3), [("a",), ("b",), ("c",)], ["LUT"], ["minimize"])[:, 0]
+    assert pred[0] > pred[1] * 1.05  # family a's penalty is learnt
+    assert pred[2] < (pred[0] + pred[1]) / 2  # an unseen family is assumed better than the average one
+    assert width_mismatches({"Defaults": {}, "MVAU_hls_0": {"PE": 4, "SIMD": 2}, "MVAU_hls_1": {"PE": 2, "SIMD": 4},
+                             "MVAU_hls_2": {"PE": 1, "SIMD": 1}}) == 1  # 4 -> 4 matches, 2 -> 1 does not

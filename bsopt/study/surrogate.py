@@ -10,9 +10,12 @@ phases:
    estimate to the real metric (least squares on ``1, e, e²`` and the number of stream-width
    mismatches between neighbouring layers — where FINN inserts width converters, an interaction
    the per-layer estimates do not see — over the completed builds, whose gate estimates ``e:*`` are
-   stored beside their real ``m:*``), predict the real objectives of every estimate-front point not
-   built yet, and build the one whose prediction improves most on the real front found so far (the
-   most negative additive-epsilon distance to it, in normalised objectives).
+   stored beside their real ``m:*``), then each design family's mean relative residual (a family: the
+   categorical choices — memory styles, resource types, backends — whose effect synthesis can shift
+   as a whole; a family not built yet is assumed as good as the best-placed spread of those seen),
+   predict the real objectives of every estimate-front point not built yet, and build the one whose
+   prediction improves most on the real front found so far (the most negative additive-epsilon
+   distance to it, in normalised objectives).
 3. **Refine** (only when the estimate front is used up): the study's NSGA-II sampler, whose first
    population is those builds.
 """
@@ -52,6 +55,7 @@ def plan(ctx, estimator, budget: int | None, study):
     base = ctx.space.values_at(0)
     mism = np.array([width_mismatches(ctx.space.config_from_values({**base, **p["values"]}).folding_config)
                      for p in pts], dtype=float)
+    fam = [family(ctx.space, {**base, **p["values"]}) for p in pts]
     n_spread = max(12, int(SPREAD_FRACTION * budget))
     first = spread(pts, ctx.objectives, min(n_spread, len(pts)))
     index = {id(p): i for i, p in enumerate(pts)}
@@ -61,11 +65,11 @@ def plan(ctx, estimator, budget: int | None, study):
         yield {**base, **p["values"]}
     built = len(first)
     while built < int(CORRECTED_UNTIL * budget) and len(used) < len(pts):
-        X, Y, M = _pairs(ctx, study, metrics)
+        X, Y, M, F = _pairs(ctx, study, metrics)
         if len(X) < 4:
             break
         real = _minimisation(np.array(Y, dtype=float), metrics, directions)
-        cand = _minimisation(_predict(X, Y, M, est, mism, metrics), metrics, directions)
+        cand = _minimisation(_predict(X, Y, M, F, est, mism, fam, metrics, directions), metrics, directions)
         allv = np.vstack([real, cand])
         lo, hi = allv.min(axis=0), allv.max(axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
@@ -93,26 +97,37 @@ def width_mismatches(folding: dict | None) -> int:
                if a.get("PE") is not None and b.get("SIMD") is not None and a["PE"] != b["SIMD"])
 
 
-_MISMATCH_CACHE: dict[int, float] = {}
+def family(space, values: dict) -> tuple:
+    """A design's family: its categorical choices (memory styles, resource types, backends, …)."""
+    return tuple(values.get(p.name) for p in space.parameters
+                 if p.is_choice and p.kind == "categorical" and any(isinstance(c, str) for c in p.choices))
+
+
+_FEATURE_CACHE: dict[tuple, tuple[float, tuple]] = {}
 
 
 def _pairs(ctx, study, metrics: list[str]):
-    X, Y, M = [], [], []
+    X, Y, M, F = [], [], [], []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         a = t.user_attrs
         if all(f"e:{m}" in a and f"m:{m}" in a for m in metrics):
             X.append([float(a[f"e:{m}"]) for m in metrics])
             Y.append([float(a[f"m:{m}"]) for m in metrics])
-            if t._trial_id not in _MISMATCH_CACHE:
-                cfg = ctx.space.config_from_values(ctx.ospace.to_values(t.params))
-                _MISMATCH_CACHE[t._trial_id] = float(width_mismatches(cfg.folding_config))
-            M.append(_MISMATCH_CACHE[t._trial_id])
-    return X, Y, M
+            key = (study.study_name, t._trial_id, t.datetime_start)  # stable across runs of a process
+            if key not in _FEATURE_CACHE:
+                values = ctx.ospace.to_values(t.params)
+                cfg = ctx.space.config_from_values(values)
+                _FEATURE_CACHE[key] = (float(width_mismatches(cfg.folding_config)), family(ctx.space, values))
+            M.append(_FEATURE_CACHE[key][0])
+            F.append(_FEATURE_CACHE[key][1])
+    return X, Y, M, F
 
 
-def _predict(X, Y, M, est: np.ndarray, mism: np.ndarray, metrics: list[str]) -> np.ndarray:
+def _predict(X, Y, M, F, est: np.ndarray, mism: np.ndarray, fam: list, metrics: list[str],
+             directions: list[str]) -> np.ndarray:
     """Per objective: least squares of the real metric on 1, e, e² (e: its estimate) and the
-    width-mismatch count."""
+    width-mismatch count; then each design family's mean relative residual (shrunk by n/(n+1)) — a
+    family never built gets the optimistic end of the spread of the families seen (it may be lucky)."""
     X, Y, M = np.array(X, dtype=float), np.array(Y, dtype=float), np.array(M, dtype=float)
     out = np.empty_like(est)
     for j in range(len(metrics)):
@@ -120,8 +135,17 @@ def _predict(X, Y, M, est: np.ndarray, mism: np.ndarray, metrics: list[str]) -> 
         scale = max(np.abs(x).max(), 1e-12)
         A = np.column_stack([np.ones_like(x), x / scale, (x / scale) ** 2, M])
         coef, *_ = np.linalg.lstsq(A, Y[:, j], rcond=None)
+        fit = A @ coef
+        rel = (Y[:, j] - fit) / np.maximum(np.abs(fit), 1e-9)
+        by_family: dict[tuple, list[float]] = {}
+        for f, r in zip(F, rel, strict=True):
+            by_family.setdefault(f, []).append(float(r))
+        effect = {f: np.mean(v) * len(v) / (len(v) + 1) for f, v in by_family.items()}
+        spread_ = float(np.std(list(effect.values()))) if len(effect) > 1 else 0.0
         e = est[:, j] / scale
-        out[:, j] = coef[0] + coef[1] * e + coef[2] * e * e + coef[3] * mism
+        pred = coef[0] + coef[1] * e + coef[2] * e * e + coef[3] * mism
+        optimistic = spread_ if directions[j] == "maximize" else -spread_
+        out[:, j] = pred * (1 + np.array([effect.get(f, optimistic) for f in fam]))
     return out
 
 
