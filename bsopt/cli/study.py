@@ -84,8 +84,8 @@ def create(
     blueprint: Path = typer.Option(..., "--blueprint", "-b", help="Blueprint YAML."),
     model: str = typer.Option(None, "--model", "-m", help="Model (overrides the blueprint's model)."),
     storage: str = STORAGE,
-    sampler: str = typer.Option(None, "--sampler", help="auto | tpe | nsga2 | nsga3 | gp | random | grid | "
-                                "exhaustive (default: the blueprint's search.strategy, else auto)."),
+    sampler: str = typer.Option(None, "--sampler", help="auto | exact | surrogate | tpe | nsga2 | nsga3 | gp | "
+                                "random | grid | exhaustive (default: the blueprint's search.strategy, else auto)."),
     n_trials: int = typer.Option(None, "--n-trials", "-n", help="Run this many trials now."),
     timeout: float = typer.Option(None, "--timeout", help="Run for at most this many seconds now."),
     seed: int = typer.Option(None, "--seed", help="Sampler seed (reproducible studies)."),
@@ -149,8 +149,9 @@ def create(
 def optimize(
     name: str = typer.Argument(...),
     storage: str = STORAGE,
-    n_trials: int = typer.Option(None, "--n-trials", "-n"),
-    timeout: float = typer.Option(None, "--timeout"),
+    n_trials: int = typer.Option(None, "--n-trials", "-n", help="Run this many more trials (default: the "
+                                 "blueprint's max_evaluations, else 100; exact: the whole front)."),
+    timeout: float = typer.Option(None, "--timeout", help="Run for at most this many seconds."),
     workers: int = WORKERS,
     executor: str = EXECUTOR,
     ray_address: str = RAY_ADDRESS,
