@@ -74,3 +74,40 @@ def test_the_correction_learns_a_family_effect_and_stays_optimistic_about_unseen
     assert pred[2] < (pred[0] + pred[1]) / 2  # an unseen family is assumed better than the average one
     assert width_mismatches({"Defaults": {}, "MVAU_hls_0": {"PE": 4, "SIMD": 2}, "MVAU_hls_1": {"PE": 2, "SIMD": 4},
                              "MVAU_hls_2": {"PE": 1, "SIMD": 1}}) == 1  # 4 -> 4 matches, 2 -> 1 does not
+
+
+def test_per_layer_type_correction_is_learnt_and_solved_exactly(tmp_path):
+    """Builds whose real LUT is the estimate plus 30 % of the MVAUs' share: the fitted per-layer-type
+    factors reproduce that, and the corrected space's exact front has exactly those LUT values."""
+    import numpy as np
+    from optuna.trial import create_trial
+
+    from bsopt.study import exact, surrogate
+
+    bp = synthetic_blueprint(tmp_path, "blackbox: true", FOLDING, strategy="auto")
+    bp.write_text(bp.read_text() + "objectives: [max_cycles, LUT, BRAM_18K]\n")
+    ctx = create_study("pl", bp, seed=0)
+    t = ctx.space.fixed_target()
+    backend = SyntheticBackend(ctx.space.model_path, t["finn_version"], t["part"], {})
+    estimator = backend.estimator
+    groups, _ = exact.decompose(ctx.space)
+    tables = exact._tables(ctx.space, {}, groups, estimator)[0]
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        values = {p.name: p.value_at(int(rng.integers(p.size))) for p in ctx.space.parameters}
+        cfg = ctx.space.config_from_values(values)
+        est = estimator.build(cfg).values
+        mvau = sum(tab.sums[tab.values.index(tuple(values[p] for p in tab.params))][0]  # LUT
+                   for tab in tables if tab.layer.startswith("MVAU"))
+        real = dict(est, LUT=est["LUT"] + 0.3 * mvau)
+        ctx.study.add_trial(create_trial(
+            values=[real["max_cycles"], real["LUT"], real["BRAM_18K"]], params=ctx.ospace.to_params(values),
+            distributions=ctx.ospace.distributions,
+            user_attrs={**{f"e:{k}": v for k, v in est.items()}, **{f"m:{k}": v for k, v in real.items()}}))
+    front = surrogate._corrected_front(ctx, estimator, ctx.study, ctx.objectives.metrics)
+    assert front
+    for p in front:
+        values = {**ctx.space.values_at(0), **p["values"]}
+        mvau = sum(tab.sums[tab.values.index(tuple(values[q] for q in tab.params))][0]
+                   for tab in tables if tab.layer.startswith("MVAU"))
+        assert p["metrics"]["LUT"] == pytest.approx(p["estimate"]["LUT"] + 0.3 * mvau, rel=1e-6)

@@ -290,8 +290,26 @@ def _merge(front: np.ndarray, choice: np.ndarray, opts: np.ndarray, bound: np.nd
     return s[keep], np.column_stack([choice[idx_f[keep]], idx_o[keep]])
 
 
-def exact_front(space, objectives, estimator=None, *, time_limit: float | None = None) -> ExactFront:
-    """The exact feasible Pareto front of ``space`` under the estimate backend (see the module doc)."""
+_TABLES: dict[tuple, tuple] = {}
+
+
+def _tables(space, gvals: dict[str, Any], groups, estimator):
+    """tabulate(), memoised per space, global values and estimator (refits reuse the tables)."""
+    key = (space.space_id, tuple(sorted(gvals.items(), key=lambda kv: kv[0])), id(estimator))
+    if key not in _TABLES:
+        if len(_TABLES) > 64:
+            _TABLES.clear()
+        _TABLES[key] = tabulate(space, gvals, groups, estimator)
+    return _TABLES[key]
+
+
+def exact_front(space, objectives, estimator=None, *, time_limit: float | None = None,
+                correction=None) -> ExactFront:
+    """The exact feasible Pareto front of ``space`` under the estimate backend (see the module doc).
+
+    ``correction(table) -> (cycles, sums)``: replaces each group's option values before the merge
+    (e.g. a per-layer-type surrogate of real builds); the points then also carry their uncorrected
+    ``estimate`` metrics."""
     t0 = time.time()
     cycle_obj, sum_idx = _objective_dims(objectives)
     if estimator is None:
@@ -321,9 +339,16 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
         part = (cfg0.target or {}).get("part") or estimator.part
         clock = float((cfg0.target or {}).get("clock_ns") or 10.0)
         bound, cyc_bound = _bounds(objectives, part, clock)
-        tables, const, const_cycles, n = tabulate(space, gvals, groups, estimator)
+        tables, const, const_cycles, n = _tables(space, gvals, groups, estimator)
         n_est += n
         layers = len(tables)
+        original = tables
+        if correction is not None:
+            tables = []
+            for t in original:
+                cyc, sums = correction(t)
+                tables.append(LayerTable(t.layer, t.params, t.values, np.asarray(cyc, dtype=float),
+                                         np.asarray(sums, dtype=float)))
         # the summed dimensions the merge keeps: objectives, and bounded resources (for exactness)
         used = {i for i in range(len(SUM_METRICS)) if const[i] or any(t.sums[:, i].any() for t in tables)}
         dims = sorted(set(sum_idx) | {i for i in used if np.isfinite(bound[i])})
@@ -335,7 +360,13 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
                     values.update(dict(zip(tab.params, tab.values[k], strict=True)))
                 metrics = {"max_cycles": c, "throughput_fps": 1e9 / clock / c if c else float("inf")}
                 metrics.update({m: float(s[i]) for i, m in enumerate(SUM_METRICS)})
-                points.append({"values": values, "metrics": metrics})
+                point = {"values": values, "metrics": metrics}
+                if correction is not None:
+                    ec = max([const_cycles] + [t.cycles[k] for t, k in zip(original, ch, strict=True)])
+                    es = const + sum(t.sums[k] for t, k in zip(original, ch, strict=True))
+                    point["estimate"] = {"max_cycles": ec, "throughput_fps": 1e9 / clock / ec if ec else float("inf"),
+                                         **{m: float(es[i]) for i, m in enumerate(SUM_METRICS)}}
+                points.append(point)
         if time_limit is not None and time.time() - t0 > time_limit:
             raise BsoptError(f"exact front: over the time limit of {time_limit:g} s")
     if len(global_params):  # merge the per-combination fronts
