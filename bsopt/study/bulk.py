@@ -104,18 +104,21 @@ def set_attrs(study: optuna.Study, trial, user: dict, constraints: dict[str, flo
             trial.set_constraint(key, value)
         return
     from optuna.storages._rdb import models
+
+    with backend.engine.begin() as conn:
+        _replace_attrs(conn, models.TrialUserAttributeModel.__table__, trial._trial_id, user)
+        _replace_attrs(conn, models.TrialSystemAttributeModel.__table__, trial._trial_id,
+                       constraint_attrs(constraints))
+
+
+def _replace_attrs(conn, table, trial_id: int, attrs: dict) -> None:
+    """Set attributes of one trial in an open transaction (existing keys are replaced)."""
     from sqlalchemy import delete, insert
 
-    U = models.TrialUserAttributeModel.__table__
-    S = models.TrialSystemAttributeModel.__table__
-    tid = trial._trial_id
-    system = constraint_attrs(constraints)
-    with backend.engine.begin() as conn:
-        for table, attrs in ((U, user), (S, system)):
-            if attrs:
-                conn.execute(delete(table).where(table.c.trial_id == tid, table.c.key.in_(list(attrs))))
-                conn.execute(insert(table), [{"trial_id": tid, "key": k, "value_json": json.dumps(v)}
-                                             for k, v in attrs.items()])
+    if attrs:
+        conn.execute(delete(table).where(table.c.trial_id == trial_id, table.c.key.in_(list(attrs))))
+        conn.execute(insert(table), [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)}
+                                     for k, v in attrs.items()])
 
 
 def set_finished_trial_system_attr(study: optuna.Study, trial_id: int, key: str, value) -> bool:
@@ -125,10 +128,7 @@ def set_finished_trial_system_attr(study: optuna.Study, trial_id: int, key: str,
     if backend is None:
         return False
     from optuna.storages._rdb import models
-    from sqlalchemy import delete, insert
 
-    S = models.TrialSystemAttributeModel.__table__
     with backend.engine.begin() as conn:
-        conn.execute(delete(S).where(S.c.trial_id == trial_id, S.c.key == key))
-        conn.execute(insert(S), [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}])
+        _replace_attrs(conn, models.TrialSystemAttributeModel.__table__, trial_id, {key: value})
     return True

@@ -103,43 +103,29 @@ from bsopt.build.finn_config import OUTPUT_PRODUCTS, dataflow_build_config  # no
 
 
 def plot(ctx, out: str | Path) -> Path:
-    """A plotly HTML page: the Pareto front (2-D or 3-D, feasible vs not) and hypervolume history."""
-    import plotly.graph_objects as go
+    """A plotly HTML page: the Pareto front (2-D or 3-D, feasible vs not) beside the hypervolume history
+    (the two figures the dashboard shows, on one page)."""
     from plotly.subplots import make_subplots
 
-    study = ctx.study
     metrics = ctx.objectives.metrics
-    trials = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    front = {t.number for t in queries.pareto_front(trials, ctx.objectives.directions)}
-    groups = {"infeasible": [t for t in trials if not queries.feasible(t)],
-              "feasible": [t for t in trials if queries.feasible(t) and t.number not in front],
-              "Pareto front": [t for t in trials if t.number in front]}
-    colors = {"infeasible": "lightgray", "feasible": "steelblue", "Pareto front": "crimson"}
+    trials = ctx.study.get_trials(deepcopy=False)
+    front, history = pareto_figure(ctx, trials), hypervolume_figure(ctx)
     three = len(metrics) >= 3
     fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38],
                         specs=[[{"type": "scene" if three else "xy"}, {"type": "xy"}]],
                         subplot_titles=("objectives", "hypervolume of the feasible front"))
-    for label, ts in groups.items():
-        xs = [t.values[0] for t in ts]
-        ys = [t.values[1] if len(metrics) > 1 else 0 for t in ts]
-        text = [f"trial {t.number}<br>{t.user_attrs.get('config_id')}" for t in ts]
-        marker = {"color": colors[label], "size": 4 if label != "Pareto front" else 7}
-        if three:
-            fig.add_trace(go.Scatter3d(x=xs, y=ys, z=[t.values[2] for t in ts], mode="markers", name=label,
-                                       marker=marker, text=text), row=1, col=1)
-        else:
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=label, marker=marker, text=text),
-                          row=1, col=1)
-    history = hypervolume_history(ctx)
-    fig.add_trace(go.Scatter(x=[h[0] for h in history], y=[h[1] for h in history], mode="lines",
-                             name="hypervolume"), row=1, col=2)
+    for trace in front.data:
+        fig.add_trace(trace, row=1, col=1)
+    for trace in history.data:
+        fig.add_trace(trace, row=1, col=2)
     if three:
-        fig.update_scenes(xaxis_title=metrics[0], yaxis_title=metrics[1], zaxis_title=metrics[2])
+        fig.update_scenes(**{k: front.layout.scene[k] for k in ("xaxis", "yaxis", "zaxis")})
     else:
-        fig.update_xaxes(title_text=metrics[0], row=1, col=1)
-        fig.update_yaxes(title_text=metrics[1] if len(metrics) > 1 else "", row=1, col=1)
+        fig.update_xaxes(title_text=front.layout.xaxis.title.text, row=1, col=1)
+        fig.update_yaxes(title_text=front.layout.yaxis.title.text, row=1, col=1)
     fig.update_xaxes(title_text="trials", row=1, col=2)
-    fig.update_layout(title=f"bsopt study {ctx.name} — {len(trials)} completed trials", height=600)
+    completed = sum(1 for t in trials if t.state == TrialState.COMPLETE)
+    fig.update_layout(title=f"bsopt study {ctx.name} — {completed} completed trials", height=600)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.write_html(str(out), include_plotlyjs="cdn")

@@ -65,12 +65,14 @@ class Monitor:
         self._disk_checked = 0.0
         self._low = False
 
-    def sample(self, worker_rss: list[int], force: bool = False) -> Resources | None:
-        """New figures if ``interval`` passed (or forced), else None."""
+    def sample(self, worker_rss, force: bool = False) -> Resources | None:
+        """New figures if ``interval`` passed (or forced), else None. ``worker_rss``: a callable giving
+        the workers' resident sizes in bytes (only called when a sample is due: it reads /proc)."""
         t = time.time()
         if not force and t - self._last < self.interval:
             return None
         self._last = t
+        worker_rss = worker_rss()
         r = self.now
         r.driver_rss_mb = _rss(os.getpid()) / MB
         r.workers_rss_mb = sum(worker_rss) / MB

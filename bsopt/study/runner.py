@@ -500,9 +500,12 @@ class Runner:
         self._record_resources()
 
     def _record_resources(self, force: bool = False) -> None:
-        pids = self.executor.worker_pids() if self.executor is not None else []
-        rss = getattr(self.executor, "worker_rss", None)
-        sizes = rss() if callable(rss) else worker_rss(pids)
+        def sizes() -> list[int]:
+            own = getattr(self.executor, "worker_rss", None)  # Ray actors report their own
+            if callable(own):
+                return own()
+            return worker_rss(self.executor.worker_pids() if self.executor is not None else [])
+
         r = self.monitor.sample(sizes, force=force)
         if r is not None:
             try:
