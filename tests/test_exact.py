@@ -127,6 +127,8 @@ def test_auto_solves_separable_spaces_exactly_and_falls_back_otherwise(tmp_path,
     assert create_study("lat", lat).sampler in ("tpe", "nsga2")
     with pytest.raises(InputError, match="cannot solve this space"):
         create_study("lat2", lat, sampler="exact")
+    with pytest.raises(InputError, match="surrogate strategy is for expensive backends"):
+        create_study("sur", bp, sampler="surrogate")
     assert main(["study", "create", "cli", "--blueprint", str(bp), "--n-trials", "1000", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "exact front" in out and f"{len(front.points)} point(s)" in out

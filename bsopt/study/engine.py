@@ -126,6 +126,9 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
         size = None
     requested = sampler or space.search_config.get("strategy", "auto")
     sampler_name = resolve(requested, size, n_trials or space.search_config.get("max_evaluations"))
+    if requested == "surrogate" and space.blueprint.backend == "estimate":
+        raise InputError("the surrogate strategy is for expensive backends (finn, synthetic)", where="search.strategy",
+                         hint="with the estimate backend use exact (or auto): it solves the space exactly")
     if requested in ("auto", "exact") and space.blueprint.backend == "estimate":
         from bsopt.study.exact import why_not_separable
 
