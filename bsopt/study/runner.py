@@ -333,6 +333,10 @@ class Runner:
             if owner is not None:
                 self._dupes.append(_Duplicate(trial, cfg, key, owner._trial_id))
                 return
+        self._submit(trial, cfg, key, stats)
+
+    def _submit(self, trial, cfg, key: str, stats: RunStats) -> None:
+        """The estimate gate (expensive backends), then the executor."""
         estimate = None
         if self._gate is not None:
             estimate = self._gate_check(trial, cfg, stats)
@@ -373,7 +377,7 @@ class Runner:
                                                      not owner.user_attrs.get("final")):
                 # its driver died: build it here (when a slot is free)
                 if self.executor.free_slots() > 0:
-                    self.executor.submit(Task(d.cfg, d.key, d.trial))
+                    self._submit(d.trial, d.cfg, d.key, stats)
                 else:
                     still.append(d)
                 continue
