@@ -125,15 +125,17 @@ class Drivers:
     def claim(self, trial, config_id: str, *, settle_s: float = 2.0):
         """Tag ``trial`` as this driver's and with its configuration; return the trial that owns the
         build of that configuration if it is another one (None: this trial builds it)."""
-        trial.set_user_attr("driver", self.id)
-        trial.set_user_attr("config_id", config_id)
+        from bsopt.study import bulk
+
+        bulk.set_attrs(self.study, trial, {"driver": self.id, "config_id": config_id}, {})  # one write
         deadline = time.time() + settle_s
         while True:
             others = [t for t in self.study.get_trials(deepcopy=False, states=(
                 TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
                 if t._trial_id < trial._trial_id]
+            alive = self.alive()
             untagged = [t for t in others if t.state == TrialState.RUNNING and "config_id" not in t.user_attrs
-                        and not self.is_stale(t)]
+                        and not self.is_stale(t, alive)]
             owners = [t for t in others if t.user_attrs.get("config_id") == config_id and
                       (t.state != TrialState.FAIL or t.user_attrs.get("final"))]
             if owners:
