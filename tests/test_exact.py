@@ -119,9 +119,12 @@ def test_auto_solves_separable_spaces_exactly_and_falls_back_otherwise(tmp_path,
     assert len(queries.pareto_front(trials, ctx.objectives.directions)) == len(trials)
     assert ctx.study.user_attrs["exact_front"]["front_size"] == len(front.points)
     assert Runner(load_study("ex"), progress=False).optimize().trials == 0  # resumed: nothing left
-    # a budget below the front size: a spread subset
+    # a budget below the front size: a spread subset, continued by later runs
     small = create_study("small", bp)
     assert Runner(small, progress=False).optimize(n_trials=5).trials == 5
+    assert Runner(load_study("small"), progress=False).optimize(n_trials=4).trials == 4
+    ids = [t.user_attrs["config_id"] for t in load_study("small").study.get_trials()]
+    assert len(set(ids)) == 9
     # latency (a longest-path sum) is not a per-layer max/sum: auto uses a sampler, exact refuses
     lat = blueprint(tmp_path, PER_LAYER, objectives="[latency_ns, LUT]", name="lat.yaml")
     assert create_study("lat", lat).sampler in ("tpe", "nsga2")

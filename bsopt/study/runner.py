@@ -161,9 +161,10 @@ class Runner:
                 study.enqueue_trial(t.params, user_attrs={**attrs, "retry_of": t.number}, skip_if_exists=False)
         return n
 
-    def _exact_points(self, n_trials: int | None, stats: RunStats):
+    def _exact_points(self, n_trials: int | None):
         """The exact feasible Pareto front of the space (bsopt.study.exact), spread-selected down to
-        ``n_trials`` points, minus those the study already evaluated."""
+        ``n_trials`` points beyond those the study already evaluated (the spread is a greedy sequence,
+        so a resumed study continues it)."""
         from bsopt.study import exact
 
         ctx = self.ctx
@@ -171,7 +172,13 @@ class Runner:
             raise InputError("the exact strategy needs the estimate backend (its metrics are per-layer sums "
                              "and maxima)", where="search.strategy", hint="use nsga2 or tpe with other backends")
         front = exact.exact_front(ctx.space, ctx.objectives, self._local)
-        chosen = exact.spread(front.points, ctx.objectives, n_trials)
+        done = {t.user_attrs.get("config_id") for t in ctx.study.get_trials(deepcopy=False)
+                if t.state.is_finished()}
+        base = ctx.space.values_at(0)
+        ids = [ctx.space.config_from_values({**base, **p["values"]}).config_id for p in front.points]
+        evaluated = sum(1 for i in ids if i in done)
+        k = None if n_trials is None else n_trials + evaluated
+        chosen = exact.spread(front.points, ctx.objectives, k)
         info = {"front_size": len(front.points), "selected": len(chosen), "seconds": round(front.seconds, 3),
                 "node_estimates": front.options, "space_size": str(front.space_size)}
         try:
@@ -179,13 +186,11 @@ class Runner:
         except Exception:  # noqa: BLE001 - bookkeeping only
             pass
         self.exact_info = info
-        done = {t.user_attrs.get("config_id") for t in ctx.study.get_trials(deepcopy=False)
-                if t.state.is_finished()}
+        id_of = {id(p): i for p, i in zip(front.points, ids, strict=True)}
         for point in chosen:
-            values = {**ctx.space.values_at(0), **point["values"]}
-            if ctx.space.config_from_values(values).config_id in done:
+            if id_of[id(point)] in done:
                 continue
-            yield values, {"exact_front": True}
+            yield {**base, **point["values"]}, {"exact_front": True}
 
     def _grid_indices(self):
         done = set()
@@ -414,7 +419,7 @@ class Runner:
                             self._built_estimates.append((t.number, point))
             grid = ctx.sampler in ("grid", "exact", "surrogate")
             if ctx.sampler == "exact":
-                grid_iter = self._exact_points(n_trials, stats)
+                grid_iter = self._exact_points(n_trials)
             elif ctx.sampler == "surrogate":
                 from bsopt.study import surrogate
 
