@@ -75,7 +75,20 @@ def _run(ctx, n_trials, timeout, workers, quiet, executor="local", ray_address=N
         console.print(f"exact front: {info['front_size']} point(s) of a space of {info['space_size']} configurations, "
                       f"computed in {info['seconds']:.2f} s from {info['node_estimates']} per-layer estimates; "
                       f"{info['selected']} selected for evaluation")
-    _print_pareto(ctx, limit=20)
+    if _large(ctx):
+        console.print(f"{_large(ctx)} trials in the study: the Pareto set is one query away (it reads every "
+                      f"trial): bsopt study pareto {ctx.name}")
+    else:
+        _print_pareto(ctx, limit=20)
+
+
+def _large(ctx) -> int:
+    """The study's trial count when summaries that read every trial should not run after a study
+    (the run itself stays bounded in memory; these are on demand)."""
+    from bsopt.study.dashboard import PUBLISH_MAX_TRIALS
+
+    n = ctx.study._storage.get_n_trials(ctx.study._study_id)
+    return n if n > PUBLISH_MAX_TRIALS else 0
 
 
 @study_app.command("create")
@@ -141,6 +154,9 @@ def create(
              finn_budget, pareto_candidates)
         from bsopt.study.report import plot
 
+        if _large(ctx) and plot_out is None:
+            console.print(f"plot skipped for {_large(ctx)} trials: bsopt study plot {ctx.name}")
+            return
         out = plot(ctx, plot_out or ctx.workdir / "pareto.html")
         console.print(f"Pareto plot written to [bold]{escape(str(out))}[/] (open it in a browser)")
 
