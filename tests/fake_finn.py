@@ -55,7 +55,11 @@ def main(build_dir: str) -> int:
     if mode == "oom":
         sys.stdout.flush()
         os.kill(os.getpid(), signal.SIGKILL)
-    if mode == "hang":
+    if mode == "hang":  # like Vivado under FINN: a child process that would run on
+        import subprocess
+
+        child = subprocess.Popen(["sleep", "3600"])
+        (build / "child.pid").write_text(str(child.pid))
         time.sleep(3600)
     report = out / "report"
     report.mkdir(exist_ok=True)

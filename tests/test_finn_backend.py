@@ -164,11 +164,45 @@ def test_partial_outputs_fall_back_to_the_estimate_with_warnings(tmp_path, monke
     assert len(result.warnings) == 2 and "rtlsim_performance.json missing" in result.warnings[0]
 
 
-def test_hang_times_out_and_kills_finn(tmp_path, monkeypatch):
+def _gone(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_hang_times_out_and_kills_finn_with_its_children(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_FINN_MODE", "hang")
     backend, cfg, _ = backend_and_config(tmp_path, options="    timeout_s: 1")
     result = backend.build(cfg)
     assert result.status == "TIMEOUT" and "timed out after 1 s" in result.error_message
+    child = int((Path(result.artifacts["build_dir"]) / "child.pid").read_text())
+    assert _gone(child)
+
+
+def test_a_study_build_timeout_kills_finn_with_the_worker(tmp_path, monkeypatch):
+    import time
+
+    from bsopt.execute.base import BackendSpec, Task
+    from bsopt.execute.local import LocalExecutor
+
+    monkeypatch.setenv("FAKE_FINN_MODE", "hang")
+    _, cfg, space = backend_and_config(tmp_path)
+    t = space.fixed_target()
+    spec = BackendSpec("finn", space.model_path, t["finn_version"], t["part"], space.blueprint.backend_options,
+                       str(tmp_path / "studies" / "w"))
+    with LocalExecutor(spec, 1, timeout=2.0) as ex:
+        ex.submit(Task(cfg))
+        (task, result), = ex.poll()
+    assert result.status == "TIMEOUT"
+    pid_file = tmp_path / "studies" / "w" / "builds" / cfg.config_id / "child.pid"
+    child = int(pid_file.read_text())
+    deadline = time.time() + 5
+    while time.time() < deadline and not _gone(child):
+        time.sleep(0.1)
+    assert _gone(child)  # the worker's process group took FINN's Vivado-like child with it
 
 
 def test_a_missing_finn_command_is_an_input_error(tmp_path, capsys):

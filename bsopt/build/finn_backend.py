@@ -30,7 +30,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import string
 import subprocess
 import time
@@ -117,8 +116,10 @@ class FinnBackend:
         with open(log_path, "wb") as log:
             log.write(f"$ {shlex.join(cmd)}\n".encode())
             log.flush()
+            # FINN stays in this process's group: when a worker's build outlives --build-timeout, the
+            # executor kills the worker's whole process group, FINN and Vivado included
             proc = subprocess.Popen(cmd, cwd=build_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+                                    stdin=subprocess.DEVNULL)
             try:
                 returncode = proc.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
@@ -212,9 +213,21 @@ class FinnBackend:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill the command and everything it started (FINN's docker, Vivado, …)."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+        import psutil
+
+        victims = psutil.Process(proc.pid).children(recursive=True)
+    except Exception:  # noqa: BLE001 - psutil missing or the process already gone
+        victims = []
+    for p in victims:
+        try:
+            p.kill()
+        except Exception:  # noqa: BLE001
+            pass
+    try:
+        proc.kill()
+    except ProcessLookupError:
         pass
     proc.wait()
 
