@@ -111,3 +111,12 @@ def test_per_layer_type_correction_is_learnt_and_solved_exactly(tmp_path):
         mvau = sum(tab.sums[tab.values.index(tuple(values[q] for q in tab.params))][0]
                    for tab in tables if tab.layer.startswith("MVAU"))
         assert p["metrics"]["LUT"] == pytest.approx(p["estimate"]["LUT"] + 0.3 * mvau, rel=1e-6)
+
+
+def test_surrogate_with_utilisation_objectives(tmp_path):
+    bp = synthetic_blueprint(tmp_path, "blackbox: true", FOLDING, strategy="auto")
+    bp.write_text(bp.read_text() + "objectives: [max_cycles, LUT_util]\n")
+    ctx = create_study("u", bp, seed=0)
+    assert ctx.sampler == "surrogate"
+    stats = Runner(ctx, workers=1, progress=False, build_budget=20).optimize(n_trials=300)
+    assert stats.submitted == 20 and stats.failed == 0

@@ -49,13 +49,28 @@ def _minimisation(values: np.ndarray, metrics: list[str], directions: list[str])
     return out
 
 
+def _objective_values(metrics_dict: dict[str, float], metrics: list[str], avail: dict[str, int]) -> list[float]:
+    """An exact-front point's objective values (``*_util`` from its resource sum and the part)."""
+    out = []
+    for m in metrics:
+        if m in metrics_dict:
+            out.append(metrics_dict[m])
+        else:  # X_util: the sum over the part's X
+            base = m[:-5]
+            out.append(metrics_dict[base] / avail[base] if avail.get(base) else metrics_dict[base])
+    return out
+
+
 def plan(ctx, estimator, budget: int | None, study):
     """Yield parameter values to build (or :data:`SAMPLE`), reading ``study`` for finished builds."""
     budget = budget or 100
     front = exact_front(ctx.space, ctx.objectives, estimator)
     metrics, directions = ctx.objectives.metrics, ctx.objectives.directions
     pts = front.points
-    est = np.array([[p["metrics"][m if m in p["metrics"] else m[:-5]] for m in metrics] for p in pts], dtype=float)
+    from bsopt.hw.parts import part_resources
+
+    avail = part_resources(ctx.space.fixed_target()["part"]) or {}
+    est = np.array([_objective_values(p["metrics"], metrics, avail) for p in pts], dtype=float)
     base = ctx.space.values_at(0)
     mism = np.array([width_mismatches(ctx.space.config_from_values({**base, **p["values"]}).folding_config)
                      for p in pts], dtype=float)
@@ -83,7 +98,7 @@ def plan(ctx, estimator, budget: int | None, study):
                     continue
                 pool.add(k)
                 pts.append({"values": p["values"], "metrics": p["estimate"]})
-                est = np.vstack([est, [[p["estimate"][m if m in p["estimate"] else m[:-5]] for m in metrics]]])
+                est = np.vstack([est, [_objective_values(p["estimate"], metrics, avail)]])
                 v = {**base, **p["values"]}
                 mism = np.append(mism, width_mismatches(ctx.space.config_from_values(v).folding_config))
                 fam.append(family(ctx.space, v))
