@@ -121,12 +121,9 @@ class LocalExecutor(Executor):
 
     def __init__(self, spec: BackendSpec, slots: int, timeout: float | None = None):
         self.spec, self.slots, self.timeout = spec, max(1, int(slots)), timeout
-        self._workers: list[_Worker] = []
         self._ids = count()
-        self.started_workers = 0
-        for _ in range(self.slots):  # start them all now: they load their backends while the driver asks
-            self._workers.append(_Worker(self.spec))
-            self.started_workers += 1
+        # all start now: they load their backends while the driver asks
+        self._workers = [_Worker(self.spec) for _ in range(self.slots)]
 
     # -- submit ---------------------------------------------------------------------------------
     def submit(self, task: Task) -> None:
@@ -141,7 +138,6 @@ class LocalExecutor(Executor):
             if len(self._workers) >= self.slots:
                 raise RuntimeError("no free worker slot")  # the engine bounds submissions by free_slots()
             worker = _Worker(self.spec)
-            self.started_workers += 1
             self._workers.append(worker)
         worker.task, worker.task_id = task, next(self._ids)
         worker.started = time.time()

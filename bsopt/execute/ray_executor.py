@@ -73,12 +73,10 @@ class RayExecutor(Executor):
                                  "cluster's token") from exc
             self._initialized = True  # disconnected (and a local instance stopped) by close()
         self._remote = ray.remote(num_cpus=num_cpus, max_restarts=0, max_task_retries=0)(_BuildActor)
-        self.actors_started = 0
         # all actors start now: they load their backends in parallel while the driver asks
         self._slots: list[_Slot] = [_Slot(self._new_actor()) for _ in range(self.slots)]
 
     def _new_actor(self):
-        self.actors_started += 1
         return self._remote.remote(self.spec)
 
     def submit(self, task: Task) -> None:

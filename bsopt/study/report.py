@@ -8,6 +8,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from bsopt.build.finn_config import dataflow_build_config
 from bsopt.metrics import METRICS
 from bsopt.study import queries
 
@@ -97,9 +98,6 @@ def export_trials(ctx, trials: list[FrozenTrial], out: str | Path) -> list[Path]
             (d / "report_error.txt").write_text(str(exc))
         written.append(d)
     return written
-
-
-from bsopt.build.finn_config import OUTPUT_PRODUCTS, dataflow_build_config  # noqa: E402,F401
 
 
 def plot(ctx, out: str | Path) -> Path:

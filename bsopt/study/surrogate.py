@@ -25,8 +25,6 @@ phases:
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from optuna.trial import TrialState
 
@@ -246,7 +244,3 @@ def _predict(X, Y, M, F, est: np.ndarray, mism: np.ndarray, fam: list, metrics: 
         optimistic = spread_ if directions[j] == "maximize" else -spread_
         out[:, j] = pred * (1 + np.array([effect.get(f, optimistic) for f in fam]))
     return out
-
-
-def describe() -> dict[str, Any]:
-    return {"spread_fraction": SPREAD_FRACTION, "corrected_until": CORRECTED_UNTIL, "refit_every": REFIT_EVERY}
