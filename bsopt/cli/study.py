@@ -45,7 +45,7 @@ def _quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
 
 
-def _run(ctx, n_trials, timeout, workers, quiet, executor="local", ray_address=None, build_timeout=None,
+def _run(ctx, n_trials, timeout, *, quiet, workers=None, executor="local", ray_address=None, build_timeout=None,
          min_free_disk=1.0, finn_budget=None, pareto_candidates=False):
     from bsopt.study.engine import Runner
 
@@ -150,8 +150,9 @@ def create(
                   + ", ".join(f"{d} {m}" for m, d in zip(ctx.objectives.metrics, ctx.objectives.directions,
                                                           strict=True)))
     if n_trials is not None or timeout is not None:
-        _run(ctx, n_trials, timeout, workers, quiet, executor, ray_address, build_timeout, min_free_disk,
-             finn_budget, pareto_candidates)
+        _run(ctx, n_trials, timeout, quiet=quiet, workers=workers, executor=executor, ray_address=ray_address,
+             build_timeout=build_timeout, min_free_disk=min_free_disk, finn_budget=finn_budget,
+             pareto_candidates=pareto_candidates)
         from bsopt.study.report import plot
 
         if _large(ctx) and plot_out is None:
@@ -182,8 +183,9 @@ def optimize(
     from bsopt.study.engine import load_study
 
     _quiet_optuna()
-    _run(load_study(name, storage), n_trials, timeout, workers, quiet, executor, ray_address, build_timeout,
-         min_free_disk, finn_budget, pareto_candidates)
+    _run(load_study(name, storage), n_trials, timeout, quiet=quiet, workers=workers, executor=executor,
+         ray_address=ray_address, build_timeout=build_timeout, min_free_disk=min_free_disk, finn_budget=finn_budget,
+         pareto_candidates=pareto_candidates)
 
 
 @study_app.command("list")
