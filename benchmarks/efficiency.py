@@ -74,26 +74,37 @@ def _feasible(objectives, values: dict) -> bool:
 
 
 # ------------------------------------------------------------------------------ strategies
-def run_study(space_name: str, strategy: str, seed: int, budget: int) -> list[list[float] | None]:
-    """Per evaluation (in order): the objective vector if feasible, else None."""
+def run_study(space_name: str, strategy: str, seed: int, budget: int, *,
+              builds: bool = False) -> tuple[list[list[float] | None], str]:
+    """Per evaluation (in order): the objective vector if feasible, else None; and the sampler used.
+
+    ``builds``: the budget counts builds of an expensive backend (one worker process); trials the
+    estimate gate prunes are free and not evaluations."""
+    from optuna.trial import TrialState
+
     from bsopt.study import queries
     from bsopt.study.engine import Runner, create_study
 
-    space, _ = load(space_name)
+    load(space_name)
     work = Path(tempfile.mkdtemp(prefix="bsopt_bench_"))
     try:
         os.chdir(work)
         bp = ROOT / "benchmarks" / "spaces" / f"{space_name}.yaml"
         ctx = create_study(f"{strategy}-{seed}-{budget}-{os.getpid()}-{time.time_ns()}", bp, storage="memory",
                            sampler=None if strategy == "auto" else strategy, seed=seed, n_trials=budget)
-        runner = Runner(ctx, progress=False, cache_path=work / "cache.db", seeds=False)
+        if builds:
+            runner = Runner(ctx, workers=1, progress=False, cache_path=work / "cache.db", seeds=False,
+                            build_budget=budget)
+        else:
+            runner = Runner(ctx, progress=False, cache_path=work / "cache.db", seeds=False)
         runner.publish = False  # no dashboard artifacts in a benchmark
-        runner.optimize(n_trials=budget)
+        runner.optimize(n_trials=50 * budget if builds else budget)
         out = []
         for t in sorted(ctx.study.get_trials(deepcopy=False), key=lambda t: t.number):
-            m = queries.metrics_of(t)
-            out.append(_vec(m) if queries.feasible(t) else None)
-        return out
+            if builds and "worker" not in t.user_attrs and t.state != TrialState.COMPLETE:
+                continue  # pruned by the gate: not a build
+            out.append(_vec(queries.metrics_of(t)) if queries.feasible(t) else None)
+        return out[:budget], ctx.sampler
     finally:
         os.chdir(ROOT)
         shutil.rmtree(work, ignore_errors=True)
@@ -165,7 +176,7 @@ def job(space_name: str, strategy: str, seed: int, budget: int) -> dict:
     elif strategy == "sa":
         evals = run_sa(space_name, seed, budget)
     else:
-        evals = run_study(space_name, strategy, seed, budget)
+        evals, _ = run_study(space_name, strategy, seed, budget)
     return {"space": space_name, "strategy": strategy, "seed": seed, "budget": budget, "seconds": time.time() - t0,
             "evaluations": evals}
 

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -31,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from efficiency import _feasible, _vec, load, scores  # noqa: E402
+from efficiency import _feasible, _vec, load, run_study, scores  # noqa: E402
 
 SPACE = "cnv_w1a1_blackbox"
 BUDGETS = (100, 300, 1000)
@@ -39,31 +36,10 @@ RESULTS = ROOT / "benchmarks" / "results" / "expensive.jsonl"
 
 
 def job(strategy: str, seed: int, budget: int) -> dict:
-    from bsopt.study import queries
-    from bsopt.study.engine import Runner, create_study
-
-    load(SPACE)
     t0 = time.time()
-    work = Path(tempfile.mkdtemp(prefix="bsopt_bench_"))
-    try:
-        os.chdir(work)
-        bp = ROOT / "benchmarks" / "spaces" / f"{SPACE}.yaml"
-        ctx = create_study(f"{strategy}-{seed}-{budget}-{time.time_ns()}", bp, storage="memory",
-                           sampler=None if strategy == "auto" else strategy, seed=seed, n_trials=budget)
-        runner = Runner(ctx, workers=1, progress=False, cache_path=work / "cache.db", seeds=False,
-                        build_budget=budget)  # N builds; trials the estimate gate prunes are free
-        runner.publish = False
-        runner.optimize(n_trials=50 * budget)
-        evals = []
-        for t in sorted(ctx.study.get_trials(deepcopy=False), key=lambda t: t.number):
-            if "worker" not in t.user_attrs and t.state != TrialState.COMPLETE:
-                continue  # pruned by the gate: not a build
-            evals.append(_vec(queries.metrics_of(t)) if queries.feasible(t) else None)
-        return {"strategy": strategy, "seed": seed, "budget": budget, "sampler": ctx.sampler,
-                "seconds": time.time() - t0, "evaluations": evals[:budget]}
-    finally:
-        os.chdir(ROOT)
-        shutil.rmtree(work, ignore_errors=True)
+    evals, sampler = run_study(SPACE, strategy, seed, budget, builds=True)
+    return {"strategy": strategy, "seed": seed, "budget": budget, "sampler": sampler,
+            "seconds": time.time() - t0, "evaluations": evals}
 
 
 def reference_front(runs: list[dict]) -> np.ndarray:
@@ -135,8 +111,6 @@ def main() -> None:
     print(text)
     write_section(args.out, "## Expensive builds", text)
 
-
-from optuna.trial import TrialState  # noqa: E402
 
 if __name__ == "__main__":
     main()
