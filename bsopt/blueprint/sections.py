@@ -133,20 +133,24 @@ def _model(d: Diagnostics, value, bp: Blueprint, base_dir: Path) -> None:
         if not m:
             d.error(("model",), f"malformed zoo reference {value!r}", "write e.g. zoo:tfc?w=2&a=2")
             return
-        from bsopt.models import ALLOWED_BITS, ZOO
+        from bsopt.models import ZOO
 
         if m["name"] not in ZOO:
             d.error(("model",), f"unknown zoo model '{m['name']}'", suggest(m["name"], ZOO) or
                     "zoo models: " + ", ".join(ZOO))
             return
+        entry = ZOO[m["name"]]
+        arch = dict(entry.options)
         for part in filter(None, (m["query"] or "").split("&")):
             key, _, val = part.partition("=")
-            if key not in ("w", "a", "seed"):
+            if key not in ("w", "a", "seed") and key not in arch:
                 d.error(("model",), f"unknown zoo option '{key}'", "zoo options: w (weight bits), a (activation "
-                        "bits), seed")
-            elif not val.isdigit() or (key in ("w", "a") and int(val) not in ALLOWED_BITS):
+                        "bits), seed" + "".join(f", {k} (default {v})" for k, v in entry.options))
+            elif not val.isdigit() or (key in ("w", "a") and int(val) not in entry.allowed_bits) or (
+                    key in arch and int(val) <= 0):
                 d.error(("model",), f"bad value for zoo option {key}: {val!r}",
-                        f"bits are one of {', '.join(map(str, ALLOWED_BITS))}" if key != "seed" else None)
+                        f"bits are one of {', '.join(map(str, entry.allowed_bits))}" if key in ("w", "a")
+                        else "a positive integer" if key in arch else None)
         bp.model = value
         return
     path = Path(os.path.expandvars(value))

@@ -34,6 +34,9 @@ PASS_THROUGH = {
     "DuplicateStreams": ("inputDataType",),
     "StreamingDataWidthConverter": ("dataType",),
     "StreamingFIFO": ("dataType",),
+    "OuterShuffle": ("data_type",),
+    "InnerShuffle": ("data_type",),
+    "HWSoftmax": ("input_data_type",),
 }
 
 
@@ -56,9 +59,11 @@ def _input_dtypes(graph: DataflowGraph, layer: Layer, out_dt: dict[str, str]) ->
     """FINN's InferDataTypes for one layer: take the producers' output datatypes."""
     kind = layer.kind
     ins = [out_dt.get(t) for t in layer.inputs]
-    if kind == "ElementwiseAdd":
-        if all(ins):
-            layer.attrs["lhs_dtype"], layer.attrs["rhs_dtype"] = ins
+    if kind.startswith("Elementwise"):
+        if ins and ins[0]:
+            layer.attrs["lhs_dtype"] = ins[0]
+        if len(ins) > 1 and ins[1]:
+            layer.attrs["rhs_dtype"] = ins[1]
         return
     idt = ins[0] if ins else None
     if idt is None:
@@ -70,7 +75,25 @@ def _input_dtypes(graph: DataflowGraph, layer: Layer, out_dt: dict[str, str]) ->
 def input_datatype(layer: Layer) -> str | None:
     """Name of the datatype of a layer's (first) input stream."""
     a = layer.attrs
-    return a.get("inputDataType") or a.get("InputDataType") or a.get("dataType") or a.get("lhs_dtype")
+    return (a.get("inputDataType") or a.get("InputDataType") or a.get("dataType") or a.get("lhs_dtype")
+            or a.get("input_data_type") or a.get("data_type"))
+
+
+def elementwise_dtype(kind: str, lhs, rhs):
+    """Output type of FINN's elementwise ops after MinimizeAccumulatorWidth: the smallest integer type
+    holding every result of the operands' ranges; FLOAT32 if an operand is a float."""
+    if not (lhs.is_integer() and rhs.is_integer()):
+        return DataType["FLOAT32"]
+    if kind == "ElementwiseAdd":
+        return add_dtype(lhs, rhs)
+    corners = [(x, y) for x in (lhs.min(), lhs.max()) for y in (rhs.min(), rhs.max())]
+    if kind == "ElementwiseSub":
+        values = [x - y for x, y in corners]
+    elif kind == "ElementwiseMul":
+        values = [x * y for x, y in corners]
+    else:
+        return DataType["INT32"]
+    return smallest_for_range(min(values), max(values))
 
 
 def output_datatype(layer: Layer) -> str | None:
@@ -85,9 +108,11 @@ def output_datatype(layer: Layer) -> str | None:
     if kind == "AddStreams":
         idt = _dt(a["inputDataType"])
         return DataType.get_smallest_possible(2 * idt.min() if idt.signed() else 2 * idt.max()).name
-    if kind == "ElementwiseAdd":
-        a["out_dtype"] = add_dtype(_dt(a["lhs_dtype"]), _dt(a["rhs_dtype"])).name
+    if kind.startswith("Elementwise"):
+        a["out_dtype"] = elementwise_dtype(kind, _dt(a["lhs_dtype"]), _dt(a["rhs_dtype"])).name
         return a["out_dtype"]
+    if kind == "HWSoftmax":
+        return "FLOAT32"
     return a.get("outputDataType") or a.get("inputDataType")
 
 
@@ -141,6 +166,8 @@ _ACC_CACHE_MAX = 4096
 
 def _acc_range(layer: Layer, worst: bool) -> tuple[float, float]:
     a = layer.attrs
+    if layer.weights is None:  # dynamic weights (MVAU dynamic_input=1): the weight type's worst case
+        return _worst_case(layer, _dt(a["weightDataType"]), _dt(a["inputDataType"]), (a["MW"], a["MH"]))
     key = (id(layer.weights), bool(a.get("binaryXnorMode")), a["inputDataType"],
            a["weightDataType"] if worst else None, worst)
     hit = _ACC_CACHE.get(key)

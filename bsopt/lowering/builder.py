@@ -19,6 +19,7 @@ from qonnx.core.datatype import DataType
 from bsopt.errors import ModelError, UnsupportedOpError
 from bsopt.ir.datatypes import add_dtype, global_acc_pool_dtype, label_select_dtype, rac_threshold_dtype
 from bsopt.ir.layers import Layer
+from bsopt.lowering import transformer
 from bsopt.lowering.state import INT32, Op, QConst, Stream, channel_vector
 from bsopt.lowering.thresholds import ActQuant, compute_thresholds, float_thresholds
 
@@ -402,6 +403,17 @@ def handle_clip(b: Builder, node) -> None:
 def handle_shape_op(b: Builder, node) -> None:
     s = b.stream(node.input[0], node)
     out_shape = b.shape_of(node.output[0])
+    rows = s.layout == "ROWS" or len(s.shape) == 3
+    if rows and node.op_type == "Transpose":
+        return transformer.handle_shuffle(b, node, s)
+    if rows and len(out_shape) >= 3:
+        # a sequence tensor (batch, positions…, channels): reshapes keep it channels-last
+        if s.shape[-1] != out_shape[-1] and not _scalar_ops(s):
+            raise UnsupportedOpError("reshape that splits channels under per-channel scales",
+                                     where=b.node_where(node))
+        transformer.note_reshape(b, s, out_shape)
+        b.env[node.output[0]] = Stream(s.dtype, out_shape, s.tensor, list(s.ops), s.acc_layer, s.bipolar, "ROWS")
+        return
     in_ch = s.channels
     new = Stream(s.dtype, out_shape, s.tensor, list(s.ops), s.acc_layer, s.bipolar, "NCHW")
     if node.op_type == "Transpose":
@@ -503,7 +515,13 @@ def _column_scale(w_scale: np.ndarray, node, b) -> np.ndarray:
     return w_scale[0]
 
 
+def _scalar_ops(s: Stream) -> bool:
+    return all(np.asarray(op.a).size == 1 and np.asarray(op.b).size == 1 for op in s.ops)
+
+
 def handle_matmul(b: Builder, node) -> None:
+    if node.op_type == "MatMul" and isinstance(b.env.get(node.input[1]), Stream):
+        return transformer.handle_dynamic_matmul(b, node)
     s = b.close_accumulator(b.stream(node.input[0], node))
     W = _weights(b, node, node.input[1])
     vals, scale = W.values, np.broadcast_to(W.scale, W.values.shape)
@@ -784,6 +802,8 @@ HANDLERS = {
     "TopK": handle_topk,
     "ArgMax": handle_topk,
     "Pad": handle_pad,
+    "LayerNormalization": transformer.handle_layernorm,
+    "Softmax": transformer.handle_softmax,
     **{op: handle_shape_op for op in SHAPE_OPS},
 }
 

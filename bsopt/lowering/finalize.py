@@ -24,6 +24,12 @@ BACKENDS = {
         "DuplicateStreams": ("hls",),
         "GlobalAccPool": ("hls",),
         "ElementwiseAdd": ("hls", "rtl"),
+        "ElementwiseSub": ("hls", "rtl"),
+        "ElementwiseMul": ("hls", "rtl"),
+        "LayerNorm": ("hls", "rtl"),
+        "HWSoftmax": ("hls",),
+        "OuterShuffle": ("hls",),
+        "InnerShuffle": ("rtl",),
         "StreamingDataWidthConverter": ("hls", "rtl"),
         "StreamingFIFO": ("rtl",),
     },
@@ -62,7 +68,8 @@ def _mvu_rtl_possible(layer: Layer, part: str, legacy: bool) -> bool:
     wdt, idt = DataType[a["weightDataType"]], DataType[a["inputDataType"]]
     if not wdt.signed():
         return False
-    narrow = float(np.min(layer.weights)) != wdt.min()
+    # dynamic weights may take any value of their type: never narrow
+    narrow = layer.weights is not None and float(np.min(layer.weights)) != wdt.min()
     if not narrow and dsp_block(part) == "DSP48E1":
         return False
     lo_in = 1 if legacy else 2
@@ -92,16 +99,19 @@ def choose_backend(layer: Layer, version: str, part: str, preferred: str = "") -
         rtl_ok = _mvu_rtl_possible(layer, part, legacy)
     elif kind == "VVAU":
         rtl_ok = _vvu_rtl_possible(layer, part)
-    elif kind.startswith("Elementwise"):  # rtl only for float operands on Versal
+    elif kind.startswith("Elementwise"):  # rtl: Add/Sub/Mul of a float stream and a float constant on Versal
         a = layer.attrs
-        rtl_ok = is_versal(part) and a.get("lhs_dtype") == a.get("rhs_dtype") == "FLOAT32"
+        rtl_ok = (is_versal(part) and a.get("lhs_dtype") == a.get("rhs_dtype") == a.get("out_dtype") == "FLOAT32"
+                  and a.get("lhs_style") == "input" and a.get("rhs_style") == "const")
+    elif kind == "LayerNorm":  # rtl: float input on Versal
+        rtl_ok = is_versal(part) and layer.attrs["inputDataType"] == "FLOAT32"
     else:
         rtl_ok = "rtl" in options
     if preferred == "hls":
         return "hls" if "hls" in options else "rtl"
     if preferred == "rtl":
         return "rtl" if rtl_ok else "hls"
-    if kind.startswith("Elementwise"):
+    if kind.startswith("Elementwise") or kind == "LayerNorm":
         return "rtl" if rtl_ok else "hls"
     if kind in ("MVAU", "VVAU"):
         a = layer.attrs

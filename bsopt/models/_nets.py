@@ -325,3 +325,105 @@ class QuantDSCNN(_ConvClassifier):
             channels = out_ch
         self.linear_features = nn.ModuleList([_linear(channels, num_classes, weight_bits), TensorNorm()])
         _init_quant_weights(self)
+
+
+class _RangeActQuant(ActQuant):
+    """Signed activation quantiser over [-4, 4]: LayerNorm outputs and residual sums leave [-1, 1]."""
+
+    min_val = -4.0
+    max_val = 4.0
+
+
+class ProbQuant(ActQuant):
+    """Unsigned quantiser over [0, 1] for attention probabilities (softmax outputs)."""
+
+    signed = False
+    narrow_range = False
+    min_val = 0.0
+    max_val = 1.0
+
+
+def _qact(bits: int, quant=_RangeActQuant) -> QuantIdentity:
+    return QuantIdentity(act_quant=quant, bit_width=bits)
+
+
+def _qlinear(in_features: int, out_features: int, weight_bits: int) -> QuantLinear:
+    return QuantLinear(
+        in_features, out_features, bias=True, weight_quant=WeightQuant, weight_bit_width=weight_bits
+    )
+
+
+class QuantEncoderLayer(nn.Module):
+    """One post-LayerNorm BERT encoder layer with quantised weights and activations.
+
+    ``x`` is a quantised ``(1, seq, hidden)`` tensor; every matrix product has quantised inputs::
+
+        q, k, v = Linear(x) each, quantised          (1, S, hidden)
+        heads: reshape (1, S, H, D), transpose (0, 2, 1, 3)     (1, H, S, D); k also -> (1, H, D, S)
+        scores = q @ k * 1/sqrt(D); probs = quant_unsigned(softmax(scores))
+        ctx = probs @ v -> transpose/reshape back to (1, S, hidden), quantised
+        y = LayerNorm(x + quant(Linear(ctx)))                     residual and LayerNorm
+        out = LayerNorm(y + quant(Linear(ReLU(Linear(y)))))       feed-forward
+
+    The residual inputs are quantised by quantisers with the same constant scale, so the
+    residual adds are integer additions of equal-scale streams.
+    """
+
+    def __init__(self, hidden: int, heads: int, ff: int, weight_bits: int, act_bits: int) -> None:
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"hidden size {hidden} is not a multiple of the number of heads {heads}")
+        self.heads, self.head_dim = heads, hidden // heads
+        self.q, self.k, self.v = (_qlinear(hidden, hidden, weight_bits) for _ in range(3))
+        self.q_act, self.k_act, self.v_act = (_qact(act_bits) for _ in range(3))
+        self.prob_act = _qact(act_bits, ProbQuant)
+        self.ctx_act = _qact(act_bits)
+        self.attn_out = _qlinear(hidden, hidden, weight_bits)
+        self.attn_act = _qact(act_bits)
+        self.norm1 = nn.LayerNorm(hidden)
+        self.norm1_act = _qact(act_bits)
+        self.ff1 = _qlinear(hidden, ff, weight_bits)
+        self.ff_act = QuantIdentity(act_quant=ProbQuant, bit_width=act_bits, max_val=4.0)
+        self.ff2 = _qlinear(ff, hidden, weight_bits)
+        self.ff2_act = _qact(act_bits)
+        self.norm2 = nn.LayerNorm(hidden)
+        self.out_act = _qact(act_bits)
+
+    def _split(self, t: torch.Tensor) -> torch.Tensor:
+        b, s, _ = t.shape
+        return t.reshape(b, s, self.heads, self.head_dim).permute(0, 2, 1, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, h = x.shape
+        q = self._split(self.q_act(self.q(x)))
+        k = self._split(self.k_act(self.k(x)))
+        v = self._split(self.v_act(self.v(x)))
+        scores = torch.matmul(q, k.transpose(2, 3)) * (1.0 / self.head_dim**0.5)
+        probs = self.prob_act(torch.softmax(scores, dim=-1))
+        ctx = torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(b, s, h)
+        attn = self.attn_act(self.attn_out(self.ctx_act(ctx)))
+        y = self.norm1_act(self.norm1(x + attn))
+        ff = self.ff2_act(self.ff2(self.ff_act(torch.relu(self.ff1(y)))))
+        return self.out_act(self.norm2(y + ff))
+
+
+class QuantBertEncoder(nn.Module):
+    """A BERT-style encoder without embeddings: input quantiser, then ``layers`` encoder layers.
+
+    The input is a ``(1, seq, hidden)`` float tensor (the embeddings' output); weights are drawn
+    from U(-1, 1) like the other zoo models, biases and LayerNorm parameters keep torch's defaults.
+    """
+
+    def __init__(self, *, layers: int, hidden: int, heads: int, ff: int, weight_bits: int, act_bits: int) -> None:
+        super().__init__()
+        self.input_act = _qact(act_bits)
+        self.layers = nn.ModuleList(
+            QuantEncoderLayer(hidden, heads, ff, weight_bits, act_bits) for _ in range(layers)
+        )
+        _init_quant_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_act(x)
+        for layer in self.layers:
+            x = layer(x)
+        return x

@@ -53,10 +53,11 @@ def export_model(
     act_bits: int,
     out_path: str | os.PathLike[str],
     seed: int = 0,
-    prepost: bool = True,
+    prepost: bool | None = None,
     *,
     snap_weights: bool = True,
     cleanup: bool = True,
+    **options: int,
 ) -> Path:
     """Build zoo model ``name`` and export it as QONNX to ``out_path``.
 
@@ -65,12 +66,14 @@ def export_model(
         weight_bits, act_bits: bit widths, each in ``(1, 2, 4, 8)``; 1 means bipolar.
         out_path: the ``.onnx`` file to write (parent directories are created).
         seed: seed of the (untrained) weights; see :func:`bsopt.models.build_model`.
-        prepost: build FINN's UINT8 ``Div``-by-255 input and TopK(1) output into the model.
+        prepost: build FINN's UINT8 ``Div``-by-255 input and TopK(1) output into the model
+            (default: for classifiers; encoders such as ``bert`` have no pre/post-processing).
         snap_weights: store the float weights already on their quantisation grid.  The network
             computes exactly the same function; the file only holds grid values (it compresses
             well and, for ``seed=0``, matches FINN's golden exports).
         cleanup: run qonnx ``cleanup_model`` (plus shape and datatype inference).  ``False``
             keeps the graph as brevitas exported it (initializers also listed as graph inputs).
+        options: architecture options of the entry (``bert``: layers, hidden, heads, seq, ff).
 
     Returns:
         ``out_path`` as a :class:`~pathlib.Path`.
@@ -81,18 +84,25 @@ def export_model(
         MissingDependencyError: torch or brevitas is not installed.
     """
     entry = get_entry(name)
-    model = build_model(name, weight_bits, act_bits, seed=seed)
+    if prepost is None:
+        prepost = entry.prepost
+    elif prepost and not entry.prepost:
+        raise InputError(f"zoo model {name!r} is an {entry.kind}: FINN's image pre/post-processing does not apply",
+                         hint="export it without prepost")
+    model = build_model(name, weight_bits, act_bits, seed=seed, **options)
     if snap_weights:
         from bsopt.models._nets import snap_weights_to_grid
 
         snap_weights_to_grid(model)
     return _export(
         model,
-        entry.input_shape,
+        entry.shape_for(options),
         Path(out_path),
         prepost=prepost,
         cleanup=cleanup,
         what=f"zoo model {name!r} (w{weight_bits}a{act_bits})",
+        opset=entry.opset,
+        example="normal" if entry.kind == "encoder" else "uniform",
     )
 
 
@@ -242,6 +252,8 @@ def _export(
     prepost: bool,
     cleanup: bool,
     what: str,
+    opset: int = _OPSET,
+    example: str = "uniform",
 ) -> Path:
     """Export ``module`` to QONNX at ``out_path``: brevitas export, cleanup, optional pre/post."""
     torch = require("torch", "models", "model export")
@@ -251,7 +263,8 @@ def _export(
 
     module.eval()
     generator = torch.Generator().manual_seed(0)
-    example = torch.rand(tuple(input_shape), generator=generator)
+    draw = torch.randn if example == "normal" else torch.rand
+    example_input = draw(tuple(input_shape), generator=generator)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bsopt-export-") as tmp:
         raw_path = Path(tmp) / "raw.onnx"
@@ -262,9 +275,9 @@ def _export(
                 with torch.no_grad():
                     export_qonnx(
                         module,
-                        args=example,
+                        args=example_input,
                         export_path=str(raw_path),
-                        opset_version=_OPSET,
+                        opset_version=opset,
                         dynamo=False,
                     )
             # Loading also pulls in any external data torch may have written next to the file.

@@ -30,10 +30,17 @@ class ZooEntry:
 
     Attributes:
         name: the zoo key.
-        input_shape: NCHW shape of the (float, [0, 1]-ranged) input, batch size 1.
-        num_classes: length of the logits vector.
+        input_shape: shape of the input at the default architecture options, batch size 1 (NCHW
+            ``[0, 1]``-ranged images for classifiers, ``(1, seq, hidden)`` for encoders).
+        num_classes: length of the logits vector (0 for encoders, whose output is a sequence).
         input_bits: bit width of the input quantiser; ``None`` means "same as ``act_bits``".
         description: one line for listings.
+        kind: ``"classifier"`` (FINN's pre/post-processing applies: UINT8 input, TopK output) or
+            ``"encoder"`` (sequence in, sequence out; no pre/post-processing).
+        options: architecture options and their defaults (e.g. ``layers``, ``hidden``).
+        allowed_bits: the weight/activation bit widths the model accepts.
+        default_bits: (weight_bits, act_bits) used when a reference gives none.
+        opset: ONNX opset of the export (17 keeps ``LayerNormalization`` whole).
     """
 
     name: str
@@ -41,6 +48,44 @@ class ZooEntry:
     num_classes: int
     input_bits: int | None
     description: str
+    kind: str = "classifier"
+    options: tuple[tuple[str, int], ...] = ()
+    allowed_bits: tuple[int, ...] = ALLOWED_BITS
+    default_bits: tuple[int, int] = (2, 2)
+    opset: int = 13
+
+    @property
+    def prepost(self) -> bool:
+        """Whether FINN's pre/post-processing (UINT8 input, TopK output) belongs to this model."""
+        return self.kind == "classifier"
+
+    def resolve_options(self, options: dict | None = None) -> dict[str, int]:
+        """The architecture options with defaults filled in; raises :class:`InputError` for bad ones."""
+        given = dict(options or {})
+        known = dict(self.options)
+        out = {}
+        for key in given:
+            if key not in known:
+                hint = (f"options of {self.name}: {', '.join(known)}" if known
+                        else f"{self.name} has no architecture options")
+                raise InputError(f"unknown option {key!r} for zoo model {self.name!r}", hint=hint)
+        for key, default in self.options:
+            value = given.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise InputError(f"option {key}={value!r} of zoo model {self.name!r} must be a positive integer")
+            out[key] = value
+        if self.name == "bert":
+            if out["hidden"] % out["heads"]:
+                raise InputError(f"bert: hidden={out['hidden']} is not a multiple of heads={out['heads']}",
+                                 hint="choose heads dividing hidden, e.g. hidden=128 heads=4")
+        return out
+
+    def shape_for(self, options: dict | None = None) -> tuple[int, ...]:
+        """The input shape at the given architecture options."""
+        if self.kind != "encoder":
+            return self.input_shape
+        o = self.resolve_options(options)
+        return (1, o["seq"], o["hidden"])
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -74,6 +119,18 @@ ZOO: dict[str, ZooEntry] = {
             8,
             "depthwise-separable CNN: conv 3x3 pad 1, 4x (depthwise 3x3 + pointwise 1x1), 3 maxpool, FC 128-10",
         ),
+        ZooEntry(
+            "bert",
+            (1, 32, 128),
+            0,
+            None,
+            "BERT-style encoder (no embeddings): multi-head attention, LayerNorm, ReLU feed-forward",
+            kind="encoder",
+            options=(("layers", 1), ("hidden", 128), ("heads", 4), ("seq", 32), ("ff", 512)),
+            allowed_bits=(2, 4, 8),
+            default_bits=(8, 8),
+            opset=17,
+        ),
     )
 }
 
@@ -100,17 +157,17 @@ def get_entry(name: str) -> ZooEntry:
         ) from None
 
 
-def check_bits(weight_bits: int, act_bits: int) -> None:
-    """Raise :class:`InputError` unless both bit widths are in :data:`ALLOWED_BITS`."""
+def check_bits(weight_bits: int, act_bits: int, allowed: tuple[int, ...] = ALLOWED_BITS) -> None:
+    """Raise :class:`InputError` unless both bit widths are in ``allowed``."""
     for what, bits in (("weight_bits", weight_bits), ("act_bits", act_bits)):
-        if isinstance(bits, bool) or not isinstance(bits, int) or bits not in ALLOWED_BITS:
+        if isinstance(bits, bool) or not isinstance(bits, int) or bits not in allowed:
             raise InputError(
-                f"{what}={bits!r} is not supported by the zoo models",
-                hint=f"allowed values: {', '.join(map(str, ALLOWED_BITS))} (1 = bipolar)",
+                f"{what}={bits!r} is not supported by {'this zoo model' if allowed != ALLOWED_BITS else 'the zoo models'}",
+                hint=f"allowed values: {', '.join(map(str, allowed))}" + (" (1 = bipolar)" if 1 in allowed else ""),
             )
 
 
-def build_model(name: str, weight_bits: int, act_bits: int, seed: int = 0) -> nn.Module:
+def build_model(name: str, weight_bits: int, act_bits: int, seed: int = 0, **options: int) -> nn.Module:
     """Build zoo model ``name`` with the given bit widths, deterministically, in eval mode.
 
     The torch RNG is seeded with ``seed`` inside a forked RNG context, so the global RNG state
@@ -118,12 +175,16 @@ def build_model(name: str, weight_bits: int, act_bits: int, seed: int = 0) -> nn
     identity BatchNorm statistics.  With ``seed=0``, ``tfc`` and ``cnv`` have the same weights as
     brevitas' ``bnn_pynq`` models FINN's golden reference networks were exported from.
 
+    ``options`` are the entry's architecture options (``bert``: ``layers``, ``hidden``, ``heads``,
+    ``seq``, ``ff``); missing ones take the entry's defaults.
+
     Raises:
-        InputError: unknown ``name`` or bit widths outside :data:`ALLOWED_BITS`.
+        InputError: unknown ``name``, bit widths the model does not accept, bad options.
         MissingDependencyError: torch or brevitas is not installed.
     """
     entry = get_entry(name)
-    check_bits(weight_bits, act_bits)
+    check_bits(weight_bits, act_bits, entry.allowed_bits)
+    opts = entry.resolve_options(options)
     torch = require("torch", "models", "building zoo models")
     require_brevitas("building zoo models")
     from bsopt.models import _nets
@@ -161,6 +222,11 @@ def build_model(name: str, weight_bits: int, act_bits: int, seed: int = 0) -> nn
                 num_classes=entry.num_classes,
                 weight_bits=weight_bits,
                 act_bits=act_bits,
+            )
+        elif name == "bert":
+            model = _nets.QuantBertEncoder(
+                layers=opts["layers"], hidden=opts["hidden"], heads=opts["heads"], ff=opts["ff"],
+                weight_bits=weight_bits, act_bits=act_bits,
             )
         else:  # pragma: no cover - ZOO and this dispatch are kept in sync by the tests
             raise AssertionError(f"zoo entry {name!r} has no builder")

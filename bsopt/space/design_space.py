@@ -421,16 +421,22 @@ def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str) -> str | None:
     """Export a zoo reference once into studies/models/ (or $BSOPT_MODEL_CACHE) and return its path."""
     from bsopt.blueprint.sections import ZOO_RE
 
+    from bsopt.models import ZOO
+
     m = ZOO_RE.match(ref)
+    entry = ZOO[m["name"]]
     opts = dict(part.partition("=")[::2] for part in filter(None, (m["query"] or "").split("&")))
-    w, a, seed = int(opts.get("w", 2)), int(opts.get("a", 2)), int(opts.get("seed", 0))
+    dw, da = entry.default_bits
+    w, a, seed = int(opts.pop("w", dw)), int(opts.pop("a", da)), int(opts.pop("seed", 0))
+    arch = {k: int(v) for k, v in opts.items()}
     cache = Path(os.environ.get("BSOPT_MODEL_CACHE", Path("studies") / "models"))
-    out = cache / f"{m['name']}_w{w}a{a}_s{seed}.onnx"
+    tag = "".join(f"_{k}{v}" for k, v in sorted(arch.items()) if v != dict(entry.options).get(k))
+    out = cache / f"{m['name']}_w{w}a{a}_s{seed}{tag}.onnx"
     if not out.exists():
         try:
             from bsopt.models import export_model
 
-            export_model(m["name"], w, a, out, seed=seed)
+            export_model(m["name"], w, a, out, seed=seed, **arch)
         except BsoptError as exc:
             d.error(bp.model_path, f"cannot export {ref}: {exc.message}", exc.hint)
             return None
