@@ -420,7 +420,6 @@ def _lower(d: Diagnostics, bp: Blueprint, path: str, where: str | None):
 def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str) -> str | None:
     """Export a zoo reference once into studies/models/ (or $BSOPT_MODEL_CACHE) and return its path."""
     from bsopt.blueprint.sections import ZOO_RE
-
     from bsopt.models import ZOO
 
     m = ZOO_RE.match(ref)
