@@ -56,7 +56,10 @@ KERNELS: dict[str, KernelInfo] = {
            "brainsmith"),
         _k("HWSoftmax", ("hls",), ("HWSoftmax", "Softmax"), "finn"),
         _k("LayerNorm", ("hls", "rtl"), ("LayerNorm", "LayerNormalization"), "finn"),
-        _k("Shuffle", ("hls", "rtl"), ("Shuffle", "Transpose"), "finn"),
+        # FINN's Shuffle is split by step_transpose_decomposition into OuterShuffle_hls + InnerShuffle_rtl
+        _k("Shuffle", ("hls", "rtl"), ("Shuffle", "Transpose", "OuterShuffle", "InnerShuffle"), "finn"),
+        _k("OuterShuffle", ("hls",), ("OuterShuffle", "Transpose"), "finn"),
+        _k("InnerShuffle", ("rtl",), ("InnerShuffle", "Transpose"), "finn"),
         _k("Crop", ("hls",), ("Crop",), "finn"),
         _k("Requant", ("hls", "rtl"), ("Requant",), "finn"),
         # ONNX-level names used by Brainsmith DSE v3 blueprints
@@ -64,7 +67,7 @@ KERNELS: dict[str, KernelInfo] = {
         _k("Gemm", ("hls", "rtl"), ("MVAU", "Gemm"), "onnx"),
         _k("Conv", ("hls", "rtl"), ("MVAU", "VVAU", "ConvolutionInputGenerator", "Conv"), "onnx"),
         _k("Softmax", ("hls",), ("HWSoftmax", "Softmax"), "onnx"),
-        _k("Transpose", ("hls", "rtl"), ("Shuffle", "Transpose"), "onnx"),
+        _k("Transpose", ("hls", "rtl"), ("Shuffle", "Transpose", "OuterShuffle", "InnerShuffle"), "onnx"),
         _k("MaxPool", ("hls",), ("Pool", "StreamingMaxPool", "MaxPool"), "onnx"),
         _k("RMSNorm", ("hls",), ("RMSNorm",), "onnx"),
     )

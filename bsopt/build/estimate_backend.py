@@ -10,7 +10,7 @@ from bsopt.build.result import BuildMetrics, BuildResult, BuildStatus
 from bsopt.errors import BsoptError
 from bsopt.estimate.autofold import set_folding, target_cycles
 from bsopt.estimate.network import NetworkEstimate, estimate_network
-from bsopt.lowering import LoweringOptions, lower
+from bsopt.lowering import LoweringOptions, lower, standalone_thresholds
 
 
 class EstimateBackend:
@@ -29,13 +29,15 @@ class EstimateBackend:
         self.part = part
         self._graphs: dict[tuple[str, str, str], Any] = {}
 
-    def graph(self, part: str, version: str, specialize: dict[str, Any] | None = None):
+    def graph(self, part: str, version: str, specialize: dict[str, Any] | None = None, *,
+              standalone_thresholds: bool = False):
         pref = {k: v["preferred_impl_style"] for k, v in (specialize or {}).items()
                 if k != "Defaults" and "preferred_impl_style" in v}
-        key = (part, version, json.dumps(pref, sort_keys=True))
+        key = (part, version, json.dumps(pref, sort_keys=True), standalone_thresholds)
         if key not in self._graphs:
             self._graphs[key] = lower(self.model_path, LoweringOptions(
-                finn_version=version, fpgapart=part, preferred_impl_style=pref))
+                finn_version=version, fpgapart=part, preferred_impl_style=pref,
+                standalone_thresholds=standalone_thresholds))
         return self._graphs[key]
 
     def estimate(self, cfg) -> NetworkEstimate:
@@ -44,7 +46,8 @@ class EstimateBackend:
         part = target.get("part") or self.part
         version = target.get("finn_version") or self.finn_version
         clock = float(target.get("clock_ns") or cfg.finn_config.get("synth_clk_period_ns") or 10.0)
-        graph = self.graph(part, version, cfg.specialize_config)
+        graph = self.graph(part, version, cfg.specialize_config,
+                           standalone_thresholds=standalone_thresholds(cfg.config_flags, cfg.finn_config))
         folding = cfg.folding_config
         if folding is None and cfg.finn_config.get("target_fps"):
             folding = set_folding(graph, target_cycles(cfg.finn_config["target_fps"], clock),

@@ -31,4 +31,13 @@ def lower(model, options: LoweringOptions | None = None, *, where: str | None = 
     return finalize(builder.layers, builder.graph_inputs, builder.graph_outputs, options, builder.warnings)
 
 
-__all__ = ["lower", "LoweringOptions", "SUPPORTED_OPS", "DataflowGraph"]
+def standalone_thresholds(config_flags: dict | None, finn_config: dict | None) -> bool:
+    """FINN's ``standalone_thresholds`` build option as a blueprint sets it (finn_config wins over
+    Brainsmith's config_flags, as in the FINN build config bsopt writes)."""
+    for source in (finn_config or {}, config_flags or {}):
+        if "standalone_thresholds" in source:
+            return bool(source["standalone_thresholds"])
+    return False
+
+
+__all__ = ["standalone_thresholds", "lower", "LoweringOptions", "SUPPORTED_OPS", "DataflowGraph"]

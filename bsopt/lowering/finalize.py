@@ -87,6 +87,23 @@ def _vvu_rtl_possible(layer: Layer, part: str) -> bool:
     return in_ok and wdt.bitwidth() <= 8 and wdt.min() < 0
 
 
+def rtl_possible(layer: Layer, version: str, part: str) -> bool:
+    """Whether FINN's SpecializeLayers can give this layer its RTL backend."""
+    table = BACKENDS["0.10.1" if version == "0.10.1" else "latest"]
+    kind = layer.kind
+    if kind == "MVAU":
+        return _mvu_rtl_possible(layer, part, version == "0.10.1")
+    if kind == "VVAU":
+        return _vvu_rtl_possible(layer, part)
+    if kind.startswith("Elementwise"):  # Add/Sub/Mul of a float stream and a float constant on Versal
+        a = layer.attrs
+        return (is_versal(part) and a.get("lhs_dtype") == a.get("rhs_dtype") == a.get("out_dtype") == "FLOAT32"
+                and a.get("lhs_style") == "input" and a.get("rhs_style") == "const")
+    if kind == "LayerNorm":  # float input on Versal
+        return is_versal(part) and layer.attrs["inputDataType"] == "FLOAT32"
+    return "rtl" in table.get(kind, ())
+
+
 def choose_backend(layer: Layer, version: str, part: str, preferred: str = "") -> str:
     """FINN's SpecializeLayers decision for one layer (before bit-width minimisation)."""
     table = BACKENDS["0.10.1" if version == "0.10.1" else "latest"]
@@ -94,19 +111,7 @@ def choose_backend(layer: Layer, version: str, part: str, preferred: str = "") -
     if kind not in table:
         raise ModelError(f"FINN {version} has no hardware implementation of {kind} (layer {layer.name})")
     options = table[kind]
-    legacy = version == "0.10.1"
-    if kind == "MVAU":
-        rtl_ok = _mvu_rtl_possible(layer, part, legacy)
-    elif kind == "VVAU":
-        rtl_ok = _vvu_rtl_possible(layer, part)
-    elif kind.startswith("Elementwise"):  # rtl: Add/Sub/Mul of a float stream and a float constant on Versal
-        a = layer.attrs
-        rtl_ok = (is_versal(part) and a.get("lhs_dtype") == a.get("rhs_dtype") == a.get("out_dtype") == "FLOAT32"
-                  and a.get("lhs_style") == "input" and a.get("rhs_style") == "const")
-    elif kind == "LayerNorm":  # rtl: float input on Versal
-        rtl_ok = is_versal(part) and layer.attrs["inputDataType"] == "FLOAT32"
-    else:
-        rtl_ok = "rtl" in options
+    rtl_ok = rtl_possible(layer, version, part)
     if preferred == "hls":
         return "hls" if "hls" in options else "rtl"
     if preferred == "rtl":

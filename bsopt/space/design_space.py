@@ -411,7 +411,11 @@ def _lower(d: Diagnostics, bp: Blueprint, path: str, where: str | None):
     from bsopt.lowering import LoweringOptions
 
     try:
-        return inspect_model(path, LoweringOptions(finn_version=bp.finn_version, fpgapart=bp.part or DEFAULT_PART))
+        from bsopt.lowering import standalone_thresholds
+
+        return inspect_model(path, LoweringOptions(finn_version=bp.finn_version, fpgapart=bp.part or DEFAULT_PART,
+                                                   standalone_thresholds=standalone_thresholds(
+                                                       bp.config_flags, bp.finn_config)))
     except BsoptError as exc:
         _model_error(d, bp, exc, where)
         return None
@@ -595,14 +599,11 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
 
 
 def _backend_choices(layer, bp: Blueprint) -> tuple[str, ...]:
-    from bsopt.lowering.finalize import BACKENDS, _mvu_rtl_possible, _vvu_rtl_possible
+    from bsopt.lowering.finalize import BACKENDS, rtl_possible
 
     table = BACKENDS["0.10.1" if bp.finn_version == "0.10.1" else "latest"]
     options = table.get(layer.kind, ())
-    part = bp.part or DEFAULT_PART
-    if layer.kind == "MVAU" and not _mvu_rtl_possible(layer, part, bp.finn_version == "0.10.1"):
-        options = tuple(o for o in options if o != "rtl")
-    if layer.kind == "VVAU" and not _vvu_rtl_possible(layer, part):
+    if "rtl" in options and not rtl_possible(layer, bp.finn_version, bp.part or DEFAULT_PART):
         options = tuple(o for o in options if o != "rtl")
     return options
 

@@ -31,8 +31,29 @@ FOLD_DIMS: dict[str, dict[str, Any]] = {
     "DuplicateStreams": {"PE": lambda a: a["NumChannels"]},
     "GlobalAccPool": {"PE": lambda a: a["NumChannels"]},
     "AddStreams": {"PE": lambda a: a["NumChannels"]},
-    "ElementwiseAdd": {"PE": lambda a: a["out_shape"][-1]},
+    "ElementwiseAdd": {"PE": lambda a: _elementwise_dim(a)},
+    "ElementwiseSub": {"PE": lambda a: _elementwise_dim(a)},
+    "ElementwiseMul": {"PE": lambda a: _elementwise_dim(a)},
+    "LayerNorm": {"SIMD": lambda a: a["ifm_dim"][-1]},
+    "HWSoftmax": {"SIMD": lambda a: a["ifm_dim"][-1]},
+    # the decomposition allows SIMD dividing the last axis; OuterShuffle folds its input's last axis,
+    # InnerShuffle's RTL also needs SIMD to divide I (the second-to-last axis)
+    "OuterShuffle": {"SIMD": lambda a: math.gcd(a["in_shape"][-1], a["transpose_in_shape"][-1])},
+    "InnerShuffle": {"SIMD": lambda a: math.gcd(a["in_shape"][-1], a["in_shape"][-2])},
 }
+
+
+def _elementwise_dim(a: dict[str, Any]) -> int:
+    """PE divides the output's last axis and every operand's last axis that does not broadcast."""
+    dim = a["out_shape"][-1]
+    for side in ("lhs_shape", "rhs_shape"):
+        if a[side][-1] != 1:
+            dim = math.gcd(dim, a[side][-1])
+    return dim
+
+#: a dynamic-weight MVAU (dynamic_input=1) streams its weights through FINN's dynamic loader, which
+#: exists only for mem_mode internal_decoupled; FINN's weight-memory choices do not apply to it
+DYNAMIC_MVAU_FIXED = ("mem_mode", "runtime_writeable_weights", "ram_style")
 
 #: implementation attributes with their allowed values, per layer kind (and backend where it matters)
 IMPL_CHOICES: dict[str, dict[str, tuple[Any, ...]]] = {
@@ -106,6 +127,8 @@ def legal_fold_values(layer: Layer, attr: str, max_stream_width: int | None = No
 
 def impl_choices(layer: Layer, attr: str, part_resources: dict[str, int] | None) -> tuple[Any, ...]:
     """Allowed values of an implementation attribute ('ultra' only on parts with UltraRAM)."""
+    if layer.kind == "MVAU" and layer.attrs.get("dynamic_input") and attr in DYNAMIC_MVAU_FIXED:
+        return ()
     allowed = IMPL_CHOICES.get(layer.kind, {}).get(attr, ())
     if part_resources is not None and part_resources.get("URAM", 0) == 0:
         allowed = tuple(v for v in allowed if v != "ultra")
@@ -117,5 +140,8 @@ def layer_attrs(layer: Layer) -> list[str]:
     out = ["backend"] if layer.kind in ("MVAU", "VVAU", "Thresholding", "ConvolutionInputGenerator",
                                         "FMPadding") else []
     out += list(FOLD_DIMS.get(layer.kind, {}))
-    out += list(IMPL_CHOICES.get(layer.kind, {}))
+    impl = list(IMPL_CHOICES.get(layer.kind, {}))
+    if layer.kind == "MVAU" and layer.attrs.get("dynamic_input"):
+        impl = [k for k in impl if k not in DYNAMIC_MVAU_FIXED]
+    out += impl
     return out

@@ -60,7 +60,19 @@ class ObjectiveSet:
         target = space.fixed_target()
         from bsopt.hw.parts import part_resources
 
-        if part_resources(target["part"]) is not None:
+        known = part_resources(target["part"]) is not None
+        relative = sorted({m for m in [o["metric"] for o in objs] + [c.metric for c in cons]
+                           if m.endswith("_util")})
+        if relative and not known:
+            from bsopt.hw.parts import PART_RESOURCES
+
+            raise InputError(
+                f"{', '.join(relative)} need the resources of part {target['part']}, which bsopt does not know",
+                where="objectives/constraints",
+                hint="use absolute limits (e.g. {metric: LUT, operator: '<=', value: 1000000}) or a part whose "
+                     "resources bsopt knows: " + ", ".join(PART_RESOURCES),
+            )
+        if known:
             for res, limit in sorted(target["resource_limits"].items()):
                 if res == "FF":  # the estimates have no flip-flop count
                     continue
