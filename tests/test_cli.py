@@ -90,17 +90,17 @@ def _float_model(path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 
-def _model_with_softmax(path):
+def _model_with_sigmoid(path):
     scale = numpy_helper.from_array(np.array(1.0, dtype=np.float32), "s")
     zp = numpy_helper.from_array(np.array(0.0, dtype=np.float32), "z")
     bw = numpy_helper.from_array(np.array(4.0, dtype=np.float32), "b")
     nodes = [
         helper.make_node("Quant", ["x", "s", "z", "b"], ["q"], name="act_quant", domain="qonnx.custom_op.general",
                          signed=1, narrow=0, rounding_mode="ROUND"),
-        helper.make_node("Softmax", ["q"], ["y"], name="attention_softmax", axis=-1),
+        helper.make_node("Sigmoid", ["q"], ["y"], name="gate_sigmoid"),
     ]
     graph = helper.make_graph(
-        nodes, "softmax", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        nodes, "sigmoid", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], [scale, zp, bw],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
@@ -118,7 +118,7 @@ def _model_with_softmax(path):
         ("garbage", "not an ONNX model"),
         ("empty", "the file is empty"),
         ("float", "not quantized"),
-        ("unsupported", "operator 'Softmax' cannot be mapped"),
+        ("unsupported", "operator 'Sigmoid' cannot be mapped"),
     ],
 )
 def test_bad_models_give_one_clear_error(capsys, tmp_path, case, expect):
@@ -130,7 +130,7 @@ def test_bad_models_give_one_clear_error(capsys, tmp_path, case, expect):
     elif case == "float":
         _float_model(path)
     elif case == "unsupported":
-        _model_with_softmax(path)
+        _model_with_sigmoid(path)
     code, out, err = run(capsys, "model", "inspect", str(path))
     assert code == 2
     assert expect in err
@@ -138,7 +138,7 @@ def test_bad_models_give_one_clear_error(capsys, tmp_path, case, expect):
     assert "hint:" in err  # says what to do
     assert "Traceback" not in err + out
     if case == "unsupported":
-        assert "attention_softmax" in err and "MatMul" in err  # names the node and the supported ops
+        assert "gate_sigmoid" in err and "MatMul" in err  # names the node and the supported ops
 
 
 def test_errors_exit_nonzero_without_traceback_in_a_real_process(tmp_path):

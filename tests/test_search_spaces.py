@@ -41,7 +41,7 @@ def test_example_blueprint_is_valid_and_decodes(path):
         cfg = space.config(k)
         assert cfg.index == k and cfg.config_id.endswith(f"_config_{k:05d}")
         assert space.config_from_values(cfg.params).content_hash() == cfg.content_hash()
-    assert space.blueprint.format == ("v3" if path.stem.endswith("_folding") else "0.1")
+    assert space.blueprint.format == ("0.1" if path.stem.endswith("_brainsmith") else "v3")
 
 
 @pytest.mark.parametrize("name", ["tfc_folding", "cnv_folding"])

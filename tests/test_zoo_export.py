@@ -117,11 +117,16 @@ def _random_input(name: str, seed: int = 1) -> torch.Tensor:
 
 
 def test_zoo_registry() -> None:
-    assert set(ZOO) == {"tfc", "cnv", "mlp", "dscnn"}
+    assert set(ZOO) == {"tfc", "cnv", "mlp", "dscnn", "bert"}
     for key, entry in ZOO.items():
         assert entry.name == key
-        assert len(entry.input_shape) == 4 and entry.input_shape[0] == 1
+        assert entry.input_shape[0] == 1
+        assert len(entry.input_shape) == (4 if entry.kind == "classifier" else 3)
+        assert entry.prepost == (entry.kind == "classifier")
         assert entry.description and "\n" not in entry.description
+    bert = ZOO["bert"]
+    assert bert.resolve_options() == {"layers": 1, "hidden": 128, "heads": 4, "seq": 32, "ff": 512}
+    assert bert.shape_for() == bert.input_shape == (1, 32, 128)
 
 
 @pytest.mark.parametrize("bits", [(3, 2), (2, 0), (16, 8), (2, 5), (True, 2)])
@@ -164,7 +169,8 @@ def test_import_without_torch() -> None:
         sys.modules["torch"] = None  # makes `import torch` raise ImportError
         import bsopt.models as m
         assert "torch" not in [k for k, v in sys.modules.items() if v is not None]
-        assert set(m.ZOO) == {"tfc", "cnv", "mlp", "dscnn"}
+        assert set(m.ZOO) == {"tfc", "cnv", "mlp", "dscnn", "bert"}
+        assert m.ZOO["bert"].shape_for({"seq": 64}) == (1, 64, 128)
         from bsopt.errors import MissingDependencyError
         try:
             m.build_model("tfc", 1, 1)

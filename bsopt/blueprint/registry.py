@@ -52,8 +52,8 @@ KERNELS: dict[str, KernelInfo] = {
         _k("ElementwiseAdd", ("hls", "rtl"), ("ElementwiseAdd", "Add"), "finn"),
         _k("ElementwiseSub", ("hls", "rtl"), ("ElementwiseSub",), "finn"),
         _k("ElementwiseMul", ("hls", "rtl"), ("ElementwiseMul",), "finn"),
-        _k("ElementwiseBinaryOp", ("hls", "rtl"), ("ElementwiseAdd", "ElementwiseSub", "ElementwiseMul"),
-           "brainsmith"),
+        _k("ElementwiseBinaryOp", ("hls", "rtl"), ("ElementwiseAdd", "ElementwiseSub", "ElementwiseMul", "Add",
+                                                  "Sub", "Mul", "Div"), "brainsmith"),
         _k("HWSoftmax", ("hls",), ("HWSoftmax", "Softmax"), "finn"),
         _k("LayerNorm", ("hls", "rtl"), ("LayerNorm", "LayerNormalization"), "finn"),
         # FINN's Shuffle is split by step_transpose_decomposition into OuterShuffle_hls + InnerShuffle_rtl

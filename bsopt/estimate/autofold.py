@@ -3,7 +3,10 @@
 For each layer in graph order: MVAUs raise SIMD over the divisors of MW while the weight stream
 (``SIMD x weight bits``, weight datatype before minimisation) stays within ``mvau_wwidth_max``, then PE
 over the divisors of MH; PE-folded ops and SIMD-folded ops raise their one attribute; depthwise
-consumers (VVAU, Pool) set their sliding window's SIMD to their PE. Each search stops at the first
+consumers (VVAU, Pool) set their sliding window's SIMD to their PE; LayerNorm_rtl raises SIMD only
+while ``C/SIMD > 12``; a transpose (FINN folds the Shuffle before splitting it into Outer/InnerShuffle
+stages) raises one SIMD for all its stages against their slowest. HWSoftmax and LayerNorm_hls are
+not folded (FINN's SetFolding does not know them). Each search stops at the first
 value whose cycles are *below* the target. With two-pass relaxation, a second pass runs with the
 achieved bottleneck as the target. The result is FINN's ``auto_folding_config.json``.
 """
@@ -34,11 +37,18 @@ CONFIG_ATTRS = {
     "FMPadding_rtl": ("SIMD",),
     "FMPadding_hls": ("SIMD",),
     "ChannelwiseOp_hls": ("PE", "ram_style"),
+    "LayerNorm_hls": ("SIMD",),
+    "LayerNorm_rtl": ("SIMD",),
+    "HWSoftmax_hls": ("SIMD",),
+    "OuterShuffle_hls": ("SIMD",),
+    "InnerShuffle_rtl": ("SIMD",),
+    **{f"Elementwise{fn}_{b}": ("PE", "ram_style", "mem_mode") for fn in ("Add", "Sub", "Mul") for b in ("hls", "rtl")},
 }
 
 PE_OPS = {
+    # FINN folds the HLS elementwise ops only (its list comes from the hls module's classes)
     "latest": ("DuplicateStreams_hls", "GlobalAccPool_hls", "Thresholding_hls", "Thresholding_rtl",
-               "ElementwiseAdd_hls", "ElementwiseAdd_rtl"),
+               "ElementwiseAdd_hls", "ElementwiseSub_hls", "ElementwiseMul_hls"),
     "0.10.1": ("AddStreams_hls", "ChannelwiseOp_hls", "DuplicateStreams_hls", "GlobalAccPool_hls",
                "Thresholding_hls", "Thresholding_rtl"),
 }
@@ -130,8 +140,30 @@ def _fold_pass(layers, attrs, target: int, wwidth_max: int, version: str) -> Non
             if cyc(layer) < target:
                 break
 
+    shuffles: dict[str, list] = {}
+    for layer in layers:
+        if layer.kind in ("OuterShuffle", "InnerShuffle"):
+            shuffles.setdefault(layer.source_nodes[0] if layer.source_nodes else layer.name, []).append(layer)
+    done: set[str] = set()
+
     for layer in layers:
         op, a = layer.op_type, attrs[layer.name]
+        if layer.kind in ("OuterShuffle", "InnerShuffle"):
+            key = layer.source_nodes[0] if layer.source_nodes else layer.name
+            if key not in done:
+                done.add(key)
+                _fold_shuffle(shuffles[key], attrs, target, version)
+            continue
+        if op == "LayerNorm_rtl":
+            a["SIMD"] = 1
+            dim = int(a["ifm_dim"][-1])
+            for v in divisors(dim):
+                if dim // v <= 12:
+                    break
+                a["SIMD"] = v
+                if cyc(layer) < target:
+                    break
+            continue
         if op in ("MVAU_hls", "MVAU_rtl"):
             a["PE"], a["SIMD"] = 1, 1
             wbits = _bits(layer.base_attrs.get("weightDataType", a["weightDataType"]))
@@ -174,6 +206,33 @@ def _fold_pass(layers, attrs, target: int, wwidth_max: int, version: str) -> Non
                     a["parallel_window"] = 1
             else:
                 optimize(layer, a["NumChannels"], "SIMD")
+
+
+def _fold_shuffle(stages, attrs, target: int, version: str) -> None:
+    """One transpose's SIMD (FINN folds the Shuffle before decomposing it): the first divisor of its
+    channel count at which every stage accepts it and the slowest stage is below the target."""
+    from bsopt.estimate.base import EstimateError
+
+    first = attrs[stages[0].name]
+    channels = first["transpose_in_shape"][-1] if "transpose_in_shape" in first else first["in_shape"][-1]
+    chosen = 1
+    for v in divisors(int(channels)):
+        try:
+            worst = 0
+            for stage in stages:
+                a = {**attrs[stage.name], "SIMD": v}
+                model = REGISTRY[stage.op_type]
+                model.check(a, "", version)
+                if model.codegen_issues(a, "", version):
+                    raise EstimateError("not buildable")
+                worst = max(worst, model.cycles(a, version))
+        except EstimateError:
+            continue
+        chosen = v
+        if worst < target:
+            break
+    for stage in stages:
+        attrs[stage.name]["SIMD"] = chosen
 
 
 def _bits(name: str) -> int:
