@@ -10,6 +10,7 @@ from typing import Any
 
 from bsopt.blueprint.diagnostics import Diagnostics, suggest
 from bsopt.blueprint.model import Blueprint, Constraint, FoldingSpec, NumSpec, Objective
+from bsopt.errors import InputError
 from bsopt.hw.parts import BOARD_PARTS, DEFAULT_RESOURCE_LIMITS, resolve_board
 from bsopt.metrics import METRICS, OPERATORS, RESOURCES, resolve_metric
 
@@ -151,6 +152,12 @@ def _model(d: Diagnostics, value, bp: Blueprint, base_dir: Path) -> None:
                 d.error(("model",), f"bad value for zoo option {key}: {val!r}",
                         f"bits are one of {', '.join(map(str, entry.allowed_bits))}" if key in ("w", "a")
                         else "a positive integer" if key in arch else None)
+        given = {k: int(v) for k, _, v in (p.partition("=") for p in filter(None, (m["query"] or "").split("&")))
+                 if k in arch and v.isdigit() and int(v) > 0}
+        try:
+            entry.resolve_options(given)
+        except InputError as exc:
+            d.error(("model",), exc.message, exc.hint)
         bp.model = value
         return
     path = Path(os.path.expandvars(value))
