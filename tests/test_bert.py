@@ -100,6 +100,20 @@ def test_exported_graph_has_the_encoder_structure(bert, layers):
     assert {imp.version for imp in model.opset_import if imp.domain in ("", "ai.onnx")} == {17}
 
 
+def test_cli_exports_with_architecture_options(tmp_path, capsys):
+    from bsopt.cli import main
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    out = tmp_path / "b.onnx"
+    assert main(["model", "export", "bert", "-o", str(out), "--set", "layers=2", "--set", "seq=16"]) == 0
+    model = ModelWrapper(str(out))
+    assert model.get_tensor_shape("global_in") == [1, 16, 128]
+    assert [n.op_type for n in model.graph.node].count("LayerNormalization") == 4
+    assert "bert w8a8" in capsys.readouterr().out  # the model's default bits
+    assert main(["model", "export", "bert", "-o", str(out), "--set", "depth=2"]) == 2
+    assert "options of bert: layers, hidden, heads, seq, ff" in capsys.readouterr().err
+
+
 def test_bad_zoo_requests_are_clear(tmp_path):
     with pytest.raises(InputError, match="heads"):
         build_model("bert", 8, 8, hidden=128, heads=3)
@@ -111,6 +125,20 @@ def test_bad_zoo_requests_are_clear(tmp_path):
         export_model("bert", 8, 8, tmp_path / "x.onnx", prepost=True)
     with pytest.raises(InputError, match="tfc has no architecture options"):
         build_model("tfc", 2, 2, layers=2)
+
+
+@pytest.mark.parametrize("w, options", [(8, {}), (4, {"layers": 2, "hidden": 64, "heads": 2, "seq": 16, "ff": 256})])
+def test_inspect_counts_macs_and_weights(bert, w, options):
+    from bsopt.intake.info import inspect_model
+
+    o = ZOO["bert"].resolve_options(options)
+    L, h, heads, s, ff = o["layers"], o["hidden"], o["heads"], o["seq"], o["ff"]
+    weights = L * (4 * h * h + 2 * h * ff)  # Q, K, V, output projections and the feed-forward pair
+    attention = L * 2 * heads * s * s * (h // heads)  # QK^T and attn x V per head
+    info = inspect_model(bert(w, 8, **options))
+    assert info.totals["dataflow_params"] == weights  # the attention products have no parameters
+    assert info.totals["dataflow_param_bits"] == weights * w
+    assert info.totals["dataflow_macs"] == s * weights + attention == info.totals["total_macs"]
 
 
 # ------------------------------------------------------------------------------------ lowering

@@ -34,39 +34,59 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 @model_app.command("zoo")
 def zoo_list(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
-    """List the models of the built-in zoo."""
-    from bsopt.models import ALLOWED_BITS, ZOO
+    """List the models of the built-in zoo, their bit widths and architecture options."""
+    from bsopt.models import ZOO
 
     if as_json:
-        print(json.dumps({n: {"input_shape": list(e.input_shape), "description": e.description}
+        print(json.dumps({n: {"input_shape": list(e.input_shape), "kind": e.kind, "bits": list(e.allowed_bits),
+                              "default_bits": list(e.default_bits), "options": dict(e.options),
+                              "description": e.description}
                           for n, e in ZOO.items()}, indent=2))
         return
-    table = Table(title=f"bsopt model zoo (weight/activation bits: {', '.join(map(str, ALLOWED_BITS))})")
+    table = Table(title="bsopt model zoo")
     table.add_column("name")
     table.add_column("input shape")
+    table.add_column("bits")
+    table.add_column("options (defaults)")
     table.add_column("description")
     for name, entry in ZOO.items():
-        table.add_row(name, "x".join(map(str, entry.input_shape)), entry.description)
+        table.add_row(name, "x".join(map(str, entry.input_shape)), ",".join(map(str, entry.allowed_bits)),
+                      " ".join(f"{k}={v}" for k, v in entry.options), entry.description)
     console.print(table)
+
+
+def parse_options(items: list[str] | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip().isdigit():
+            raise InputError(f"invalid --set {item!r}", where="--set",
+                             hint="give KEY=INTEGER, e.g. --set layers=2 --set seq=64")
+        out[key.strip()] = int(value)
+    return out
 
 
 @model_app.command("export")
 def export(
     name: str = typer.Argument(None, help="Zoo model name (see `bsopt model zoo`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .onnx path."),
-    weight_bits: int = typer.Option(2, "--weight-bits", "-w", help="Weight bits: 1 (bipolar), 2, 4 or 8."),
-    act_bits: int = typer.Option(2, "--act-bits", "-a", help="Activation bits: 1 (bipolar), 2, 4 or 8."),
+    weight_bits: int = typer.Option(None, "--weight-bits", "-w",
+                                    help="Weight bits: 1 (bipolar), 2, 4 or 8 (default: the model's, e.g. 2; bert 8)."),
+    act_bits: int = typer.Option(None, "--act-bits", "-a", help="Activation bits (default: the model's)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the (untrained) weights."),
+    options: list[str] = typer.Option(None, "--set", help="Architecture option KEY=VALUE, repeatable "
+                                      "(bert: layers, hidden, heads, seq, ff)."),
     module: str = typer.Option(None, "--module", help="Export your own module: 'pkg.mod:factory'."),
     input_shape: str = typer.Option(None, "--input-shape", help="Input shape for --module, e.g. 1,3,32,32."),
     prepost: bool = typer.Option(
         None, "--prepost/--no-prepost",
         help="Build FINN's UINT8 input (x/255) and TopK output into the model "
-        "(default: on for zoo models, off for --module).",
+        "(default: on for zoo classifiers, off for encoders and --module).",
     ),
 ):
     """Export a zoo model (or your own Brevitas module) to a cleaned-up QONNX file."""
     from bsopt.models import export_model, export_module
+    from bsopt.models.zoo import get_entry
 
     if module:
         if name:
@@ -80,7 +100,10 @@ def export(
         if not name:
             raise InputError("missing model NAME", where="bsopt model export",
                              hint="run `bsopt model zoo` for the names, or pass --module pkg.mod:factory")
-        path = export_model(name, weight_bits, act_bits, out, seed=seed, prepost=True if prepost is None else prepost)
+        dw, da = get_entry(name).default_bits
+        weight_bits = dw if weight_bits is None else weight_bits
+        act_bits = da if act_bits is None else act_bits
+        path = export_model(name, weight_bits, act_bits, out, seed=seed, prepost=prepost, **parse_options(options))
         what = f"{name} w{weight_bits}a{act_bits}"
     console.print(f"exported {what} -> [bold]{path}[/]")
 

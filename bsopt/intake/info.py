@@ -35,8 +35,9 @@ def layer_costs(layer: Layer) -> dict[str, Any]:
     if layer.kind == "MVAU":
         vectors = int(np.prod(a["numInputVectors"]))
         macs = a["MW"] * a["MH"] * vectors
-        params = a["MW"] * a["MH"]
-        param_bits = params * DataType[wdt].bitwidth()
+        if not a.get("dynamic_input"):  # a dynamic MVAU's second operand streams in: no parameters
+            params = a["MW"] * a["MH"]
+            param_bits = params * DataType[wdt].bitwidth()
     elif layer.kind == "VVAU":
         k = int(np.prod(a["Kernel"]))
         macs = a["Channels"] * k * int(np.prod(a["Dim"]))
