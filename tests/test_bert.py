@@ -101,8 +101,9 @@ def test_exported_graph_has_the_encoder_structure(bert, layers):
 
 
 def test_cli_exports_with_architecture_options(tmp_path, capsys):
-    from bsopt.cli import main
     from qonnx.core.modelwrapper import ModelWrapper
+
+    from bsopt.cli import main
 
     out = tmp_path / "b.onnx"
     assert main(["model", "export", "bert", "-o", str(out), "--set", "layers=2", "--set", "seq=16"]) == 0
