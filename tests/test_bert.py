@@ -10,6 +10,7 @@ Expected values come from three independent sources:
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -469,3 +470,40 @@ def test_design_space_offers_only_legal_transformer_folding(bert):
     assert "mem_mode" not in layer_attrs(dyn) and impl_choices(dyn, "ram_style", None) == ()
     inner = next(layer for layer in graph if layer.kind == "InnerShuffle")
     assert legal_fold_values(inner, "SIMD") == [1, 2, 4, 8]  # divisors of gcd(I=24, J=32)
+
+
+def test_a_transposes_stages_share_one_simd(tmp_path, bert, monkeypatch):
+    """FINN folds a transpose as one Shuffle before decomposing it: the K^T transpose (an outer and an
+    inner stage) is one parameter whose values both stages accept, and the FINN backend writes it
+    under the Shuffle's name."""
+    from bsopt.build.finn_backend import FinnBackend
+    from bsopt.space.design_space import load_design_space
+
+    bp = _write(tmp_path, """
+version: "3.0"
+name: bert-shuffles
+model: zoo:bert?w=8&a=8&hidden=96&heads=3&seq=24&ff=192
+hw_compiler: {kernels: [finn:MVAU, Shuffle]}
+target: {board: ZCU104}
+folding:
+  kinds:
+    InnerShuffle: {SIMD: all}
+""")
+    space = load_design_space(bp)
+    assert not space.errors, [str(e) for e in space.errors]
+    (param,) = [p for p in space.parameters if p.group == "folding"]
+    graph = space.model_info.dataflow
+    inner = next(layer for layer in graph if layer.kind == "InnerShuffle")
+    outer = graph.producer(inner.inputs[0])
+    assert param.name == f"folding.{outer.name}.SIMD"
+    # outer stage: SIMD | gcd(96, 32); inner stage: SIMD | gcd(I=24, J=32)
+    assert param.choices == (1, 2, 4, 8)
+    cfg = space.config_from_values({**space.values_at(0), param.name: 8})
+    assert cfg.folding_config[outer.name]["SIMD"] == cfg.folding_config[inner.name]["SIMD"] == 8
+    monkeypatch.setattr("shutil.which", lambda exe: exe)
+    backend = FinnBackend(space.model_path, "latest", space.blueprint.part, {"command": "finn-build"},
+                          workdir=tmp_path)
+    build_dir, _ = backend.prepare(cfg)
+    written = json.loads((build_dir / "folding_config.json").read_text())
+    assert written[inner.attrs["original_node_name"]] == {"SIMD": 8}
+    assert inner.attrs["original_node_name"] == outer.attrs["original_node_name"] == "Shuffle_2"  # the K path

@@ -229,18 +229,22 @@ def handle_shuffle(b, node, s: Stream) -> None:
     shape = list(s.shape)
     steps = decompose_perm(perm)
     tensor = s.tensor
+    # FINN folds the Shuffle (named Shuffle_<i> in graph order) before splitting it; the stages keep
+    # its name, and bsopt's design space gives them one SIMD
+    original = f"Shuffle_{len({layer.attrs['original_node_name'] for layer in b.layers if 'original_node_name' in layer.attrs})}"
     for k, p in enumerate(steps):
         t_out = [shape[i] for i in p]
         step_in = in_shape if k == 0 else shape
         if p[-1] != len(p) - 1:  # inner move
             attrs = {"in_shape": list(step_in), "data_type": s.dtype.name, "perm": p, "SIMD": 1,
-                     "I": int(step_in[-2]) if len(step_in) > 1 else 1, "J": int(step_in[-1])}
+                     "I": int(step_in[-2]) if len(step_in) > 1 else 1, "J": int(step_in[-1]),
+                     "original_node_name": original}
             layer = b.emit("InnerShuffle", attrs, [tuple(step_in)], tuple(t_out), [tensor], [node.name])
         else:
             attrs = {"in_shape": list(step_in), "transpose_in_shape": list(shape), "perm": p,
                      "out_shape": list(t_out), "transpose_out_shape": list(t_out), "data_type": s.dtype.name,
                      "loop_coeffs": loop_coeffs(shape, p), "SIMD": 1, "NumChannels": int(shape[-1]),
-                     "cpp_interface": "hls_vector", "hls_style": "freerunning"}
+                     "cpp_interface": "hls_vector", "hls_style": "freerunning", "original_node_name": original}
             layer = b.emit("OuterShuffle", attrs, [tuple(step_in)], tuple(t_out), [tensor], [node.name])
         tensor, shape = layer.output, t_out
     b.env[node.output[0]] = Stream(s.dtype, out_shape, tensor, list(s.ops), None, s.bipolar, "ROWS")

@@ -263,6 +263,11 @@ class DesignSpace:
         for layer, _, _, window in self._folding_plan:
             if window and "PE" in per_layer.get(layer.name, {}):
                 per_layer.setdefault(window, {})["SIMD"] = per_layer[layer.name]["PE"]
+        # the stages of one transpose share the SIMD of its first stage (FINN folds the Shuffle whole)
+        for first, followers in _shuffle_groups(self.model_info.dataflow).items():
+            if "SIMD" in per_layer.get(first, {}):
+                for name in followers:
+                    per_layer.setdefault(name, {})["SIMD"] = per_layer[first]["SIMD"]
         # specialised names after backend choices (FINN renames per op type, in graph order); backend
         # choices go to FINN's specialize-layers config, keyed by the generic names (MVAU_0, …)
         counters: dict[str, int] = {}
@@ -554,6 +559,8 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
         if not any(key in layer_attrs(layer) for layer in graph):
             d.error(f.path + ("defaults", key), f"no layer of the model has an attribute '{key}'",
                     suggest(str(key), {a for layer in graph for a in layer_attrs(layer)}), key=True)
+    shuffle_groups = _shuffle_groups(graph)
+    followers = {name for names in shuffle_groups.values() for name in names}
     for layer in graph.layers:
         attrs = layer_attrs(layer)
         sources = [(f.path + ("layers", layer.name), f.layers.get(layer.name, {})),
@@ -570,7 +577,17 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
         for attr in attrs:
             if layer.kind == "ConvolutionInputGenerator" and attr == "SIMD" and layer.attrs.get("depthwise"):
                 continue  # follows the consumer's PE
+            if layer.name in followers and attr == "SIMD":
+                continue  # follows the first stage of its transpose
             found = next(((p, s[attr]) for p, s in sources if attr in s), None)
+            if found is None and attr == "SIMD":  # a transpose's later stage may carry its spec
+                for name in shuffle_groups.get(layer.name, ()):
+                    stage = graph[name]
+                    for p, spec in ((f.path + ("layers", name), f.layers.get(name, {})),
+                                    (f.path + ("kinds", stage.op_type), f.kinds.get(stage.op_type, {})),
+                                    (f.path + ("kinds", stage.kind), f.kinds.get(stage.kind, {}))):
+                        if found is None and attr in spec:
+                            found = (p, spec[attr])
             if found is None:
                 continue
             path, spec = found
@@ -580,6 +597,9 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
             elif attr in FOLD_DIMS.get(layer.kind, {}):
                 backend = backend_values[0] if backend_values and len(backend_values) == 1 else layer.backend
                 allowed = legal_fold_values(layer, attr, f.max_stream_width, backend)
+                for name in shuffle_groups.get(layer.name, ()):  # values every stage accepts
+                    ok = set(legal_fold_values(graph[name], attr))
+                    allowed = [v for v in allowed if v in ok]
             else:
                 allowed = impl_choices(layer, attr, res)
             values = _select(d, path, spec, allowed, attr, layer)
@@ -596,6 +616,16 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
                 params.append(Parameter(f"folding.{layer.name}.{attr}", "folding", choices=tuple(values),
                                         source=path, condition=cond))
     return fixed
+
+
+def _shuffle_groups(graph) -> dict[str, list[str]]:
+    """First stage -> the later stages of each transpose FINN decomposes into several shuffles."""
+    stages: dict[str, list[str]] = {}
+    for layer in graph.layers:
+        original = layer.attrs.get("original_node_name")
+        if original and layer.kind in ("OuterShuffle", "InnerShuffle"):
+            stages.setdefault(original, []).append(layer.name)
+    return {names[0]: names[1:] for names in stages.values() if len(names) > 1}
 
 
 def _backend_choices(layer, bp: Blueprint) -> tuple[str, ...]:
