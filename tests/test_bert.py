@@ -507,3 +507,22 @@ folding:
     written = json.loads((build_dir / "folding_config.json").read_text())
     assert written[inner.attrs["original_node_name"]] == {"SIMD": 8}
     assert inner.attrs["original_node_name"] == outer.attrs["original_node_name"] == "Shuffle_2"  # the K path
+
+
+def test_relative_metrics_on_a_part_of_unknown_size_are_refused(tmp_path):
+    """Brainsmith's V80: the part is known (DSP58) but FINN's tables have no resource totals for it."""
+    from bsopt.space.design_space import load_design_space
+
+    bp = _write(tmp_path, """
+version: "3.0"
+name: v80
+model: zoo:bert?w=8&a=8
+hw_compiler: {kernels: [finn:MVAU], config_flags: {target_device: V80}}
+objectives: [throughput_fps, LUT]
+search:
+  constraints:
+    - {metric: DSP_util, operator: "<=", value: 0.5}
+""")
+    errors = [e for e in load_design_space(bp).validate() if e.severity == "error"]
+    assert len(errors) == 1 and "DSP_util needs the resources of part xcv80-lsva4737-2MHP-e-S" in str(errors[0])
+    assert errors[0].line == 9  # the constraint's line

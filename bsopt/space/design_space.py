@@ -377,6 +377,7 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
         onnx_ops=ops,
     )
     _check_limits(d, bp, space)
+    _check_relative_metrics(d, bp)
     return space
 
 
@@ -515,6 +516,20 @@ def _num_param(name: str, group: str, spec: NumSpec) -> Parameter:
     kind = "int" if spec.integer else "float"
     return Parameter(name, group, kind=kind, low=spec.low, high=spec.high, step=spec.step, log=spec.log,
                      source=spec.path)
+
+
+def _check_relative_metrics(d: Diagnostics, bp: Blueprint) -> None:
+    """*_util objectives and constraints need the part's resource totals."""
+    part = bp.part or DEFAULT_PART
+    if part_resources(part) is not None:
+        return
+    from bsopt.hw.parts import PART_RESOURCES
+
+    for item in list(bp.objectives) + list(bp.constraints):
+        if item.metric.endswith("_util"):
+            d.error(item.path or ("search",), f"{item.metric} needs the resources of part {part}, which bsopt "
+                    "does not know", "use an absolute limit (e.g. LUT <= 1000000) or a part whose resources "
+                    "bsopt knows: " + ", ".join(PART_RESOURCES))
 
 
 def _check_limits(d: Diagnostics, bp: Blueprint, space: DesignSpace) -> None:
