@@ -500,13 +500,19 @@ folding:
     assert param.choices == (1, 2, 4, 8)
     cfg = space.config_from_values({**space.values_at(0), param.name: 8})
     assert cfg.folding_config[outer.name]["SIMD"] == cfg.folding_config[inner.name]["SIMD"] == 8
+    assert cfg.folding_config[inner.attrs["original_node_name"]] == {"SIMD": 8}  # FINN's Shuffle name
+    assert inner.attrs["original_node_name"] == outer.attrs["original_node_name"] == "Shuffle_2"  # the K path
     monkeypatch.setattr("shutil.which", lambda exe: exe)
     backend = FinnBackend(space.model_path, "latest", space.blueprint.part, {"command": "finn-build"},
                           workdir=tmp_path)
     build_dir, _ = backend.prepare(cfg)
     written = json.loads((build_dir / "folding_config.json").read_text())
-    assert written[inner.attrs["original_node_name"]] == {"SIMD": 8}
-    assert inner.attrs["original_node_name"] == outer.attrs["original_node_name"] == "Shuffle_2"  # the K path
+    assert written["Shuffle_2"] == {"SIMD": 8}
+    # a FINN folding config that names the Shuffle folds all of its stages in bsopt's estimate too
+    from bsopt.estimate.network import configured_graph
+
+    g = configured_graph(graph, {"Shuffle_2": {"SIMD": 4}})
+    assert g[outer.name].attrs["SIMD"] == g[inner.name].attrs["SIMD"] == 4
 
 
 def test_relative_metrics_on_a_part_of_unknown_size_are_refused(tmp_path):

@@ -79,7 +79,6 @@ class FinnBackend:
         self.builds_dir = Path(base).resolve()
         timeout = self.options["timeout_s"]
         self.timeout = float(timeout) if timeout else None
-        self._shuffle_names: dict[str, str] | None = None
 
     # -- preparing the build folder ---------------------------------------------------------------
     def prepare(self, cfg) -> tuple[Path, dict[str, Any]]:
@@ -98,34 +97,12 @@ class FinnBackend:
         if not dcfg.get("fpga_part") and self.part:
             dcfg["fpga_part"] = self.part
         if cfg.folding_config is not None:
-            folding = self._finn_folding(cfg.folding_config, (cfg.target or {}).get("part") or self.part)
-            (build_dir / "folding_config.json").write_text(json.dumps(folding, indent=2))
+            (build_dir / "folding_config.json").write_text(json.dumps(cfg.folding_config, indent=2))
         if cfg.specialize_config is not None:
             (build_dir / "specialize_layers_config.json").write_text(json.dumps(cfg.specialize_config, indent=2))
         (build_dir / "dataflow_build_config.json").write_text(json.dumps(dcfg, indent=2))
         (build_dir / "build_config.json").write_text(cfg.to_json(indent=2))
         return build_dir, dcfg
-
-    def _finn_folding(self, folding: dict[str, Any], part: str | None) -> dict[str, Any]:
-        """The folding config as FINN applies it: FINN folds a transpose as one ``Shuffle_<i>`` node
-        before ``step_transpose_decomposition`` splits it into the Outer/InnerShuffle stages bsopt's
-        configs name, so each stage's SIMD is also written under its Shuffle's name."""
-        stages = [k for k in folding if k.startswith(("OuterShuffle_", "InnerShuffle_"))]
-        if not stages:
-            return folding
-        from bsopt.lowering import LoweringOptions, lower
-
-        if self._shuffle_names is None:
-            graph = lower(self.model_path, LoweringOptions(finn_version=self.finn_version,
-                                                           fpgapart=part or "xc7z020clg400-1"))
-            self._shuffle_names = {layer.name: layer.attrs["original_node_name"] for layer in graph
-                                   if "original_node_name" in layer.attrs}
-        out = dict(folding)
-        for name in stages:
-            original = self._shuffle_names.get(name)
-            if original and "SIMD" in folding[name]:
-                out.setdefault(original, {})["SIMD"] = folding[name]["SIMD"]
-        return out
 
     # -- running it --------------------------------------------------------------------------------
     def build(self, cfg) -> BuildResult:

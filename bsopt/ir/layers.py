@@ -54,6 +54,8 @@ class Layer:
     #: datatypes as converted, before FINN's bit-width minimisation (which depends on the
     #: folding attributes ``runtime_writeable_weights`` and ``mem_mode``, so it may be redone)
     base_attrs: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: the constant operand of an elementwise layer with a constant (e.g. the attention scale)
+    params: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def kind(self) -> str:
@@ -156,8 +158,18 @@ class DataflowGraph:
                 if ("all" in kinds or layer.op_type in kinds or layer.kind in kinds) and key in layer.attrs:
                     layer.attrs[key] = value
         names = set(self.names)
+        # FINN folds a transpose as one Shuffle node before step_transpose_decomposition splits it:
+        # its entry applies to every Outer/InnerShuffle stage that came from it
+        stages: dict[str, list[Layer]] = {}
+        for layer in self.layers:
+            if "original_node_name" in layer.attrs:
+                stages.setdefault(layer.attrs["original_node_name"], []).append(layer)
         for name, entry in config.items():
             if name == "Defaults":
+                continue
+            if name in stages and name not in names:
+                for layer in stages[name]:
+                    layer.attrs.update(entry)
                 continue
             if name not in names:
                 raise InputError(

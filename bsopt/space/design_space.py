@@ -253,7 +253,8 @@ class DesignSpace:
         for name, backend in kernels.items():
             if backend:
                 base = name.split(":")[-1]
-                kernel_backend[base] = normalize_backend(base, backend)
+                for kind in kernel_kinds(base):
+                    kernel_backend.setdefault(kind, normalize_backend(base, backend))
         per_layer: dict[str, dict[str, Any]] = {name: dict(attrs) for name, attrs in self.fixed_folding.items()}
         for p in self.parameters:
             if p.group == "folding" and p.name.count(".") == 2:
@@ -289,6 +290,9 @@ class DesignSpace:
                     entry.pop(attr, None)
             if entry:
                 cfg[f"{op_type}_{idx}"] = entry
+            original = layer.attrs.get("original_node_name")
+            if original and "SIMD" in entry:  # FINN applies it to the Shuffle before decomposing it
+                cfg[original] = {"SIMD": entry["SIMD"]}
         return cfg, (spec if len(spec) > 1 else None)
 
 
@@ -576,6 +580,9 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
                     suggest(str(key), {a for layer in graph for a in layer_attrs(layer)}), key=True)
     shuffle_groups = _shuffle_groups(graph)
     followers = {name for names in shuffle_groups.values() for name in names}
+    # kinds whose backend a kernel entry of the blueprint chooses
+    kernel_varies = {kind for entry in bp.kernels for opt in entry.options if opt.name and opt.backend
+                     for kind in kernel_kinds(opt.name)}
     for layer in graph.layers:
         attrs = layer_attrs(layer)
         sources = [(f.path + ("layers", layer.name), f.layers.get(layer.name, {})),
@@ -594,6 +601,11 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
                 continue  # follows the consumer's PE
             if layer.name in followers and attr == "SIMD":
                 continue  # follows the first stage of its transpose
+            if (layer.kind, attr) in BACKEND_ONLY:  # e.g. resType exists on MVAU_hls only
+                possible = backend_values or (_backend_choices(layer, bp) if layer.kind in kernel_varies
+                                              else (layer.backend,))
+                if BACKEND_ONLY[(layer.kind, attr)] not in possible:
+                    continue
             found = next(((p, s[attr]) for p, s in sources if attr in s), None)
             if found is None and attr == "SIMD":  # a transpose's later stage may carry its spec
                 for name in shuffle_groups.get(layer.name, ()):
@@ -631,6 +643,25 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
                 params.append(Parameter(f"folding.{layer.name}.{attr}", "folding", choices=tuple(values),
                                         source=path, condition=cond))
     return fixed
+
+
+def kernel_kinds(kernel: str) -> tuple[str, ...]:
+    """The dataflow-layer kinds a blueprint kernel's backend choice applies to: the kind of that name
+    (``MVAU``, ``LayerNorm``, ``Thresholding`` …), else the kinds an ONNX-level or Brainsmith name
+    stands for (``MatMul`` -> MVAU, ``Softmax`` -> HWSoftmax, ``ElementwiseBinaryOp`` -> Elementwise*)."""
+    from bsopt.blueprint.registry import kernel_info
+    from bsopt.lowering.finalize import BACKENDS
+
+    base = kernel.split(":")[-1]
+    kinds = set(BACKENDS["latest"]) | set(BACKENDS["0.10.1"])
+    if base in kinds:
+        return (base,)
+    info = kernel_info(base)
+    if info is None:
+        return ()
+    if info.name in kinds:
+        return (info.name,)
+    return tuple(k for k in info.implements if k in kinds)
 
 
 def _shuffle_groups(graph) -> dict[str, list[str]]:

@@ -241,6 +241,8 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
             cfg = space.config_from_values({**base, **{p.name: v for p, v in zip(params, combo, strict=True)}})
             c, sm, ok = 0.0, np.zeros(len(SUM_METRICS)), True
             for name in layers:
+                if name not in plain:  # a FINN-side alias (a transpose's Shuffle name), not a layer
+                    continue
                 a = dict(plain[name])
                 a.update(cfg.folding_config.get(name, {}))
                 n_est += 1
