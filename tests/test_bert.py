@@ -532,3 +532,30 @@ search:
     errors = [e for e in load_design_space(bp).validate() if e.severity == "error"]
     assert len(errors) == 1 and "DSP_util needs the resources of part xcv80-lsva4737-2MHP-e-S" in str(errors[0])
     assert errors[0].line == 9  # the constraint's line
+
+
+def test_matmul_backend_choice_selects_the_mvau_backend():
+    """A v3 ``[MatMul, [rtl, hls]]`` entry chooses the backend of every MVAU FINN can build either way."""
+    from bsopt.space.design_space import load_design_space
+
+    space = load_design_space(ROOT / "search_spaces" / "bert_exploration.yaml")
+    (param,) = [p for p in space.parameters if p.group == "kernels"]
+    assert param.choices == ("MatMul/rtl", "MatMul/hls")
+    base = space.values_at(0)
+    rtl = space.config_from_values({**base, param.name: "MatMul/rtl"})
+    hls = space.config_from_values({**base, param.name: "MatMul/hls"})
+    n = sum(1 for layer in space.model_info.dataflow if layer.kind == "MVAU")
+    assert sum(k.startswith("MVAU_rtl_") for k in rtl.folding_config) == n  # standalone thresholds: all can be rtl
+    assert sum(k.startswith("MVAU_hls_") for k in hls.folding_config) == n
+    assert hls.specialize_config["MVAU_0"] == {"preferred_impl_style": "hls"}
+
+
+def test_backend_only_attributes_are_no_choice_for_a_fixed_backend():
+    from bsopt.space.design_space import load_design_space
+
+    space = load_design_space(ROOT / "search_spaces" / "bert_folding.yaml")
+    graph = space.model_info.dataflow
+    res_type = {p.name.split(".")[1] for p in space.parameters if p.name.endswith(".resType")}
+    # resType exists on MVAU_hls only; the dynamic MVAUs are rtl here and no kernel entry changes that
+    assert res_type == {layer.name for layer in graph if layer.op_type == "MVAU_hls"}
+    assert len(res_type) == 6
