@@ -559,3 +559,26 @@ def test_backend_only_attributes_are_no_choice_for_a_fixed_backend():
     # resType exists on MVAU_hls only; the dynamic MVAUs are rtl here and no kernel entry changes that
     assert res_type == {layer.name for layer in graph if layer.op_type == "MVAU_hls"}
     assert len(res_type) == 6
+
+
+def test_user_transformer_module_needs_opset_17(tmp_path, monkeypatch):
+    """Your own Brevitas encoder: at opset 13 LayerNorm is decomposed (a clear error says what to do),
+    at opset 17 it lowers like the zoo encoder."""
+    from bsopt.errors import UnsupportedOpError
+    from bsopt.models import export_module
+
+    (tmp_path / "my_encoder.py").write_text(
+        "from torch import nn\n"
+        "from bsopt.models._nets import QuantEncoderLayer, _qact, snap_weights_to_grid\n"
+        "def encoder():\n"
+        "    return nn.Sequential(_qact(8), QuantEncoderLayer(64, 2, 128, 8, 8))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    old = export_module("my_encoder:encoder", (1, 16, 64), tmp_path / "e13.onnx")
+    with pytest.raises(UnsupportedOpError) as info:
+        _lower(old)
+    assert "opset 17" in info.value.hint
+    new = export_module("my_encoder:encoder", (1, 16, 64), tmp_path / "e17.onnx", opset=17)
+    hist: dict[str, int] = {}
+    for layer in _lower(new):
+        hist[layer.kind] = hist.get(layer.kind, 0) + 1
+    assert hist == _expected_histogram(1, False)

@@ -78,6 +78,7 @@ def export(
                                       "(bert: layers, hidden, heads, seq, ff)."),
     module: str = typer.Option(None, "--module", help="Export your own module: 'pkg.mod:factory'."),
     input_shape: str = typer.Option(None, "--input-shape", help="Input shape for --module, e.g. 1,3,32,32."),
+    opset: int = typer.Option(13, "--opset", help="ONNX opset for --module (17 keeps LayerNormalization whole)."),
     prepost: bool = typer.Option(
         None, "--prepost/--no-prepost",
         help="Build FINN's UINT8 input (x/255) and TopK output into the model "
@@ -94,7 +95,7 @@ def export(
         if not input_shape:
             raise InputError("--module needs --input-shape", where="bsopt model export",
                              hint="e.g. --input-shape 1,3,32,32")
-        path = export_module(module, parse_shape(input_shape), out, prepost=bool(prepost))
+        path = export_module(module, parse_shape(input_shape), out, prepost=bool(prepost), opset=opset)
         what = module
     else:
         if not name:

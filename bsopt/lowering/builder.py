@@ -151,10 +151,14 @@ class Builder:
                 fold_constant(self, node)
                 continue
             if handler is None:
+                hint = "supported operators: " + ", ".join(sorted(HANDLERS))
+                if node.op_type in ("ReduceMean", "Pow", "Sqrt"):
+                    hint = ("this looks like a LayerNorm decomposed by an export at opset < 17: export with "
+                            "opset 17 or later (bsopt model export --opset 17) to keep LayerNormalization; " + hint)
                 raise UnsupportedOpError(
                     f"operator '{node.op_type}' cannot be mapped to a FINN dataflow layer",
                     where=f"{self.where}: node '{node.name}'",
-                    hint="supported operators: " + ", ".join(sorted(HANDLERS)),
+                    hint=hint,
                 )
             handler(self, node)
         for out in graph.output:

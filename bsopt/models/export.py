@@ -113,6 +113,7 @@ def export_module(
     prepost: bool = False,
     *,
     cleanup: bool = True,
+    opset: int = _OPSET,
 ) -> Path:
     """Import a Brevitas module from ``spec`` (``"pkg.mod:factory"``) and export it as QONNX.
 
@@ -126,6 +127,8 @@ def export_module(
         out_path: the ``.onnx`` file to write.
         prepost: add FINN's UINT8 input and TopK(1) output (for image classifiers fed [0, 1] inputs).
         cleanup: as for :func:`export_model`.
+        opset: ONNX opset of the export (13 by default, as FINN's flows; 17 or later keeps
+            ``LayerNormalization`` whole, which transformers need).
 
     Raises:
         InputError: malformed ``spec``, missing module or attribute, bad ``input_shape``.
@@ -134,7 +137,7 @@ def export_module(
     """
     shape = _check_shape(input_shape)
     module = load_module(spec)
-    return _export(module, shape, Path(out_path), prepost=prepost, cleanup=cleanup, what=spec)
+    return _export(module, shape, Path(out_path), prepost=prepost, cleanup=cleanup, what=spec, opset=opset)
 
 
 def load_module(spec: str) -> nn.Module:
