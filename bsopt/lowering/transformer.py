@@ -231,7 +231,8 @@ def handle_shuffle(b, node, s: Stream) -> None:
     tensor = s.tensor
     # FINN folds the Shuffle (named Shuffle_<i> in graph order) before splitting it; the stages keep
     # its name, and bsopt's design space gives them one SIMD
-    original = f"Shuffle_{len({layer.attrs['original_node_name'] for layer in b.layers if 'original_node_name' in layer.attrs})}"
+    earlier = {layer.attrs["original_node_name"] for layer in b.layers if "original_node_name" in layer.attrs}
+    original = f"Shuffle_{len(earlier)}"
     for k, p in enumerate(steps):
         t_out = [shape[i] for i in p]
         step_in = in_shape if k == 0 else shape
