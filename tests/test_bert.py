@@ -582,3 +582,52 @@ def test_user_transformer_module_needs_opset_17(tmp_path, monkeypatch):
     for layer in _lower(new):
         hist[layer.kind] = hist.get(layer.kind, 0) + 1
     assert hist == _expected_histogram(1, False)
+
+
+def test_exact_front_of_a_bert_space_equals_brute_force(tmp_path):
+    """The exact strategy on a transformer space (dynamic MVAUs with two inputs, a transpose's stages
+    sharing one SIMD, a global MatMul backend choice) finds the front enumeration finds."""
+    from bsopt.build.estimate_backend import EstimateBackend
+    from bsopt.space.design_space import load_design_space
+    from bsopt.study import queries
+    from bsopt.study.exact import exact_front, why_not_separable
+    from bsopt.study.objectives import ObjectiveSet
+
+    bp = _write(tmp_path, """
+version: "3.0"
+name: bert-exact
+model: zoo:bert?w=8&a=8&hidden=64&heads=2&seq=16&ff=128
+hw_compiler:
+  kernels: [[MatMul, [rtl, hls]], LayerNorm, Softmax, Shuffle, ElementwiseBinaryOp, finn:Thresholding]
+  config_flags: {target_device: ZCU104, target_clock_ns: 5.0, standalone_thresholds: true}
+objectives: [throughput_fps, LUT, DSP, BRAM_18K]
+search:
+  strategy: auto
+  constraints: [{metric: DSP, operator: "<=", value: 40}]
+folding:
+  layers:
+    MVAU_rtl_3: {PE: [1, 4, 16], SIMD: [1, 4]}
+    MVAU_rtl_0: {PE: [1, 8]}
+    HWSoftmax_hls_0: {SIMD: [1, 4]}
+    InnerShuffle_rtl_0: {SIMD: [1, 2]}
+    ElementwiseAdd_hls_0: {PE: [1, 16]}
+""")
+    space = load_design_space(bp)
+    assert not space.errors, [str(e) for e in space.errors]
+    objectives = ObjectiveSet.from_space(space)
+    assert why_not_separable(space, objectives) is None
+    n = space.get_total_combinations()
+    assert n == 2 * 6 * 2 * 2 * 2 * 2  # MatMul backend x QK^T PE/SIMD x ... (layer names follow rtl)
+    backend = EstimateBackend(space.model_path, "latest", space.blueprint.part)
+    rows = []
+    for k in range(n):
+        r = backend.build(space.config(k))
+        if r.ok and all(v <= 0 for v in objectives.violations(r.values).values()):
+            rows.append([(-1 if d == "maximize" else 1) * r.values[m]
+                         for m, d in zip(objectives.metrics, objectives.directions, strict=True)])
+    pts = np.array(rows, dtype=float)
+    brute = {tuple(pts[i]) for i in queries.front_indices(pts)}
+    front = exact_front(space, objectives, backend)
+    exact = {tuple((-1 if d == "maximize" else 1) * p["metrics"][m]
+                   for m, d in zip(objectives.metrics, objectives.directions, strict=True)) for p in front.points}
+    assert exact == brute and len(exact) >= 5, len(exact)
