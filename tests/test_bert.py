@@ -605,6 +605,7 @@ search:
   strategy: auto
   constraints: [{metric: DSP, operator: "<=", value: 40}]
 folding:
+  defaults: {PE: 8, SIMD: 8}      # every other layer fixed at 8 lanes
   layers:
     MVAU_rtl_3: {PE: [1, 4, 16], SIMD: [1, 4]}
     MVAU_rtl_0: {PE: [1, 8]}
@@ -630,4 +631,5 @@ folding:
     front = exact_front(space, objectives, backend)
     exact = {tuple((-1 if d == "maximize" else 1) * p["metrics"][m]
                    for m, d in zip(objectives.metrics, objectives.directions, strict=True)) for p in front.points}
-    assert exact == brute and len(exact) >= 5, len(exact)
+    assert exact == brute
+    assert len({v[0] for v in exact}) >= 3  # a real trade-off: several throughput levels

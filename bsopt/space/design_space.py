@@ -606,15 +606,14 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
                                               else (layer.backend,))
                 if BACKEND_ONLY[(layer.kind, attr)] not in possible:
                     continue
-            found = next(((p, s[attr]) for p, s in sources if attr in s), None)
-            if found is None and attr == "SIMD":  # a transpose's later stage may carry its spec
+            specific = sources[:3]
+            if attr == "SIMD":  # a transpose's later stages may carry its spec (before any defaults)
                 for name in shuffle_groups.get(layer.name, ()):
                     stage = graph[name]
-                    for p, spec in ((f.path + ("layers", name), f.layers.get(name, {})),
-                                    (f.path + ("kinds", stage.op_type), f.kinds.get(stage.op_type, {})),
-                                    (f.path + ("kinds", stage.kind), f.kinds.get(stage.kind, {}))):
-                        if found is None and attr in spec:
-                            found = (p, spec[attr])
+                    specific = specific + [(f.path + ("layers", name), f.layers.get(name, {})),
+                                           (f.path + ("kinds", stage.op_type), f.kinds.get(stage.op_type, {})),
+                                           (f.path + ("kinds", stage.kind), f.kinds.get(stage.kind, {}))]
+            found = next(((p, s[attr]) for p, s in specific + sources[3:] if attr in s), None)
             if found is None:
                 continue
             path, spec = found
