@@ -22,7 +22,7 @@ from bsopt.errors import InputError
 from bsopt.estimate.base import EstimateError, estimate_node
 
 pytest.importorskip("brevitas")
-pytestmark = pytest.mark.models
+pytestmark = [pytest.mark.models, pytest.mark.usefixtures("model_cache")]
 
 from bsopt.models import ZOO, build_model, export_model  # noqa: E402
 
@@ -45,14 +45,6 @@ def bert(tmp_path_factory):
         return cache[key]
 
     return get
-
-
-@pytest.fixture(scope="module", autouse=True)
-def model_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("BSOPT_MODEL_CACHE", str(tmp_path_factory.mktemp("models")))
-    yield
-    mp.undo()
 
 
 def _lower(path, **kwargs):

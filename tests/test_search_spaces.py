@@ -9,17 +9,9 @@ import pytest
 from bsopt.space.design_space import load_design_space
 
 pytest.importorskip("brevitas")
-pytestmark = pytest.mark.models
+pytestmark = [pytest.mark.models, pytest.mark.usefixtures("model_cache")]
 
 SPACES = sorted((Path(__file__).resolve().parents[1] / "search_spaces").glob("[a-z]*.yaml"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def model_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("BSOPT_MODEL_CACHE", str(tmp_path_factory.mktemp("models")))
-    yield
-    mp.undo()
 
 
 def test_there_is_a_v3_and_a_01_blueprint_for_every_zoo_model():

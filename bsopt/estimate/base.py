@@ -117,6 +117,16 @@ def check_pe_divides(a: dict[str, Any], op: str, dim_attr: str, hint: str | None
     require(dim % pe == 0, f"{op}: PE={pe} does not divide {dim_attr}={dim}", hint=hint)
 
 
+def check_simd_divides_channels(a: dict[str, Any], op: str) -> None:
+    """SIMD is positive and divides the channel count ``ifm_dim[-1]`` (FINN's LayerNorm/HWSoftmax assert
+    'SIMD must divide into input dimension' when folding their shapes)."""
+    require(bool(a.get("ifm_dim")), f"{op}: required attribute ifm_dim is not set")
+    simd, c = a["SIMD"], a["ifm_dim"][-1]
+    require(simd >= 1, f"{op}: SIMD must be positive, got {simd}")
+    require(c % simd == 0, f"{op}: SIMD={simd} does not divide the channel count {c}",
+            hint="FINN asserts 'SIMD must divide into input dimension'; choose a divisor of ifm_dim[-1]")
+
+
 def stream_width_issues(width: int) -> list[str]:
     """The code-generation problem of an HLS stream wider than AP_INT_MAX_W, if any."""
     if width > HLS_MAX_STREAM_WIDTH:

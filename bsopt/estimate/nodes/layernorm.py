@@ -18,7 +18,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bsopt.estimate.base import NodeModel, prod, register, require, zero_resources
+from bsopt.estimate.base import (
+    NodeModel,
+    check_simd_divides_channels,
+    prod,
+    register,
+    zero_resources,
+)
 
 
 class _LayerNorm(NodeModel):
@@ -28,12 +34,7 @@ class _LayerNorm(NodeModel):
         return {"SIMD": 1, "epsilon": 1e-5}
 
     def check(self, a: dict[str, Any], part: str, version: str) -> None:
-        op = self.op_type
-        require(bool(a.get("ifm_dim")), f"{op}: required attribute ifm_dim is not set")
-        simd, c = a["SIMD"], a["ifm_dim"][-1]
-        require(simd >= 1, f"{op}: SIMD must be positive, got {simd}")
-        require(c % simd == 0, f"{op}: SIMD={simd} does not divide the channel count {c}",
-                hint="FINN asserts 'SIMD must divide into input dimension'; choose a divisor of ifm_dim[-1]")
+        check_simd_divides_channels(a, self.op_type)
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
         return zero_resources()

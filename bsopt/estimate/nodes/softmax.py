@@ -16,7 +16,15 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
-from bsopt.estimate.base import NodeModel, prod, register, require, stream_width_issues, zero_resources
+from bsopt.estimate.base import (
+    NodeModel,
+    check_simd_divides_channels,
+    prod,
+    register,
+    require,
+    stream_width_issues,
+    zero_resources,
+)
 
 
 @register
@@ -28,14 +36,9 @@ class HWSoftmaxHLS(NodeModel):
         return {"SIMD": 1}
 
     def check(self, a: dict[str, Any], part: str, version: str) -> None:
-        op = self.op_type
-        require(bool(a.get("ifm_dim")), f"{op}: required attribute ifm_dim is not set")
-        simd, c = a["SIMD"], a["ifm_dim"][-1]
-        require(simd >= 1, f"{op}: SIMD must be positive, got {simd}")
-        require(c % simd == 0, f"{op}: SIMD={simd} does not divide the channel count {c}",
-                hint="FINN asserts 'SIMD must divide into input dimension'; choose a divisor of ifm_dim[-1]")
+        check_simd_divides_channels(a, self.op_type)
         dt = DataType[a.get("input_data_type", "FLOAT32")]
-        require(dt.allowed(0), f"{op}: input type {dt.name} cannot represent 0 (FINN asserts it)")
+        require(dt.allowed(0), f"{self.op_type}: input type {dt.name} cannot represent 0 (FINN asserts it)")
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         return stream_width_issues(a["SIMD"] * 32)  # FLOAT32 output lanes
