@@ -334,8 +334,8 @@ class _RangeActQuant(ActQuant):
     max_val = 4.0
 
 
-class ProbQuant(ActQuant):
-    """Unsigned quantiser over [0, 1] for attention probabilities (softmax outputs)."""
+class UnsignedActQuant(ActQuant):
+    """Unsigned quantiser over [0, max_val] (default 1): attention probabilities, ReLU outputs."""
 
     signed = False
     narrow_range = False
@@ -376,14 +376,14 @@ class QuantEncoderLayer(nn.Module):
         self.heads, self.head_dim = heads, hidden // heads
         self.q, self.k, self.v = (_qlinear(hidden, hidden, weight_bits) for _ in range(3))
         self.q_act, self.k_act, self.v_act = (_qact(act_bits) for _ in range(3))
-        self.prob_act = _qact(act_bits, ProbQuant)
+        self.prob_act = _qact(act_bits, UnsignedActQuant)
         self.ctx_act = _qact(act_bits)
         self.attn_out = _qlinear(hidden, hidden, weight_bits)
         self.attn_act = _qact(act_bits)
         self.norm1 = nn.LayerNorm(hidden)
         self.norm1_act = _qact(act_bits)
         self.ff1 = _qlinear(hidden, ff, weight_bits)
-        self.ff_act = QuantIdentity(act_quant=ProbQuant, bit_width=act_bits, max_val=4.0)
+        self.ff_act = QuantIdentity(act_quant=UnsignedActQuant, bit_width=act_bits, max_val=4.0)
         self.ff2 = _qlinear(ff, hidden, weight_bits)
         self.ff2_act = _qact(act_bits)
         self.norm2 = nn.LayerNorm(hidden)
