@@ -1,4 +1,5 @@
-"""Brevitas network definitions behind :mod:`bsopt.models.zoo` (imports torch and brevitas).
+"""Brevitas network definitions behind :mod:`bsopt.models.zoo` (imports torch and brevitas):
+FINN's TFC/CNV, a small MLP and DS-CNN, and a BERT-style encoder.
 
 This module is imported lazily by :func:`bsopt.models.zoo.build_model`, so ``import bsopt.models``
 works without the ``models`` extra.
@@ -34,10 +35,13 @@ from torch import nn
 __all__ = [
     "ActQuant",
     "Fixed8InputQuant",
+    "QuantBertEncoder",
     "QuantCNV",
     "QuantDSCNN",
+    "QuantEncoderLayer",
     "QuantMLP",
     "TensorNorm",
+    "UnsignedActQuant",
     "WeightQuant",
     "snap_weights_to_grid",
 ]
