@@ -625,3 +625,60 @@ folding:
                    for m, d in zip(objectives.metrics, objectives.directions, strict=True)) for p in front.points}
     assert exact == brute
     assert len({v[0] for v in exact}) >= 3  # a real trade-off: several throughput levels
+
+
+MHA_MODULE = """
+import torch
+from torch import nn
+from brevitas.nn import QuantIdentity, QuantMultiheadAttention
+from brevitas.quant import Int8ActPerTensorFloat
+
+
+class Block(nn.Module):
+    def __init__(self, bias):
+        super().__init__()
+        self.inp = QuantIdentity(act_quant=Int8ActPerTensorFloat)
+        self.mha = QuantMultiheadAttention(64, 2, batch_first=True, in_proj_input_quant=Int8ActPerTensorFloat)
+        if bias:
+            with torch.no_grad():
+                self.mha.in_proj.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        x = self.inp(x)
+        return self.mha(x, x, x, need_weights=False)[0]
+
+
+def block(bias=False):
+    torch.manual_seed(0)
+    return Block(bias)
+
+
+def biased():
+    return block(True)
+"""
+
+
+@pytest.mark.parametrize("factory", ["block", "biased"])
+def test_brevitas_multihead_attention_lowers(tmp_path, monkeypatch, factory):
+    """Brevitas' QuantMultiheadAttention: a fused in_proj sliced into Q, K, V (one MVAU per slice of the
+    weight columns), batch-first <-> sequence-first transposes of a batch of 1 (no data movement)."""
+    from bsopt.intake.info import inspect_model
+    from bsopt.models import export_module
+
+    (tmp_path / "mha_block.py").write_text(MHA_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = export_module(f"mha_block:{factory}", (1, 16, 64), tmp_path / "mha.onnx", opset=17)
+    info = inspect_model(path)
+    graph = info.dataflow
+    hist: dict[str, int] = {}
+    for layer in graph:
+        hist[layer.kind] = hist.get(layer.kind, 0) + 1
+    # in_proj as three 64x64 slices, QK^T, attn x V, out_proj
+    assert hist["MVAU"] == 6 and sum(m.attrs["dynamic_input"] for m in graph if m.kind == "MVAU") == 2
+    assert sorted(m.attrs["MH"] for m in graph if m.kind == "MVAU" and not m.attrs["dynamic_input"]) == [64] * 4
+    assert hist["DuplicateStreams"] == 1  # the quantised input feeds the three slices
+    assert hist["OuterShuffle"] == 4 and hist["InnerShuffle"] == 1  # q, k (K^T: two stages), v, context
+    # a per-channel bias cannot follow the channels into the heads: it is applied before the split
+    assert hist.get("ElementwiseAdd", 0) == (3 if factory == "biased" else 0)
+    assert info.totals["dataflow_macs"] == info.totals["total_macs"]  # the slices add up to the fused MatMul
+    assert info.totals["dataflow_params"] == 4 * 64 * 64

@@ -166,7 +166,17 @@ class Builder:
             if isinstance(state, Stream):
                 state = self.close_accumulator(state)
                 self.graph_outputs.append(state.tensor)
+        self.prune()
         return self
+
+    def prune(self) -> None:
+        """Drop layers nothing reads (e.g. a fused projection replaced by its slices)."""
+        while True:
+            used = {t for layer in self.layers for t in layer.inputs} | set(self.graph_outputs)
+            keep = [layer for layer in self.layers if layer.output in used]
+            if len(keep) == len(self.layers):
+                return
+            self.layers = keep
 
 
 # ---------------------------------------------------------------- constants
@@ -413,8 +423,8 @@ def handle_shape_op(b: Builder, node) -> None:
     if rows and len(out_shape) >= 3:
         # a sequence tensor (batch, positions…, channels): reshapes keep it channels-last
         if s.shape[-1] != out_shape[-1] and not _scalar_ops(s):
-            raise UnsupportedOpError("reshape that splits channels under per-channel scales",
-                                     where=b.node_where(node))
+            # per-channel scales/biases cannot follow channels split into heads: apply them first
+            s = transformer.materialise(b, node, b.close_accumulator(s))
         transformer.note_reshape(b, s, out_shape)
         b.env[node.output[0]] = Stream(s.dtype, out_shape, s.tensor, list(s.ops), s.acc_layer, s.bipolar, "ROWS")
         return
@@ -807,6 +817,7 @@ HANDLERS = {
     "ArgMax": handle_topk,
     "Pad": handle_pad,
     "LayerNormalization": transformer.handle_layernorm,
+    "Slice": transformer.handle_slice,
     "Softmax": transformer.handle_softmax,
     **{op: handle_shape_op for op in SHAPE_OPS},
 }

@@ -213,12 +213,17 @@ def loop_coeffs(shape, perm) -> list[int]:
 
 
 def handle_shuffle(b, node, s: Stream) -> None:
-    s = b.close_accumulator(s)
     perm = [int(p) for p in b.attr(node, "perm", list(range(len(s.shape)))[::-1])]
     out_shape = b.shape_of(node.output[0])
     if perm == sorted(perm):
-        b.env[node.output[0]] = Stream(s.dtype, out_shape, s.tensor, list(s.ops), None, s.bipolar, "ROWS")
+        b.env[node.output[0]] = Stream(s.dtype, out_shape, s.tensor, list(s.ops), s.acc_layer, s.bipolar, "ROWS")
         return
+    moved = [p for p in perm if s.shape[p] != 1]
+    if moved == sorted(moved) and s.shape[perm[-1]] == s.shape[-1]:
+        # only axes of size 1 move (e.g. batch-first <-> sequence-first with batch 1): a relabelling
+        b.env[node.output[0]] = Stream(s.dtype, out_shape, s.tensor, list(s.ops), s.acc_layer, s.bipolar, "ROWS")
+        return
+    s = b.close_accumulator(s)
     aff = s.affine()
     if aff is None or _scalar(aff[0]) is None or _scalar(aff[1]) is None:
         raise UnsupportedOpError("transpose of a stream with per-channel scales", where=b.node_where(node),
@@ -257,3 +262,40 @@ def note_reshape(b, s: Stream, new_shape) -> None:
     if layer is not None and layer.kind == "OuterShuffle":
         layer.attrs["out_shape"] = [int(v) for v in new_shape]
         layer.out_shape = tuple(int(v) for v in new_shape)
+
+
+# ---------------------------------------------------------------- slices
+def handle_slice(b, node) -> None:
+    """A slice of the channels of a weight matrix product's output (a fused projection, e.g. the
+    in_proj of ``nn.MultiheadAttention`` split into Q, K, V): an MVAU of the weights' columns."""
+    from bsopt.ir.layers import Layer  # noqa: F401  (type of acc_layer)
+
+    s = b.stream(node.input[0], node)
+    consts = [b.const(i) if i else None for i in node.input[1:]]
+    if len(node.input) < 3 or any(c is None for c in consts[:2]):
+        raise UnsupportedOpError("Slice with streamed bounds", where=b.node_where(node))
+    starts, ends = (np.asarray(c).reshape(-1) for c in consts[:2])
+    axes = np.asarray(consts[2]).reshape(-1) if len(consts) > 2 and consts[2] is not None else np.arange(len(starts))
+    steps = np.asarray(consts[3]).reshape(-1) if len(consts) > 3 and consts[3] is not None else np.ones(len(starts))
+    rank = len(s.shape)
+    layer = s.acc_layer
+    channels = s.shape[-1]
+    if (len(axes) != 1 or int(axes[0]) % rank != rank - 1 or int(steps[0]) != 1 or layer is None
+            or layer.kind != "MVAU" or layer.weights is None):
+        raise UnsupportedOpError(
+            "Slice of a stream: bsopt maps only a slice of the channels of a weight matrix product's output "
+            "(a fused projection) to FINN layers", where=b.node_where(node),
+            hint="use separate Linear layers for Q, K and V, or slice right after the fused projection")
+    lo = int(starts[0]) + (channels if int(starts[0]) < 0 else 0)
+    hi = min(int(ends[0]) + (channels if int(ends[0]) < 0 else 0), channels)
+    attrs = dict(layer.attrs)
+    attrs["MH"] = hi - lo
+    out_shape = tuple(layer.out_shape[:-1]) + (hi - lo,)
+    part = b.emit("MVAU", attrs, layer.in_shapes, out_shape, layer.inputs, layer.source_nodes + [node.name])
+    part.weights = layer.weights[:, lo:hi].copy()
+    ops = []
+    for op in s.ops:
+        a = op.a[lo:hi] if isinstance(op.a, np.ndarray) else op.a
+        c = op.b[lo:hi] if isinstance(op.b, np.ndarray) else op.b
+        ops.append(Op(op.kind, a, c))
+    b.env[node.output[0]] = Stream(s.dtype, b.shape_of(node.output[0]), part.output, ops, part, s.bipolar, s.layout)
