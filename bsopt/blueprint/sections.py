@@ -142,6 +142,7 @@ def _model(d: Diagnostics, value, bp: Blueprint, base_dir: Path) -> None:
             return
         entry = ZOO[m["name"]]
         arch = dict(entry.options)
+        given: dict[str, int] = {}
         for part in filter(None, (m["query"] or "").split("&")):
             key, _, val = part.partition("=")
             if key not in ("w", "a", "seed") and key not in arch:
@@ -152,8 +153,8 @@ def _model(d: Diagnostics, value, bp: Blueprint, base_dir: Path) -> None:
                 d.error(("model",), f"bad value for zoo option {key}: {val!r}",
                         f"bits are one of {', '.join(map(str, entry.allowed_bits))}" if key in ("w", "a")
                         else "a positive integer" if key in arch else None)
-        given = {k: int(v) for k, _, v in (p.partition("=") for p in filter(None, (m["query"] or "").split("&")))
-                 if k in arch and v.isdigit() and int(v) > 0}
+            elif key in arch:
+                given[key] = int(val)
         try:
             entry.resolve_options(given)
         except InputError as exc:

@@ -141,15 +141,15 @@ def _fold_pass(layers, attrs, target: int, wwidth_max: int, version: str) -> Non
                 break
 
     shuffles: dict[str, list] = {}
-    for layer in layers:
-        if layer.kind in ("OuterShuffle", "InnerShuffle"):
-            shuffles.setdefault(layer.source_nodes[0] if layer.source_nodes else layer.name, []).append(layer)
+    for layer in layers:  # the copies' stages, by FINN's Shuffle name (DataflowGraph.transpose_stages)
+        if "original_node_name" in layer.attrs:
+            shuffles.setdefault(layer.attrs["original_node_name"], []).append(layer)
     done: set[str] = set()
 
     for layer in layers:
         op, a = layer.op_type, attrs[layer.name]
-        if layer.kind in ("OuterShuffle", "InnerShuffle"):
-            key = layer.source_nodes[0] if layer.source_nodes else layer.name
+        if "original_node_name" in layer.attrs:
+            key = layer.attrs["original_node_name"]
             if key not in done:
                 done.add(key)
                 _fold_shuffle(shuffles[key], attrs, target, version)

@@ -160,10 +160,7 @@ class DataflowGraph:
         names = set(self.names)
         # FINN folds a transpose as one Shuffle node before step_transpose_decomposition splits it:
         # its entry applies to every Outer/InnerShuffle stage that came from it
-        stages: dict[str, list[Layer]] = {}
-        for layer in self.layers:
-            if "original_node_name" in layer.attrs:
-                stages.setdefault(layer.attrs["original_node_name"], []).append(layer)
+        stages = self.transpose_stages()
         for name, entry in config.items():
             if name == "Defaults":
                 continue
@@ -179,6 +176,14 @@ class DataflowGraph:
                 )
             self[name].attrs.update(entry)
         return minimize_bit_widths(self) if minimize else self
+
+    def transpose_stages(self) -> dict[str, list[Layer]]:
+        """FINN's Shuffle name -> the Outer/InnerShuffle layers its transpose decomposed into, in order."""
+        stages: dict[str, list[Layer]] = {}
+        for layer in self.layers:
+            if "original_node_name" in layer.attrs:
+                stages.setdefault(layer.attrs["original_node_name"], []).append(layer)
+        return stages
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -268,8 +268,6 @@ def note_reshape(b, s: Stream, new_shape) -> None:
 def handle_slice(b, node) -> None:
     """A slice of the channels of a weight matrix product's output (a fused projection, e.g. the
     in_proj of ``nn.MultiheadAttention`` split into Q, K, V): an MVAU of the weights' columns."""
-    from bsopt.ir.layers import Layer  # noqa: F401  (type of acc_layer)
-
     s = b.stream(node.input[0], node)
     consts = [b.const(i) if i else None for i in node.input[1:]]
     if len(node.input) < 3 or any(c is None for c in consts[:2]):

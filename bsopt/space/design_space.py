@@ -665,12 +665,8 @@ def kernel_kinds(kernel: str) -> tuple[str, ...]:
 
 def _shuffle_groups(graph) -> dict[str, list[str]]:
     """First stage -> the later stages of each transpose FINN decomposes into several shuffles."""
-    stages: dict[str, list[str]] = {}
-    for layer in graph.layers:
-        original = layer.attrs.get("original_node_name")
-        if original and layer.kind in ("OuterShuffle", "InnerShuffle"):
-            stages.setdefault(original, []).append(layer.name)
-    return {names[0]: names[1:] for names in stages.values() if len(names) > 1}
+    return {layers[0].name: [layer.name for layer in layers[1:]]
+            for layers in graph.transpose_stages().values() if len(layers) > 1}
 
 
 def _backend_choices(layer, bp: Blueprint) -> tuple[str, ...]:
