@@ -40,14 +40,18 @@ class EstimateBackend:
                 standalone_thresholds=standalone_thresholds))
         return self._graphs[key]
 
+    def graph_for(self, cfg, part: str, version: str):
+        """The lowered graph a BuildConfig builds on: its backend choices and standalone_thresholds."""
+        return self.graph(part, version, cfg.specialize_config,
+                          standalone_thresholds=standalone_thresholds(cfg.config_flags, cfg.finn_config))
+
     def estimate(self, cfg) -> NetworkEstimate:
         """FINN's estimate reports for a BuildConfig (see bsopt.space.build_config)."""
         target = cfg.target or {}
         part = target.get("part") or self.part
         version = target.get("finn_version") or self.finn_version
         clock = float(target.get("clock_ns") or cfg.finn_config.get("synth_clk_period_ns") or 10.0)
-        graph = self.graph(part, version, cfg.specialize_config,
-                           standalone_thresholds=standalone_thresholds(cfg.config_flags, cfg.finn_config))
+        graph = self.graph_for(cfg, part, version)
         folding = cfg.folding_config
         if folding is None and cfg.finn_config.get("target_fps"):
             folding = set_folding(graph, target_cycles(cfg.finn_config["target_fps"], clock),

@@ -213,10 +213,7 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
     target = cfg0.target or {}
     part = target.get("part") or estimator.part
     version = normalize_version(target.get("finn_version") or estimator.finn_version)
-    from bsopt.lowering import standalone_thresholds
-
-    graph = estimator.graph(part, version, cfg0.specialize_config,
-                            standalone_thresholds=standalone_thresholds(cfg0.config_flags, cfg0.finn_config))
+    graph = estimator.graph_for(cfg0, part, version)
     g0 = configured_graph(graph, cfg0.folding_config)
     base_attrs = {layer.name: (layer.op_type, dict(layer.attrs)) for layer in g0.layers}
     # the attributes before a layer's own folding entry (the graph's, with the config's Defaults)
