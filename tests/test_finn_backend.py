@@ -88,7 +88,7 @@ def test_estimate_stage_replays_finns_reports_and_matches_bsopts_estimate(tmp_pa
     assert build == (tmp_path / "studies" / "s" / "builds" / cfg.config_id).resolve()
     dcfg = json.loads((build / "dataflow_build_config.json").read_text())
     assert dcfg["target_fps"] == 50000 and dcfg["synth_clk_period_ns"] == 10.0 and dcfg["board"] == "Pynq-Z1"
-    assert dcfg["generate_outputs"] == ["ESTIMATE_REPORTS"] and dcfg["steps"] == STEPS
+    assert dcfg["generate_outputs"] == ["estimate_reports"] and dcfg["steps"] == STEPS
     assert dcfg["enable_build_pdb_debug"] is False and dcfg["fpga_part"] == "xc7z020clg400-1"
     reports = Path(result.artifacts["reports"])
     assert json.loads((reports / "estimate_network_performance.json").read_text()) == perf

@@ -96,6 +96,17 @@ FINN_STEPS = (
     "step_synthesize_bitfile", "step_make_driver", "step_deployment_package", "step_loop_rolling",
 )
 
+
+
+def finn_step_name(step: str) -> str | None:
+    """FINN's name for a blueprint step (``qonnx_to_finn``, ``finn:streamline``, ``step_tidy_up``), or
+    None when FINN's ``build_dataflow`` has no such step (it looks string steps up by name only: any
+    other string is a KeyError before the first step runs)."""
+    base = step.split(":", 1)[1] if step.startswith("finn:") else step
+    name = base if base.startswith("step_") else f"step_{base}"
+    return name if name in FINN_STEPS else None
+
+
 #: Brainsmith's registered steps (0.1) and the custom steps its BERT examples register.
 BRAINSMITH_STEPS = (
     "qonnx_to_finn", "specialize_layers", "constrain_folding_and_set_pumped_compute", "bert_cleanup",

@@ -4,14 +4,50 @@ from __future__ import annotations
 
 from typing import Any
 
-OUTPUT_PRODUCTS = {
-    "estimates": ["ESTIMATE_REPORTS"],
-    "dataflow_graph": ["ESTIMATE_REPORTS"],
-    "rtl": ["ESTIMATE_REPORTS", "STITCHED_IP", "RTLSIM_PERFORMANCE", "OOC_SYNTH"],
-    "stitched_ip": ["ESTIMATE_REPORTS", "STITCHED_IP"],
-    "bitfile": ["ESTIMATE_REPORTS", "STITCHED_IP", "RTLSIM_PERFORMANCE", "OOC_SYNTH", "BITFILE", "PYNQ_DRIVER",
-                "DEPLOYMENT_PACKAGE"],
+from bsopt.blueprint.registry import finn_step_name
+
+#: FINN's DataflowOutputType (dev, 2026-04): member name -> the value its JSON config carries
+OUTPUT_TYPES = {
+    "STITCHED_IP": "stitched_ip", "ESTIMATE_REPORTS": "estimate_reports", "OOC_SYNTH": "out_of_context_synth",
+    "RTLSIM_PERFORMANCE": "rtlsim_performance", "BITFILE": "bitfile", "PYNQ_DRIVER": "pynq_driver",
+    "CPP_DRIVER": "cpp_driver", "DEPLOYMENT_PACKAGE": "deployment_package",
 }
+_EST, _IP, _SIM, _OOC = "estimate_reports", "stitched_ip", "rtlsim_performance", "out_of_context_synth"
+
+#: bsopt's output stage -> FINN's generate_outputs (enum values, as FINN's from_json expects them)
+OUTPUT_PRODUCTS = {
+    "estimates": [_EST],
+    "dataflow_graph": [_EST],
+    "rtl": [_EST, _IP, _SIM, _OOC],
+    "stitched_ip": [_EST, _IP],
+    "bitfile": [_EST, _IP, _SIM, _OOC, "bitfile", "pynq_driver", "deployment_package"],
+}
+
+#: FINN's str-Enum fields of DataflowBuildConfig: member name -> value (a JSON config must carry values)
+ENUM_FIELDS: dict[str, dict[str, str]] = {
+    "generate_outputs": OUTPUT_TYPES,
+    "shell_flow_type": {"VIVADO_ZYNQ": "vivado_zynq", "VITIS_ALVEO": "vitis_alveo"},
+    "auto_fifo_strategy": {"CHARACTERIZE": "characterize", "LARGEFIFO_RTLSIM": "largefifo_rtlsim"},
+    "large_fifo_mem_style": {"AUTO": "auto", "BRAM": "block", "LUTRAM": "distributed", "URAM": "ultra"},
+    "vitis_opt_strategy": {"DEFAULT": "default", "POWER": "power", "PERFORMANCE": "performance",
+                           "PERFORMANCE_BEST": "performance_best", "SIZE": "size", "BUILD_SPEED": "quick"},
+    "verify_steps": {"QONNX_TO_FINN_PYTHON": "finn_onnx_python", "TIDY_UP_PYTHON": "initial_python",
+                     "STREAMLINED_PYTHON": "streamlined_python", "FOLDED_HLS_CPPSIM": "folded_hls_cppsim",
+                     "NODE_BY_NODE_RTLSIM": "node_by_node_rtlsim", "STITCHED_IP_RTLSIM": "stitched_ip_rtlsim"},
+}
+
+def enum_value(field: str, value: Any) -> Any:
+    """A FINN enum field's value as FINN's JSON wants it: member names (``ESTIMATE_REPORTS``) become
+    values (``estimate_reports``); values and unknown strings pass unchanged (FINN judges those)."""
+    members = ENUM_FIELDS.get(field)
+    if members is None or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [enum_value(field, v) for v in value]
+    if isinstance(value, str):
+        key = value.split(".")[-1].upper()  # also "DataflowOutputType.ESTIMATE_REPORTS"
+        return members.get(key, value)
+    return value
 
 
 #: FINN's DataflowBuildConfig fields (dev, 2026-04): blueprint config_flags with these names are passed on
@@ -37,8 +73,8 @@ def dataflow_build_config(cfg) -> dict[str, Any]:
         "output_dir": "output",
         "synth_clk_period_ns": target.get("clock_ns") or 10.0,
         "fpga_part": target.get("part"),
-        "generate_outputs": OUTPUT_PRODUCTS.get(cfg.global_config.get("output_stage", "estimates"),
-                                                ["ESTIMATE_REPORTS"]),
+        "generate_outputs": list(OUTPUT_PRODUCTS.get(cfg.global_config.get("output_stage", "estimates"),
+                                                     [_EST])),
         "enable_build_pdb_debug": False,
         "verbose": False,
     }
@@ -49,7 +85,7 @@ def dataflow_build_config(cfg) -> dict[str, Any]:
     if cfg.specialize_config is not None:
         out["specialize_layers_config_file"] = "specialize_layers_config.json"
     if cfg.build_steps:
-        out["steps"] = list(cfg.build_steps)
+        out["steps"] = [finn_step_name(s) or s for s in cfg.build_steps]
     g = cfg.global_config
     for key in ("start_step", "stop_step"):
         if g.get(key):
@@ -59,5 +95,8 @@ def dataflow_build_config(cfg) -> dict[str, Any]:
     # Brainsmith's config_flags: those FINN knows go to FINN; finn_config is FINN's own and wins
     out.update({k: v for k, v in (cfg.config_flags or {}).items() if k in FINN_FIELDS})
     out.update(cfg.finn_config)
+    for key in ENUM_FIELDS:
+        if key in out:
+            out[key] = enum_value(key, out[key])
     out["enable_build_pdb_debug"] = False  # a batch build must never stop in the debugger
     return out

@@ -131,7 +131,7 @@ def read_outputs(output_dir: Path, *, clock_ns: float, part: str | None, request
         lat = _num(rtlsim, "latency_cycles")
         if lat is not None:
             values["latency_ns"] = lat * clock_ns
-    elif "RTLSIM_PERFORMANCE" in requested:
+    elif "rtlsim_performance" in requested:
         warnings.append("rtlsim_performance.json missing: throughput from the estimate")
 
     ooc = read_json(report / "ooc_synth_and_timing.json", required=False)
@@ -144,7 +144,7 @@ def read_outputs(output_dir: Path, *, clock_ns: float, part: str | None, request
         fmax = _num(ooc, "fmax_mhz")
         if fmax:
             values["fmax_mhz"] = fmax
-    elif "OOC_SYNTH" in requested:
+    elif "out_of_context_synth" in requested:
         warnings.append("ooc_synth_and_timing.json missing: resources from the estimate")
 
     post = read_json(report / "post_synth_resources.json", required=False)
@@ -154,7 +154,7 @@ def read_outputs(output_dir: Path, *, clock_ns: float, part: str | None, request
         if isinstance(top, dict):
             values.update(synth_resources(top))
             sources["resources"] = "post_synth"
-    elif "BITFILE" in requested:
+    elif "bitfile" in requested:
         warnings.append("post_synth_resources.json missing: resources from synthesis or the estimate")
 
     power = read_power(report)

@@ -7,9 +7,9 @@ the traceback instead.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -27,14 +27,14 @@ err_console = Console(stderr=True)
 
 
 def _click_classes(name: str) -> tuple[type, ...]:
-    """typer >= 0.2x vendors its own click; accept the exception classes of both."""
-    classes = [getattr(click.exceptions, name)]
-    try:
-        from typer._click import exceptions as vendored  # type: ignore[attr-defined]
-
-        classes.append(getattr(vendored, name))
-    except (ImportError, AttributeError):
-        pass
+    """The click exception classes typer raises: typer >= 0.2x vendors its own click (and no longer
+    depends on click), older typer uses click itself (then installed as typer's dependency)."""
+    classes = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            classes.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
     return tuple(classes)
 
 

@@ -23,10 +23,12 @@ from bsopt.blueprint.entries import SKIP, Entry
 from bsopt.blueprint.loader import read_blueprint
 from bsopt.blueprint.model import Blueprint, NumSpec
 from bsopt.blueprint.registry import (
+    FINN_STEPS,
     INFRASTRUCTURE,
     KERNELS,
     KNOWN_STEPS,
     KNOWN_TRANSFORMS,
+    finn_step_name,
     kernel_info,
     known_step,
     normalize_backend,
@@ -297,17 +299,21 @@ class DesignSpace:
 
 
 # ============================================================================ construction
-def load_design_space(blueprint: str | Path, model: str | Path | None = None) -> DesignSpace:
+def load_design_space(blueprint: str | Path, model: str | Path | None = None, *,
+                      for_builds: bool = False) -> DesignSpace:
     """Read a blueprint (either format) and a model into a DesignSpace.
 
     Problems in the blueprint do not raise here (except unreadable YAML): they are collected and
     returned by :meth:`DesignSpace.validate`. ``model`` overrides the blueprint's ``model`` key.
+    ``for_builds``: the space's configurations will be built, so a zoo model is exported to a file
+    even where the space itself does not need the model (e.g. FINN's target_fps folding).
     """
     bp, d = read_blueprint(blueprint)
-    return build_design_space(bp, d, model)
+    return build_design_space(bp, d, model, for_builds=for_builds)
 
 
-def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None = None) -> DesignSpace:
+def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None = None, *,
+                       for_builds: bool = False) -> DesignSpace:
     model_path = str(model) if model is not None else bp.model
     model_where = "--model" if model is not None else None
     needs_ir = _needs_ir(bp)
@@ -316,10 +322,12 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
     ops: dict[str, int] = {}
     readable = False  # a model file that exists and parses (problems are reported once, here)
     if model_path is not None and model_path.startswith("zoo:"):
-        if needs_ir:
+        if needs_ir or for_builds:
             exported = _materialise_zoo(d, bp, model_path)
             if exported is not None:
                 model_path, readable = exported, True
+                if not needs_ir:
+                    sha, ops = _read_model(d, bp, model_path, model_where)
     elif model_path is not None:
         sha, ops = _read_model(d, bp, model_path, model_where)
         readable = sha is not None
@@ -498,18 +506,27 @@ def _check_kernels(d: Diagnostics, bp: Blueprint, ops: dict[str, int] | None, in
 
 
 def _check_steps(d: Diagnostics, bp: Blueprint) -> None:
+    finn = bp.backend == "finn"
     for entry in bp.steps + bp.transforms:
         for opt in entry.options:
-            if opt.name is None or known_step(opt.name) or "." in opt.name:
+            if opt.name is None:
+                continue
+            if finn and entry.kind == "step":
+                # FINN's build_dataflow looks string steps up in its own table; nothing else runs
+                if finn_step_name(opt.name) is None:
+                    hint = suggest(opt.name.split(":")[-1].removeprefix("step_"),
+                                   {s.removeprefix("step_") for s in FINN_STEPS})
+                    d.error(entry.path, f"FINN's build_dataflow has no step '{opt.name}'",
+                            (hint + "; " if hint else "") + "the finn backend runs `python -m "
+                            "finn.builder.build_dataflow`, which knows only FINN's own steps: "
+                            + ", ".join(s.removeprefix("step_") for s in FINN_STEPS))
+                continue
+            if known_step(opt.name) or "." in opt.name:
                 continue
             msg = f"unknown {entry.kind} '{opt.name}' (no registry knows it)"
             hint = suggest(opt.name.split(":")[-1], KNOWN_STEPS | KNOWN_TRANSFORMS) or \
                 "custom steps are fine if your build flow defines them"
-            if bp.backend == "finn" and entry.kind == "step":
-                d.error(entry.path, msg, (hint + "; " if hint else "") +
-                        "the finn backend runs build steps: use a FINN step name or module.function")
-            else:
-                d.warning(entry.path, msg, hint)
+            d.warning(entry.path, msg, hint)
 
 
 def _num_param(name: str, group: str, spec: NumSpec) -> Parameter:

@@ -109,7 +109,7 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     from bsopt.space.design_space import load_design_space
 
     bp_path = Path(blueprint).resolve()
-    space = load_design_space(bp_path, model).require_valid()
+    space = load_design_space(bp_path, model, for_builds=True).require_valid()
     objectives = ObjectiveSet.from_space(space)
     objectives.check_backend(space.blueprint.backend)
     _check_backend(space)
@@ -200,7 +200,7 @@ def load_study(name: str, storage: str | None = None, *, model: str | None = Non
         raise InputError(f"the study's blueprint is gone: {bp_path}", where=f"study {name}",
                          hint="restore the file (its text is kept in the study's user attrs: "
                          "bsopt study export shows it)")
-    space = load_design_space(bp_path, model or attrs.get("model_path")).require_valid()
+    space = load_design_space(bp_path, model or attrs.get("model_path"), for_builds=True).require_valid()
     if space.space_id != attrs["space_id"]:
         raise InputError(f"the design space of study '{name}' changed since it was created",
                          where=str(bp_path), hint="the blueprint or the model was edited; create a new study "
