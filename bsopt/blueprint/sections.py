@@ -22,7 +22,8 @@ OUTPUT_STAGES = ("estimates", "dataflow_graph", "rtl", "stitched_ip", "bitfile")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FOLDING_MODES = ("per_layer", "target_fps", "none")
 
-SEARCH_KEYS = ("strategy", "sampler", "constraints", "max_evaluations", "timeout_minutes", "parallel_builds", "seed")
+SEARCH_KEYS = ("strategy", "sampler", "constraints", "max_evaluations", "timeout_minutes", "parallel_builds", "seed",
+               "max_consecutive_failures")
 GLOBAL_KEYS = ("output_stage", "working_directory", "cache_results", "save_artifacts", "log_level",
                "max_combinations", "timeout_minutes", "start_step", "stop_step", "input_type", "output_type")
 TARGET_KEYS = ("part", "board", "clock_ns", "resource_limits", "finn_version")
@@ -287,7 +288,7 @@ def _search(d: Diagnostics, value, bp: Blueprint) -> None:
         key = "sampler" if "sampler" in s else "strategy"
         if d.choice(str(strategy), ("search", key), SAMPLERS, "search strategy") is not None:
             bp.search["strategy"] = str(strategy)
-    for key in ("max_evaluations", "parallel_builds", "seed"):
+    for key in ("max_evaluations", "parallel_builds", "seed", "max_consecutive_failures"):
         if key in s:
             v = s[key]
             if isinstance(v, bool) or not isinstance(v, int):
@@ -298,6 +299,10 @@ def _search(d: Diagnostics, value, bp: Blueprint) -> None:
             elif key == "max_evaluations" and v < 1:
                 d.error(("search", key), f"max_evaluations must be at least 1, got {v}",
                         "the number of configurations to evaluate, e.g. max_evaluations: 300")
+            elif key == "max_consecutive_failures" and v < 0:
+                d.error(("search", key), f"max_consecutive_failures must be 0 or more, got {v}",
+                        "a study stops after this many builds failed in a row with none succeeding "
+                        "(default 5; 0: never stop)")
             else:
                 bp.search[key] = v
     if "timeout_minutes" in s:

@@ -10,7 +10,7 @@ from bsopt.build.result import BuildMetrics, BuildResult, BuildStatus
 from bsopt.errors import BsoptError
 from bsopt.estimate.autofold import set_folding, target_cycles
 from bsopt.estimate.network import NetworkEstimate, estimate_network
-from bsopt.lowering import LoweringOptions, lower, standalone_thresholds
+from bsopt.lowering import LoweringOptions, bit_width_passes, lower, standalone_thresholds
 
 
 class EstimateBackend:
@@ -30,20 +30,23 @@ class EstimateBackend:
         self._graphs: dict[tuple[str, str, str], Any] = {}
 
     def graph(self, part: str, version: str, specialize: dict[str, Any] | None = None, *,
-              standalone_thresholds: bool = False):
+              standalone_thresholds: bool = False, bit_widths: tuple[bool, bool] = (True, True)):
         pref = {k: v["preferred_impl_style"] for k, v in (specialize or {}).items()
                 if k != "Defaults" and "preferred_impl_style" in v}
-        key = (part, version, json.dumps(pref, sort_keys=True), standalone_thresholds)
+        key = (part, version, json.dumps(pref, sort_keys=True), standalone_thresholds, bit_widths)
         if key not in self._graphs:
             self._graphs[key] = lower(self.model_path, LoweringOptions(
                 finn_version=version, fpgapart=part, preferred_impl_style=pref,
-                standalone_thresholds=standalone_thresholds))
+                standalone_thresholds=standalone_thresholds, minimize_bit_width=bit_widths[0],
+                round_thresholds=bit_widths[1]))
         return self._graphs[key]
 
     def graph_for(self, cfg, part: str, version: str):
-        """The lowered graph a BuildConfig builds on: its backend choices and standalone_thresholds."""
+        """The lowered graph a BuildConfig builds on: its backend choices, standalone_thresholds, and
+        whether its flow minimises bit widths (a blueprint may skip FINN's step)."""
         return self.graph(part, version, cfg.specialize_config,
-                          standalone_thresholds=standalone_thresholds(cfg.config_flags, cfg.finn_config))
+                          standalone_thresholds=standalone_thresholds(cfg.config_flags, cfg.finn_config),
+                          bit_widths=bit_width_passes(cfg.config_flags, cfg.finn_config, cfg.build_steps))
 
     def estimate(self, cfg) -> NetworkEstimate:
         """FINN's estimate reports for a BuildConfig (see bsopt.space.build_config)."""

@@ -152,6 +152,10 @@ class FinnBackend:
                                resource_limits=(cfg.target or {}).get("resource_limits"))
         except ReportError as exc:
             return result(BuildStatus.FAILED, error=str(exc))
+        unused = unused_configurations(build_dir / dcfg.get("output_dir", "output") / "build_dataflow.log")
+        if unused:
+            out.warnings.append("FINN applied no folding to " + ", ".join(unused) + " (no node of that name in "
+                                "FINN's graph): its reports may not be of this configuration")
         if self.options["timing_constraint"] and out.wns is not None and out.wns < 0:
             return result(BuildStatus.FAILED, error=f"timing not met: WNS {out.wns:g} ns at {clock:g} ns",
                           values=out.values, metrics=out.metrics)
@@ -230,6 +234,21 @@ def _kill_group(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+
+
+def unused_configurations(log_path: Path) -> list[str]:
+    """Folding-config entries FINN's ApplyConfig found no node for (it warns, and ignores them), from
+    ``build_dataflow.log`` where FINN sends a step's output when not verbose."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return []
+    names: list[str] = []
+    for line in text.splitlines():
+        _, sep, rest = line.partition("Unused HW configurations: ")
+        if sep:
+            names += [n.strip() for n in rest.split(",") if n.strip() and n.strip() not in names]
+    return names
 
 
 def _tail(path: Path) -> str:

@@ -23,6 +23,16 @@ OUTPUT_PRODUCTS = {
     "bitfile": [_EST, _IP, _SIM, _OOC, "bitfile", "pynq_driver", "deployment_package"],
 }
 
+#: output stages whose metrics are FINN's estimate reports: the build stops after them
+ESTIMATE_STAGES = ("estimates", "dataflow_graph")
+ESTIMATE_STEP = "step_generate_estimate_reports"
+#: FINN's estimate_only_dataflow_steps (build_dataflow_config.py)
+ESTIMATE_ONLY_STEPS = (
+    "step_qonnx_to_finn", "step_tidy_up", "step_streamline", "step_convert_to_hw", "step_create_dataflow_partition",
+    "step_specialize_layers", "step_target_fps_parallelization", "step_apply_folding_config",
+    "step_minimize_bit_width", ESTIMATE_STEP,
+)
+
 #: FINN's str-Enum fields of DataflowBuildConfig: member name -> value (a JSON config must carry values)
 ENUM_FIELDS: dict[str, dict[str, str]] = {
     "generate_outputs": OUTPUT_TYPES,
@@ -84,12 +94,19 @@ def dataflow_build_config(cfg) -> dict[str, Any]:
         out["folding_config_file"] = "folding_config.json"
     if cfg.specialize_config is not None:
         out["specialize_layers_config_file"] = "specialize_layers_config.json"
+    g = cfg.global_config
+    stage = g.get("output_stage", "estimates")
     if cfg.build_steps:
         out["steps"] = [finn_step_name(s) or s for s in cfg.build_steps]
-    g = cfg.global_config
+    elif stage in ESTIMATE_STAGES:  # FINN's default steps go on to HLS/Vivado: stop at the estimates
+        out["steps"] = list(ESTIMATE_ONLY_STEPS)
     for key in ("start_step", "stop_step"):
         if g.get(key):
-            out[key] = g[key]
+            out[key] = finn_step_name(g[key]) or g[key]
+    steps = out.get("steps") or []
+    if stage in ESTIMATE_STAGES and "stop_step" not in out and ESTIMATE_STEP in steps[:-1]:
+        # a flow written for synthesis, run for its estimates only: the later steps need Vitis/Vivado
+        out["stop_step"] = ESTIMATE_STEP
     if "save_artifacts" in g:
         out["save_intermediate_models"] = bool(g["save_artifacts"])
     # Brainsmith's config_flags: those FINN knows go to FINN; finn_config is FINN's own and wins

@@ -196,6 +196,26 @@ FAILURE_PATTERNS: list[tuple[re.Pattern, bool, str]] = [
 ]
 
 
+#: FINN exceptions whose cause is known: (pattern in the exception line, what to do)
+KNOWN_EXCEPTIONS: list[tuple[re.Pattern, str]] = [
+    (re.compile(r"Could not find upstream bipolar"),
+     "FINN's step_qonnx_to_finn left this model unconverted: it starts only on Quant, Trunc or BinaryQuant "
+     "nodes, and every quantiser here is a BipolarQuant (1-bit weights and activations); use activations of "
+     "2 bits or more, or a FINN whose qonnx_to_finn step also counts BipolarQuant"),
+    (re.compile(r"KeyError: '(FINN_BUILD_DIR|FINN_ROOT)'"),
+     "FINN needs FINN_ROOT and FINN_BUILD_DIR in its environment: set them in backend.options.env, or run "
+     "FINN through its docker wrapper or the bin/python of setup_finn.sh (docs/finn_backend.md)"),
+    (re.compile(r"KeyError: 'step_"),
+     "FINN's build_dataflow has no step of that name: use FINN's own step names in the blueprint"),
+    (re.compile(r"is not a valid (DataflowOutputType|ShellFlowType|AutoFIFOSizingMethod|LargeFIFOMemStyle|"
+                r"VitisOptStrategyCfg|VerificationStepType)"),
+     "FINN's JSON build config takes enum values (e.g. estimate_reports, vivado_zynq), not member names"),
+    (re.compile(r"(ModuleNotFoundError|ImportError): No module named '?(finn|qonnx)"),
+     "the command's Python does not have FINN: point backend.options.command at FINN's environment "
+     "(its venv python or docker wrapper; docs/finn_backend.md)"),
+]
+
+
 def classify_failure(log: str, returncode: int | None) -> tuple[str, bool]:
     """(message, recoverable) for a failed FINN build from its exit status and log."""
     for pattern, recoverable, what in FAILURE_PATTERNS:
@@ -214,6 +234,9 @@ def classify_failure(log: str, returncode: int | None) -> tuple[str, bool]:
         return f"FINN exited with status {returncode} (killed: out of memory or crash)", True
     exc = _last_exception(log)
     if exc:
+        for pattern, hint in KNOWN_EXCEPTIONS:
+            if pattern.search(exc):
+                return f"FINN exception: {exc}\n  hint: {hint}", False
         return f"FINN exception: {exc}", False
     tail = [line for line in log.strip().splitlines() if line.strip()][-1:] or ["(empty log)"]
     return f"FINN build failed (exit status {returncode}): {tail[0][:300]}", False

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bsopt.errors import InputError
+from bsopt.errors import BsoptError, InputError
 
 study_app = typer.Typer(help="Design-space exploration studies (Optuna) and their results.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -34,6 +34,9 @@ FINN_BUDGET = typer.Option(None, "--finn-budget", help="Build at most this many 
                            "expensive backend (finn) in this run; the estimate gate decides which.")
 PARETO_ONLY = typer.Option(False, "--pareto-candidates", help="Build with the expensive backend only "
                            "configurations whose estimate no earlier build's estimate dominates.")
+MAX_FAILURES = typer.Option(None, "--max-failures", help="Stop after this many builds failed in a row with "
+                            "none succeeding, and exit non-zero (default: the blueprint's "
+                            "search.max_consecutive_failures, else 5; 0: never stop).")
 MIN_FREE_DISK = typer.Option(1.0, "--min-free-disk", help="Stop launching builds when free disk in studies/ "
                              "falls below this many GB.")
 
@@ -46,7 +49,7 @@ def _quiet_optuna() -> None:
 
 
 def _run(ctx, n_trials, timeout, *, quiet, workers=None, executor="local", ray_address=None, build_timeout=None,
-         min_free_disk=1.0, finn_budget=None, pareto_candidates=False):
+         min_free_disk=1.0, finn_budget=None, pareto_candidates=False, max_failures=None):
     from bsopt.study.engine import Runner
 
     if n_trials is not None and n_trials < 1:
@@ -59,7 +62,7 @@ def _run(ctx, n_trials, timeout, *, quiet, workers=None, executor="local", ray_a
         raise InputError(f"--build-timeout must be positive, got {build_timeout}", where="--build-timeout")
     runner = Runner(ctx, workers=workers, progress=not quiet, executor=executor, ray_address=ray_address,
                     build_timeout=build_timeout, min_free_disk_gb=min_free_disk, build_budget=finn_budget,
-                    pareto_gate=pareto_candidates)
+                    pareto_gate=pareto_candidates, max_failures=max_failures)
     stats = runner.optimize(n_trials=n_trials, timeout=timeout)
     console.print(f"{stats.trials} trial(s): {stats.builds} built, {stats.cache_hits} from cache, "
                   f"{stats.feasible} feasible, {stats.failed} failed"
@@ -68,18 +71,62 @@ def _run(ctx, n_trials, timeout, *, quiet, workers=None, executor="local", ray_a
                   + (f", {stats.shared_hits} answered by other drivers' builds" if stats.shared_hits else "")
                   + (f", {stats.pruned} pruned by the estimate gate" if stats.pruned else "")
                   + (f", {stats.recovered} interrupted trial(s) recovered" if stats.recovered else ""))
-    if stats.stopped:
+    if stats.stopped and not stats.systematic:
         console.print(f"[yellow]stopped early:[/] {escape(stats.stopped)}")
     info = getattr(runner, "exact_info", None)
     if info:
         console.print(f"exact front: {info['front_size']} point(s) of a space of {info['space_size']} configurations, "
                       f"computed in {info['seconds']:.2f} s from {info['node_estimates']} per-layer estimates; "
                       f"{info['selected']} selected for evaluation")
+    if stats.systematic:
+        from bsopt.study.queries import error_headline
+
+        head, hint = error_headline(stats.systematic)
+        raise BsoptError(f"stopped: {stats.failure_streak} builds failed in a row and none succeeded; the error: "
+                         f"{head}", where=f"study {ctx.name}",
+                         hint=(f"{hint}; " if hint else "") + f"fix the cause, then continue with `bsopt study "
+                         f"optimize {ctx.name}` (`bsopt study status {ctx.name}` lists the failures; "
+                         "--max-failures 0 never stops)")
+    if stats.feasible == 0:
+        _require_feasible(ctx, info)
     if _large(ctx):
         console.print(f"{_large(ctx)} trials in the study: the Pareto set is one query away (it reads every "
                       f"trial): bsopt study pareto {ctx.name}")
     else:
         _print_pareto(ctx, limit=20)
+
+
+def _require_feasible(ctx, exact_info=None) -> None:
+    """Raise (exit 1) with what went wrong when the study has no feasible trial at all."""
+    from bsopt.study import queries
+
+    trials = ctx.study.get_trials(deepcopy=False)
+    if any(queries.feasible(t) for t in trials):
+        return
+    why = _why_infeasible(queries.outcome_summary(trials))
+    if not trials:
+        why = ["no trial was run"]
+        if exact_info is not None and not exact_info.get("front_size"):
+            why = ["the exact front is empty: no configuration of the space meets the constraints and the "
+                   "device budget"]
+    raise BsoptError(f"no feasible configuration in study '{ctx.name}' ({len(trials)} trial(s)): " + "; ".join(why),
+                     where=f"study {ctx.name}",
+                     hint="relax the constraints or the resource limits, a larger part, or fix the failing builds "
+                     f"(`bsopt study status {ctx.name}` groups the reasons)")
+
+
+def _why_infeasible(summary) -> list[str]:
+    why = []
+    if summary["failed"]:
+        top = summary["failures"][0]
+        why.append(f"{summary['failed']} failed (most often, {top['count']}x: {top['message']})")
+    if summary["infeasible"]:
+        why.append(f"{summary['infeasible']} infeasible (" + ", ".join(
+            f"{name} violated by {n}" for name, n in list(summary["violated"].items())[:4]) + ")")
+    if summary["pruned"]:
+        reason, n = next(iter(summary["pruned_reasons"].items()))
+        why.append(f"{summary['pruned']} pruned by the estimate gate (most often, {n}x: {reason})")
+    return why
 
 
 def _large(ctx) -> int:
@@ -109,6 +156,7 @@ def create(
     min_free_disk: float = MIN_FREE_DISK,
     finn_budget: int = FINN_BUDGET,
     pareto_candidates: bool = PARETO_ONLY,
+    max_failures: int = MAX_FAILURES,
     resume: bool = typer.Option(False, "--resume", help="Continue the study if it exists."),
     warm_start_from: str = typer.Option(None, "--warm-start-from", help="Start from earlier studies' results "
                                         "(comma-separated names): same space → their trials are added; compatible "
@@ -152,7 +200,7 @@ def create(
     if n_trials is not None or timeout is not None:
         _run(ctx, n_trials, timeout, quiet=quiet, workers=workers, executor=executor, ray_address=ray_address,
              build_timeout=build_timeout, min_free_disk=min_free_disk, finn_budget=finn_budget,
-             pareto_candidates=pareto_candidates)
+             pareto_candidates=pareto_candidates, max_failures=max_failures)
         from bsopt.study.report import plot
 
         if _large(ctx) and plot_out is None:
@@ -176,6 +224,7 @@ def optimize(
     min_free_disk: float = MIN_FREE_DISK,
     finn_budget: int = FINN_BUDGET,
     pareto_candidates: bool = PARETO_ONLY,
+    max_failures: int = MAX_FAILURES,
     quiet: bool = QUIET,
 ):
     """Run more trials of an existing study (also resumes an interrupted one; several drivers may share
@@ -185,7 +234,7 @@ def optimize(
     _quiet_optuna()
     _run(load_study(name, storage), n_trials, timeout, quiet=quiet, workers=workers, executor=executor,
          ray_address=ray_address, build_timeout=build_timeout, min_free_disk=min_free_disk, finn_budget=finn_budget,
-         pareto_candidates=pareto_candidates)
+         pareto_candidates=pareto_candidates, max_failures=max_failures)
 
 
 @study_app.command("list")
@@ -228,6 +277,17 @@ def status(name: str = typer.Argument(...), storage: str = STORAGE,
                   f"Pareto set {st['pareto_size']}; hypervolume {st['hypervolume']:.4f}; {rate}"
                   + (f"; {st['timeouts']} timed out" if st["timeouts"] else "")
                   + (f"; {st['retried']} retried" if st["retried"] else ""))
+    out = st["outcomes"]
+    for g in out["failures"]:
+        console.print(f"[red]failed {g['count']}x[/] ({g['status'] or 'FAILED'}, e.g. trial {g['trial']}): "
+                      f"{escape(g['message'])}" + (f"\n  hint: {escape(g['hint'])}" if g["hint"] else ""))
+    if out["failure_kinds"] > len(out["failures"]):
+        console.print(f"… {out['failure_kinds'] - len(out['failures'])} other failure message(s)")
+    if out["infeasible"]:
+        console.print(f"infeasible {out['infeasible']}: " + ", ".join(
+            f"{escape(name)} violated by {n}" for name, n in out["violated"].items()))
+    for reason, n in out["pruned_reasons"].items():
+        console.print(f"pruned {n}x by the estimate gate: {escape(reason)}")
     r = st.get("resources")
     if r:
         console.print(f"resources (last run): driver RSS {r['driver_rss_mb']:.0f} MB (peak {r['peak_driver_rss_mb']:.0f}), "

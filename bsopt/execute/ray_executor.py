@@ -6,7 +6,9 @@ Without an address a local Ray instance is started (and stopped at the end); wit
 up: the driver reads ``RAY_AUTH_TOKEN`` or the cluster's token file. A lost actor or node (the actor
 died, its node went away, its process crashed) comes back as a recoverable FAILED result: the study
 engine retries the build on a fresh actor, wherever Ray places it. A build past its timeout has its
-actor killed and comes back as TIMEOUT.
+actor killed and comes back as TIMEOUT; the timeout runs from the actor's start, so that a slow
+start (a fresh Ray worker importing the backend and loading the model) does not count towards the
+first builds' time.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class _BuildActor:
         ctx = ray.get_runtime_context()
         self.label = f"ray:{ctx.get_node_id()[:12]}:{os.getpid()}"
 
+    def ready(self) -> bool:
+        """Returns once the actor has started (its backend loaded)."""
+        return True
+
     def build(self, cfg_dict: dict) -> tuple[dict, int]:
         from bsopt.space.build_config import BuildConfig
         from bsopt.study.resources import _rss
@@ -45,13 +51,23 @@ class _BuildActor:
         return result.to_dict(), _rss(os.getpid())
 
 
+#: how long an actor may take to start (Ray worker process, imports, the backend's model) before a build
+#: waiting for it counts towards its timeout anyway
+START_ALLOWANCE_S = 120.0
+
+
 class _Slot:
     def __init__(self, actor):
         self.actor = actor
+        self.ready_ref = actor.ready.remote()  # the build's timeout runs from the actor's start, not its launch
+        self.is_ready = False
         self.ref = None
         self.task: Task | None = None
         self.started = 0.0
         self.rss = 0
+
+    def deadline(self, timeout: float) -> float:
+        return self.started + timeout + (0.0 if self.is_ready else START_ALLOWANCE_S)
 
 
 class RayExecutor(Executor):
@@ -88,7 +104,13 @@ class RayExecutor(Executor):
             self._slots.append(slot)
         slot.task = task
         slot.started = task.submitted = time.time()
+        slot.is_ready = slot.is_ready or self._started(slot)
         slot.ref = slot.actor.build.remote(task.cfg.to_dict())
+
+    @staticmethod
+    def _started(slot: _Slot) -> bool:
+        done, _ = _ray().wait([slot.ready_ref], timeout=0)
+        return bool(done)
 
     @property
     def inflight(self) -> int:
@@ -107,11 +129,15 @@ class RayExecutor(Executor):
             if not busy:
                 return []
             wait_for = None if end is None else max(0.0, end - time.time())
+            starting = {s.ready_ref: s for s in busy if not s.is_ready} if self.timeout is not None else {}
             if self.timeout is not None:
-                until = max(0.0, min(s.started for s in busy) + self.timeout - time.time())
+                until = max(0.0, min(s.deadline(self.timeout) for s in busy) - time.time())
                 wait_for = until if wait_for is None else min(wait_for, until)
-            ready, _ = ray.wait([s.ref for s in busy], num_returns=1, timeout=wait_for)
+            ready, _ = ray.wait([s.ref for s in busy] + list(starting), num_returns=1, timeout=wait_for)
             ready = set(ready)
+            for ref in ready & set(starting):  # started now: its build's time begins here
+                slot = starting[ref]
+                slot.is_ready, slot.started = True, max(slot.started, time.time())
             done: list[tuple[Task, BuildResult]] = []
             for s in busy:
                 if s.ref not in ready:
@@ -130,7 +156,7 @@ class RayExecutor(Executor):
             if self.timeout is not None:
                 now = time.time()
                 for s in busy:
-                    if s.task is not None and now - s.started >= self.timeout:
+                    if s.task is not None and now >= s.deadline(self.timeout):
                         task = s.task
                         self._replace(s)
                         s.task, s.ref = None, None
@@ -146,6 +172,7 @@ class RayExecutor(Executor):
         except Exception:  # noqa: BLE001 - already dead
             pass
         slot.actor = self._new_actor()
+        slot.ready_ref, slot.is_ready = slot.actor.ready.remote(), False
         slot.rss = 0
 
     def close(self) -> None:

@@ -40,4 +40,20 @@ def standalone_thresholds(config_flags: dict | None, finn_config: dict | None) -
     return False
 
 
-__all__ = ["standalone_thresholds", "lower", "LoweringOptions", "SUPPORTED_OPS", "DataflowGraph"]
+def bit_width_passes(config_flags: dict | None, finn_config: dict | None,
+                     steps: list[str] | None) -> tuple[bool, bool]:
+    """(minimize_bit_width, round_thresholds) of a FINN flow: ``step_minimize_bit_width`` minimises
+    weight and accumulator widths when FINN's ``minimize_bit_width`` option is on (default; finn_config
+    wins over config_flags), and rounds thresholds either way; a flow whose steps leave the step out
+    does neither."""
+    from bsopt.blueprint.registry import finn_step_name
+
+    if steps and "step_minimize_bit_width" not in {finn_step_name(s) for s in steps}:
+        return False, False
+    for source in (finn_config or {}, config_flags or {}):
+        if "minimize_bit_width" in source:
+            return bool(source["minimize_bit_width"]), True
+    return True, True
+
+
+__all__ = ["bit_width_passes", "standalone_thresholds", "lower", "LoweringOptions", "SUPPORTED_OPS", "DataflowGraph"]

@@ -34,6 +34,10 @@ class LoweringOptions:
     ``standalone_thresholds``: keep activations as separate Thresholding layers (FINN's
     ``standalone_thresholds`` build option) instead of absorbing them into MVAU/VVAU.
     ``preferred_impl_style``: per generic op type (``"MVAU"``) or per layer name, ``"hls"``/``"rtl"``.
+    ``minimize_bit_width``: FINN's MinimizeWeightBitWidth/MinimizeAccumulatorWidth ran (its
+    ``minimize_bit_width`` option with ``step_minimize_bit_width`` in the flow).
+    ``round_thresholds``: FINN dev's RoundAndClipThresholds ran (``step_minimize_bit_width`` always runs
+    it); a flow without that step leaves standalone thresholds FLOAT32, as its streamlining made them.
     """
 
     finn_version: str = "latest"
@@ -41,6 +45,7 @@ class LoweringOptions:
     standalone_thresholds: bool = False
     preferred_impl_style: dict[str, str] = field(default_factory=dict)
     minimize_bit_width: bool = True
+    round_thresholds: bool = True
 
     def __post_init__(self):
         if self.finn_version in ("dev", "main"):
@@ -291,7 +296,8 @@ def activation(b: Builder, node, s: Stream, grid: ActQuant) -> None:
             lo, hi = int(idt.min()), int(idt.max())
             search_lo = lo - 1 if (opts.legacy and idt.signed() and idt.name != "INT32") else lo
             thr = compute_thresholds(s, grid, search_lo, hi + 1)
-            tdt = rac_threshold_dtype(idt)
+            # FINN dev rounds thresholds only in step_minimize_bit_width (0.10.1 while streamlining)
+            tdt = rac_threshold_dtype(idt) if opts.round_thresholds or opts.legacy else DataType["FLOAT32"]
         elif not opts.legacy and s.affine() is not None:
             thr = float_thresholds(s, grid, b.node_where(node))  # FINN dev thresholds float inputs
             tdt = idt

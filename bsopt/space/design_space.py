@@ -347,6 +347,7 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
     step_params = _entries(d, bp.steps, "step", params)
     _check_kernels(d, bp, ops if model_path else None, info)
     _check_steps(d, bp)
+    _check_finn_conversion(d, bp, ops)
     processing = []
     for stage, name, options, path in bp.processing:
         pname = f"{stage}.{name}" if len(options) > 1 else None
@@ -503,6 +504,28 @@ def _check_kernels(d: Diagnostics, bp: Blueprint, ops: dict[str, int] | None, in
                     d.error(entry.path, f"kernel '{opt.name}' does not apply to this model: it has no "
                             + " / ".join(k.implements) + " layer",
                             "drop the kernel or check that the blueprint and the model belong together")
+
+
+#: the QONNX quantisers whose presence makes FINN's step_qonnx_to_finn run (dev 73ba5ed and v0.10.1)
+QONNX_TRIGGERS = ("Quant", "Trunc", "BinaryQuant")
+
+
+def _check_finn_conversion(d: Diagnostics, bp: Blueprint, ops: dict[str, int]) -> None:
+    """FINN's step_qonnx_to_finn converts a model only when it holds a Quant, Trunc or BinaryQuant node:
+    a model whose quantisers are all BipolarQuant (1-bit weights *and* activations, e.g. TFC-w1a1) is
+    left in QONNX and a real FINN build fails in step_streamline."""
+    if not ops.get("BipolarQuant") or any(ops.get(t) for t in QONNX_TRIGGERS):
+        return
+    steps = [o.name for e in bp.steps for o in e.options if o.name]
+    if steps and not any(finn_step_name(s) == "step_qonnx_to_finn" for s in steps):
+        return
+    d.warning(bp.model_path,
+              "every quantiser of this model is a BipolarQuant (1-bit weights and activations): FINN's "
+              "step_qonnx_to_finn converts a model only when it has a Quant, Trunc or BinaryQuant node, so a "
+              "real FINN build skips the conversion and fails in step_streamline ('Could not find upstream "
+              "bipolar'); bsopt's estimates assume the conversion (as FINN's own tests do with a patched step)",
+              "use activations of 2 bits or more (e.g. zoo:tfc?w=1&a=2), or a FINN whose qonnx_to_finn step "
+              "also counts BipolarQuant nodes")
 
 
 def _check_steps(d: Diagnostics, bp: Blueprint) -> None:

@@ -166,3 +166,40 @@ def compile_where(expr: str):
 
 def is_finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def error_headline(message: str) -> tuple[str, str | None]:
+    """(what failed, its hint) of an error message as bsopt records it (``what\\n  hint: …``)."""
+    text, _, hint = (message or "").partition("\n  hint: ")
+    head = text.strip().splitlines()[0] if text.strip() else "(no message)"
+    return head[:300], (hint.strip() or None)
+
+
+def outcome_summary(trials: list[FrozenTrial], top: int = 8) -> dict[str, Any]:
+    """Why trials did not give a feasible design: failures grouped by message (most frequent first, with
+    the hint and a trial showing it), infeasible trials by violated constraint, gate prunings by reason."""
+    failures: dict[str, dict[str, Any]] = {}
+    infeasible: dict[str, int] = {}
+    pruned: dict[str, int] = {}
+    n_failed = n_infeasible = n_pruned = 0
+    for t in trials:
+        a = t.user_attrs
+        if t.state == TrialState.FAIL and a.get("error"):
+            n_failed += 1
+            head, hint = error_headline(a["error"])
+            g = failures.setdefault(head, {"message": head, "hint": hint, "count": 0, "trial": t.number,
+                                           "status": a.get("status")})
+            g["count"] += 1
+        elif t.state == TrialState.PRUNED:
+            n_pruned += 1
+            reason = str(a.get("pruned_reason") or "pruned")[:200]
+            pruned[reason] = pruned.get(reason, 0) + 1
+        elif t.state == TrialState.COMPLETE and not feasible(t):
+            n_infeasible += 1
+            for k, v in a.items():
+                if k.startswith("c:") and v > 0:
+                    infeasible[k[2:]] = infeasible.get(k[2:], 0) + 1
+    groups = sorted(failures.values(), key=lambda g: -g["count"])
+    return {"failed": n_failed, "failures": groups[:top], "failure_kinds": len(groups),
+            "infeasible": n_infeasible, "violated": dict(sorted(infeasible.items(), key=lambda kv: -kv[1])),
+            "pruned": n_pruned, "pruned_reasons": dict(sorted(pruned.items(), key=lambda kv: -kv[1])[:top])}

@@ -45,6 +45,7 @@ def status(ctx) -> dict[str, Any]:
         "eta_seconds": (remaining / rate) if rate and remaining is not None else None,
         "objectives": ctx.objectives.describe(),
         "resources": attrs.get("resources"),
+        "outcomes": queries.outcome_summary(trials),
     }
 
 

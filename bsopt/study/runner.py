@@ -35,6 +35,8 @@ from bsopt.study.samplers import make_sampler
 
 MAX_RETRIES = 2
 EXECUTORS = ("local", "ray")
+#: stop launching builds after this many failed in a row with none succeeding (0: never stop)
+MAX_CONSECUTIVE_FAILURES = 5
 
 
 @dataclass
@@ -51,7 +53,10 @@ class RunStats:
     retries: int = 0
     recovered: int = 0
     submitted: int = 0  # builds handed to the executor (retries not counted)
-    stopped: str = ""  # why launching stopped early (low disk), if it did
+    stopped: str = ""  # why launching stopped early (low disk, repeated failures), if it did
+    failure_streak: int = 0  # builds that failed in a row (since this run's last successful build)
+    streak_errors: dict[str, int] = dataclasses.field(default_factory=dict)  # their messages
+    systematic: str = ""  # the error that failed every build of a stopped streak, with its hint
     published: str = ""  # what went to optuna-dashboard at the end
 
 
@@ -75,7 +80,8 @@ class Runner:
     def __init__(self, ctx, *, workers: int | None = None, executor: str = "local", ray_address: str | None = None,
                  cache_path=None, progress: bool = True, build_timeout: float | None = None, batch: bool = True,
                  retry_timeouts: bool = False, min_free_disk_gb: float = 1.0, monitor_interval: float = 10.0,
-                 build_budget: int | None = None, pareto_gate: bool = False, seeds: bool = True):
+                 build_budget: int | None = None, pareto_gate: bool = False, seeds: bool = True,
+                 max_failures: int | None = None):
         from pathlib import Path
 
         if executor not in EXECUTORS:
@@ -113,6 +119,13 @@ class Runner:
         #: multi-fidelity: at most this many expensive builds per run; build only estimate-Pareto candidates
         self.build_budget = build_budget
         self.seeds = seeds  # start samplers from FINN's SetFolding at a spread of target_fps
+        if max_failures is None:
+            max_failures = space.search_config.get("max_consecutive_failures", MAX_CONSECUTIVE_FAILURES)
+        if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0:
+            raise InputError(f"the number of failed builds in a row that stops a study must be a whole number "
+                             f">= 0 (0: never stop), got {max_failures!r}",
+                             where="--max-failures / search.max_consecutive_failures")
+        self.max_failures = max_failures
         self.pareto_gate = pareto_gate
         self._built_estimates: list[tuple[int, tuple[float, ...]]] = []
         self.shared = is_shared(ctx.storage)
@@ -245,12 +258,17 @@ class Runner:
         elif not result.ok:
             attrs["error"] = (result.error_message or "")[:2000]
             attrs["final"] = True
+            stats.failure_streak += 1
+            message = result.error_message or result.status
+            stats.streak_errors[message] = stats.streak_errors.get(message, 0) + 1
             if result.status == BuildStatus.TIMEOUT:
                 stats.timeouts += 1
             else:
                 stats.failed += 1
             state = TrialState.FAIL
         else:
+            stats.failure_streak = 0
+            stats.streak_errors = {}
             for k, v in result.values.items():
                 attrs[f"m:{k}"] = v
             attrs["summary"] = metric_summary(result.values)
@@ -447,6 +465,12 @@ class Runner:
                             break
                         if self.build_budget is not None and stats.submitted >= self.build_budget:
                             stats.stopped = f"build budget of {self.build_budget} reached"
+                            exhausted = True
+                            break
+                        if self.max_failures and stats.failure_streak >= self.max_failures:
+                            stats.systematic = max(stats.streak_errors, key=stats.streak_errors.get)
+                            stats.stopped = (f"{stats.failure_streak} builds failed in a row and none succeeded "
+                                             f"(search.max_consecutive_failures: {self.max_failures})")
                             exhausted = True
                             break
                         if self.monitor.disk_low():

@@ -1,0 +1,150 @@
+"""The finn backend against real FINN (dev 73ba5ed built from ../shared/finn_src: no docker, no Vivado).
+
+Studies whose builds are real ``python -m finn.builder.build_dataflow`` processes, at the estimate
+output stage: every build's metrics must equal what bsopt's embedded estimate says for the same
+configuration (per-layer folding on TFC and CNV, FINN's own SetFolding from target_fps). And the
+folders ``bsopt study export --pareto`` writes must build with FINN unchanged, to the reports bsopt
+exported beside them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+from real_finn import SPACES, finn_command, run_finn, with_real_finn
+
+from bsopt.build.estimate_backend import EstimateBackend
+from bsopt.cli import main
+from bsopt.study.engine import load_study
+
+pytest.importorskip("brevitas")
+pytestmark = [pytest.mark.finn, pytest.mark.models, pytest.mark.usefixtures("model_cache")]
+
+#: what FINN's estimate reports give a build (bsopt's metric names)
+FINN_METRICS = ("throughput_fps", "latency_ns", "max_cycles", "critical_path_cycles", "LUT", "BRAM_18K", "URAM",
+                "DSP")
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _study(tmp_path, blueprint: str, n_trials: int, **search):
+    bp = with_real_finn(SPACES / blueprint, tmp_path / "bp.yaml", **search)
+    name = Path(blueprint).stem
+    assert main(["study", "create", name, "--blueprint", str(bp), "--n-trials", str(n_trials), "--seed", "3",
+                 "--workers", "2", "--quiet"]) == 0
+    return load_study(name)
+
+
+def _built_by_finn(ctx) -> list:
+    trials = ctx.study.get_trials(deepcopy=False)
+    assert not [t.user_attrs.get("error") for t in trials if t.state == TrialState.FAIL]
+    built = [t for t in trials if t.state == TrialState.COMPLETE and "worker" in t.user_attrs]
+    for t in built:
+        assert t.user_attrs["backend"] == "finn" and not t.user_attrs["cache_hit"]
+        assert "FINN applied no folding" not in t.user_attrs.get("warnings", ""), t.user_attrs["warnings"]
+    return built
+
+
+def _assert_metrics_equal_the_estimate(ctx, trials) -> None:
+    target = ctx.space.fixed_target()
+    estimator = EstimateBackend(ctx.space.model_path, target["finn_version"], target["part"])
+    for t in trials:
+        cfg = ctx.space.config_from_values(ctx.ospace.to_values(t.params))
+        build = ctx.workdir.resolve() / "builds" / cfg.config_id
+        dcfg = json.loads((build / "dataflow_build_config.json").read_text())
+        assert dcfg["generate_outputs"] == ["estimate_reports"]
+        assert "Completed successfully" in (build / "build.log").read_text()
+        finn = {k: t.user_attrs[f"m:{k}"] for k in FINN_METRICS}
+        est = estimator.build(cfg)
+        assert est.ok, est.error_message
+        assert {k: est.values[k] for k in FINN_METRICS} == finn, cfg.config_id
+
+
+def test_tfc_per_layer_folding_built_by_finn_equals_the_estimate(tmp_path):
+    ctx = _study(tmp_path, "tfc_folding.yaml", 6, strategy="random")
+    built = _built_by_finn(ctx)
+    assert len(built) >= 3  # FINN's SetFolding seeds come first; the gate may prune the odd random one
+    _assert_metrics_equal_the_estimate(ctx, built)
+    # the folding config bsopt wrote is the one FINN applied: its per-layer cycles are in FINN's report
+    t = built[0]
+    cfg = ctx.space.config_from_values(ctx.ospace.to_values(t.params))
+    out = ctx.workdir.resolve() / "builds" / cfg.config_id / "output"
+    cycles = json.loads((out / "report" / "estimate_layer_cycles.json").read_text())
+    folding = json.loads((out.parent / "folding_config.json").read_text())
+    assert set(folding) - {"Defaults"} <= set(cycles)
+
+
+def test_cnv_per_layer_folding_built_by_finn_equals_the_estimate(tmp_path):
+    ctx = _study(tmp_path, "cnv_folding.yaml", 3, strategy="random")
+    built = _built_by_finn(ctx)
+    assert built
+    _assert_metrics_equal_the_estimate(ctx, built)
+
+
+def test_finns_own_target_fps_folding_equals_bsopts_set_folding(tmp_path):
+    """FINN runs SetFolding itself from target_fps (the build steps vary too); bsopt's estimate runs
+    its own reproduction of it: both must give the same design."""
+    ctx = _study(tmp_path, "tfc_brainsmith.yaml", 4, strategy="random")
+    built = _built_by_finn(ctx)
+    assert len(built) == 4
+    _assert_metrics_equal_the_estimate(ctx, built)
+    assert len({t.user_attrs["m:max_cycles"] for t in built}) > 1  # different targets, different designs
+
+
+def test_exported_pareto_folders_build_with_finn_unchanged(tmp_path):
+    bp = SPACES / "tfc_folding.yaml"
+    assert main(["study", "create", "exp", "--blueprint", str(bp), "--n-trials", "12", "--seed", "0",
+                 "--quiet"]) == 0
+    assert main(["study", "export", "exp", "--pareto", "--out", str(tmp_path / "pareto")]) == 0
+    folders = sorted((tmp_path / "pareto").iterdir())
+    assert folders
+    for d in folders[:: max(1, len(folders) // 3)][:3]:  # a spread of the front: FINN takes ~4 s each
+        before = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()}
+        proc = run_finn(d)
+        assert proc.returncode == 0 and "Completed successfully" in proc.stdout, proc.stdout[-3000:] + proc.stderr
+        for name in ("estimate_network_performance.json", "estimate_layer_resources.json",
+                     "estimate_layer_cycles.json"):
+            finn = json.loads((d / "output" / "report" / name).read_text())
+            ours = json.loads((d / "report" / name).read_text())
+            assert ours == finn, (d.name, name)
+        assert {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()} == before  # FINN read them as they are
+
+
+def test_skipped_or_disabled_bit_width_minimisation_equals_finn(tmp_path):
+    """FINN's step_minimize_bit_width minimises weights/accumulators (its minimize_bit_width option) and
+    always rounds thresholds; a flow without the step does neither. Every combination, built by FINN."""
+    bp = tmp_path / "bits.yaml"
+    bp.write_text(f"""
+name: bit-widths
+clock_ns: 10.0
+board: Pynq-Z1
+output: estimates
+model: zoo:tfc?w=2&a=2
+design_space:
+  kernels: [finn:MVAU, finn:Thresholding, finn:LabelSelect]
+  steps: [qonnx_to_finn, tidy_up, streamline, convert_to_hw, create_dataflow_partition, specialize_layers,
+          apply_folding_config, [minimize_bit_width, "~"], generate_estimate_reports]
+parameters:
+  finn_config.minimize_bit_width: {{choices: [true, false]}}
+folding:
+  layers:
+    MVAU_hls_0: {{PE: [16], SIMD: [49]}}
+    Thresholding_rtl_0: {{PE: [8]}}
+objectives: [throughput_fps, LUT, BRAM_18K]
+search: {{strategy: grid}}
+backend: {{name: finn, options: {{command: {json.dumps(finn_command())}}}}}
+""")
+    assert main(["study", "create", "bits", "--blueprint", str(bp), "--n-trials", "4", "--workers", "2",
+                 "--quiet"]) == 0
+    ctx = load_study("bits")
+    built = _built_by_finn(ctx)
+    assert len(built) == 4
+    _assert_metrics_equal_the_estimate(ctx, built)
+    assert len({t.user_attrs["m:LUT"] for t in built}) == 3  # without the step, the option changes nothing
