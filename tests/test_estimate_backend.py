@@ -57,7 +57,7 @@ folding:
     for k in (0, 7, space.get_total_combinations() - 1):
         cfg = space.config(k)
         est = backend.estimate(cfg)
-        graph = backend.graph(cfg.target["part"], "latest", cfg.specialize_config)
+        graph = backend.graph_for(cfg, cfg.target["part"], "latest")
         direct = estimate_network(graph, cfg.folding_config, part="xczu7ev-ffvc1156-2-e", clock_ns=5.0)
         assert est.layer_cycles == direct.layer_cycles and est.total == direct.total
         assert set(est.layer_resources) == {name for name in graph.names}
