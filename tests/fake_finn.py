@@ -78,6 +78,18 @@ def apply_config(path: Path, nodes: dict[str, dict]) -> list[str]:
     return warnings
 
 
+def generic_names(nodes: dict[str, dict]) -> dict[str, dict]:
+    """The names FINN's GiveUniqueNodeNames gives the HW nodes before specialisation (MVAU_0, …): the
+    specialize-layers config is applied to those."""
+    counts: dict[str, int] = {}
+    out = {}
+    for node in nodes.values():
+        kind = node["op_type"].removesuffix("_hls").removesuffix("_rtl")
+        out[f"{kind}_{counts.get(kind, 0)}"] = node
+        counts[kind] = counts.get(kind, 0) + 1
+    return out
+
+
 def main(build_dir: str) -> int:
     build = Path(build_dir).resolve()
     assert (build / "model.onnx").is_file(), "ONNX not found: " + str(build / "model.onnx")
@@ -106,6 +118,9 @@ def main(build_dir: str) -> int:
         for i, step in enumerate(steps, 1):
             print(f"Running step: {step} [{i}/{len(steps)}]", flush=True)
             print(f"[0] Running step: {step} [{i}/{len(steps)}]", file=log)
+            if step == "step_specialize_layers" and cfg.get("specialize_layers_config_file"):
+                for w in apply_config(build / cfg["specialize_layers_config_file"], generic_names(nodes)):
+                    print(f"[0] {w}", file=log)
             if step == "step_apply_folding_config" and cfg.get("folding_config_file"):
                 for w in apply_config(build / cfg["folding_config_file"], nodes):
                     print(f"[0] {w}", file=log)
