@@ -56,6 +56,13 @@ def lowering_kwargs(name: str) -> dict:
     return kwargs
 
 
+#: per-layer folding of two TFC-w2a2 layers: 3 * 2 * 2 * 2 = 24 configurations (the tests' small space)
+SMALL_FOLDING = """  layers:
+    MVAU_hls_0: {PE: [1, 4, 16], SIMD: [16, 49]}
+    MVAU_hls_1: {PE: [1, 8], SIMD: [8, 16]}
+"""
+
+
 def synthetic_blueprint(tmp_path: Path, options: str, folding: str, *, strategy: str = "grid",
                         name: str = "bp.yaml") -> Path:
     """A TFC-w2a2 blueprint whose backend is the synthetic one (``options``: its YAML flow mapping body)."""

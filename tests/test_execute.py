@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import psutil
 import pytest
-from finn_reference import network_dirs, prepost_model, synthetic_blueprint
+from finn_reference import SMALL_FOLDING, network_dirs, prepost_model, synthetic_blueprint
 from optuna.trial import TrialState
 
 from bsopt.build.synthetic_backend import SyntheticBackend
@@ -25,10 +25,7 @@ from bsopt.study.engine import Runner, create_study, load_study
 
 pytestmark = pytest.mark.skipif(not network_dirs(), reason="FINN reference data not found")
 
-SMALL = """  layers:
-    MVAU_hls_0: {PE: [1, 4, 16], SIMD: [16, 49]}
-    MVAU_hls_1: {PE: [1, 8], SIMD: [8, 16]}
-"""  # 24 configurations
+SMALL = SMALL_FOLDING  # 24 configurations
 
 
 def blueprint(tmp_path: Path, options: str, strategy: str = "grid", name: str = "bp.yaml") -> Path:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from finn_reference import REFERENCE, network_dirs, prepost_model, synthetic_blueprint
+from finn_reference import REFERENCE, SMALL_FOLDING, network_dirs, prepost_model, synthetic_blueprint
 from optuna.trial import TrialState
 from real_finn import finn_python
 
@@ -24,10 +24,7 @@ from bsopt.study.runner import MAX_CONSECUTIVE_FAILURES
 pytestmark = pytest.mark.skipif(not network_dirs(), reason="FINN reference data not found")
 
 FAKE = Path(__file__).with_name("fake_finn.py")
-SMALL = """  layers:
-    MVAU_hls_0: {PE: [1, 4, 16], SIMD: [16, 49]}
-    MVAU_hls_1: {PE: [1, 8], SIMD: [8, 16]}
-"""  # 24 configurations
+SMALL = SMALL_FOLDING  # 24 configurations
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import time
 
 import optuna
 import pytest
-from finn_reference import network_dirs, prepost_model
+from finn_reference import SMALL_FOLDING, network_dirs, prepost_model
 from optuna.trial import TrialState
 
 from bsopt.cli import main
@@ -36,10 +36,7 @@ folding:
     return path
 
 
-SMALL = """  layers:
-    MVAU_hls_0: {PE: [1, 4, 16], SIMD: [16, 49]}
-    MVAU_hls_1: {PE: [1, 8], SIMD: [8, 16]}
-"""  # 3 * 2 * 2 * 2 = 24 configurations
+SMALL = SMALL_FOLDING  # 24 configurations
 
 
 @pytest.fixture(autouse=True)

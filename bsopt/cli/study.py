@@ -88,45 +88,18 @@ def _run(ctx, n_trials, timeout, *, quiet, workers=None, executor="local", ray_a
                          f"optimize {ctx.name}` (`bsopt study status {ctx.name}` lists the failures; "
                          "--max-failures 0 never stops)")
     if stats.feasible == 0:
-        _require_feasible(ctx, info)
+        from bsopt.study.report import why_nothing_feasible
+
+        why = why_nothing_feasible(ctx, info)
+        if why:
+            raise BsoptError(why, where=f"study {ctx.name}",
+                             hint="relax the constraints or the resource limits, a larger part, or fix the failing "
+                             f"builds (`bsopt study status {ctx.name}` groups the reasons)")
     if _large(ctx):
         console.print(f"{_large(ctx)} trials in the study: the Pareto set is one query away (it reads every "
                       f"trial): bsopt study pareto {ctx.name}")
     else:
         _print_pareto(ctx, limit=20)
-
-
-def _require_feasible(ctx, exact_info=None) -> None:
-    """Raise (exit 1) with what went wrong when the study has no feasible trial at all."""
-    from bsopt.study import queries
-
-    trials = ctx.study.get_trials(deepcopy=False)
-    if any(queries.feasible(t) for t in trials):
-        return
-    why = _why_infeasible(queries.outcome_summary(trials))
-    if not trials:
-        why = ["no trial was run"]
-        if exact_info is not None and not exact_info.get("front_size"):
-            why = ["the exact front is empty: no configuration of the space meets the constraints and the "
-                   "device budget"]
-    raise BsoptError(f"no feasible configuration in study '{ctx.name}' ({len(trials)} trial(s)): " + "; ".join(why),
-                     where=f"study {ctx.name}",
-                     hint="relax the constraints or the resource limits, a larger part, or fix the failing builds "
-                     f"(`bsopt study status {ctx.name}` groups the reasons)")
-
-
-def _why_infeasible(summary) -> list[str]:
-    why = []
-    if summary["failed"]:
-        top = summary["failures"][0]
-        why.append(f"{summary['failed']} failed (most often, {top['count']}x: {top['message']})")
-    if summary["infeasible"]:
-        why.append(f"{summary['infeasible']} infeasible (" + ", ".join(
-            f"{name} violated by {n}" for name, n in list(summary["violated"].items())[:4]) + ")")
-    if summary["pruned"]:
-        reason, n = next(iter(summary["pruned_reasons"].items()))
-        why.append(f"{summary['pruned']} pruned by the estimate gate (most often, {n}x: {reason})")
-    return why
 
 
 def _large(ctx) -> int:

@@ -49,6 +49,32 @@ def status(ctx) -> dict[str, Any]:
     }
 
 
+def why_nothing_feasible(ctx, exact_info: dict | None = None) -> str | None:
+    """None when the study has a feasible trial; else what happened instead: how many builds failed
+    (the most frequent message), how many were infeasible and by which constraints, how many the
+    estimate gate pruned and why — or, for the exact strategy, that its front is empty."""
+    trials = ctx.study.get_trials(deepcopy=False)
+    if any(queries.feasible(t) for t in trials):
+        return None
+    summary = queries.outcome_summary(trials)
+    why = []
+    if summary["failed"]:
+        top = summary["failures"][0]
+        why.append(f"{summary['failed']} failed (most often, {top['count']}x: {top['message']})")
+    if summary["infeasible"]:
+        why.append(f"{summary['infeasible']} infeasible (" + ", ".join(
+            f"{name} violated by {n}" for name, n in list(summary["violated"].items())[:4]) + ")")
+    if summary["pruned"]:
+        reason, n = next(iter(summary["pruned_reasons"].items()))
+        why.append(f"{summary['pruned']} pruned by the estimate gate (most often, {n}x: {reason})")
+    if not trials:
+        why = ["no trial was run"]
+        if exact_info is not None and not exact_info.get("front_size"):
+            why = ["the exact front is empty: no configuration of the space meets the constraints and the "
+                   "device budget"]
+    return f"no feasible configuration in study '{ctx.name}' ({len(trials)} trial(s)): " + "; ".join(why)
+
+
 def _copy_model(src, dst: Path) -> None:
     import gzip
     import shutil
