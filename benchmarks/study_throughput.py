@@ -27,7 +27,9 @@ version: "3.0"
 name: throughput
 model: {model}
 hw_compiler:
-  build_steps: [step_streamline]
+  build_steps: [step_qonnx_to_finn, step_tidy_up, step_streamline, step_convert_to_hw, step_create_dataflow_partition,
+                step_specialize_layers, step_apply_folding_config, step_minimize_bit_width,
+                step_generate_estimate_reports]
 target: {{board: Pynq-Z1, clock_ns: 10.0}}
 search: {{strategy: random}}
 folding:
