@@ -213,3 +213,80 @@ folding:
     odd = dataclasses.replace(cfg, folding_config={**cfg.folding_config, "MVAU_hls_9": {"PE": 2}})
     result = backend.build(odd)
     assert result.ok and any("FINN applied no folding to MVAU_hls_9" in w for w in result.warnings)
+
+
+# ----------------------------------------------------------------------------- a new user's mistakes
+def _finn_blueprint(tmp_path: Path, command: str, env: str = "", name: str = "cmd.yaml") -> Path:
+    bp = tmp_path / name
+    bp.write_text(f"""
+version: "3.0"
+name: commands
+model: {prepost_model("tfc_w2a2")}
+hw_compiler: {{build_steps: [step_qonnx_to_finn, step_apply_folding_config, step_generate_estimate_reports]}}
+target: {{board: Pynq-Z1, clock_ns: 10.0}}
+backend: {{name: finn, options: {{command: {command}{env}}}}}
+search: {{strategy: grid}}
+folding:
+{SMALL}""")
+    return bp
+
+
+def test_a_python_without_finn_is_refused_before_any_trial(tmp_path, capsys):
+    bp = _finn_blueprint(tmp_path, f'[{sys.executable}, -m, finn.builder.build_dataflow, "{{build_dir}}"]')
+    assert main(["study", "create", "nofinn", "--blueprint", str(bp), "--n-trials", "5", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot import finn.builder.build_dataflow" in err and "setup_finn.sh" in err
+    assert main(["study", "list"]) == 0 and "nofinn" not in capsys.readouterr().out
+
+
+def test_an_unset_environment_variable_in_the_backend_env_is_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("BSOPT_TEST_UNSET_XILINX", raising=False)
+    bp = _finn_blueprint(tmp_path, f'[{sys.executable}, {FAKE}, "{{build_dir}}"]',
+                         env=", env: {FINN_XILINX_PATH: \"${BSOPT_TEST_UNSET_XILINX}\"}")
+    assert main(["study", "create", "unset", "--blueprint", str(bp), "--n-trials", "5", "--quiet"]) == 2
+    assert "BSOPT_TEST_UNSET_XILINX" in capsys.readouterr().err
+
+
+def test_a_command_that_is_not_finn_fails_uncached_and_the_fixed_command_builds(tmp_path, monkeypatch, capsys):
+    """`/bin/true`-like commands exit 0 without FINN's output: FAILED, saying so, never cached; the
+    cache is per FINN command, so the right command then builds every configuration."""
+    monkeypatch.setenv("FAKE_FINN_REFERENCE", str(REFERENCE / "networks" / "tfc_w2a2"))
+    bp = _finn_blueprint(tmp_path, f'[{sys.executable}, -c, "print(1)"]', name="true.yaml")
+    assert main(["study", "create", "t", "--blueprint", str(bp), "--n-trials", "3", "--max-failures", "3",
+                 "--workers", "1", "--quiet"]) == 1
+    assert "without running FINN's build_dataflow" in capsys.readouterr().err
+    assert main(["study", "optimize", "t", "--n-trials", "2", "--max-failures", "0", "--workers", "1",
+                 "--quiet"]) == 1
+    assert "2 built, 0 from cache" in capsys.readouterr().out  # environment failures are not cached
+    good = _finn_blueprint(tmp_path, f'[{sys.executable}, {FAKE}, "{{build_dir}}"]', name="good.yaml")
+    assert main(["study", "create", "g", "--blueprint", str(good), "--n-trials", "5", "--workers", "1",
+                 "--quiet"]) == 0
+    assert "5 built, 0 from cache" in capsys.readouterr().out
+    assert main(["study", "create", "g2", "--blueprint", str(good), "--n-trials", "5", "--workers", "1",
+                 "--quiet"]) == 0
+    assert "0 built, 5 from cache" in capsys.readouterr().out  # same FINN, same configurations
+
+
+def test_synthetic_results_are_cached_per_backend_options(tmp_path, capsys):
+    bad = synthetic_blueprint(tmp_path, "failure_rate: 1.0", SMALL, name="bad.yaml")
+    good = synthetic_blueprint(tmp_path, "failure_rate: 0.0", SMALL, name="good.yaml")
+    assert main(["study", "create", "b", "--blueprint", str(bad), "--n-trials", "3", "--max-failures", "0",
+                 "--workers", "1", "--quiet"]) == 1
+    assert main(["study", "create", "ok", "--blueprint", str(good), "--n-trials", "3", "--workers", "1",
+                 "--quiet"]) == 0
+    assert "3 built, 0 from cache, 3 feasible" in capsys.readouterr().out
+
+
+def test_bad_run_options_and_a_changed_blueprint_on_resume_leave_nothing_behind(tmp_path, capsys):
+    bp = synthetic_blueprint(tmp_path, "duration_s: 0", SMALL)
+    for args in (["--max-failures", "-1"], ["--n-trials", "0"], ["--workers", "0"], ["--executor", "slurm"],
+                 ["--timeout", "-5"]):
+        assert main(["study", "create", "x", "--blueprint", str(bp), "--quiet", *args]) == 2, args
+    assert main(["study", "list"]) == 0 and " x " not in capsys.readouterr().out
+    assert main(["study", "create", "x", "--blueprint", str(bp), "--n-trials", "2", "--quiet"]) == 0
+    other = synthetic_blueprint(tmp_path, "duration_s: 0", SMALL.replace("[1, 8]", "[1, 2, 8]"), name="other.yaml")
+    capsys.readouterr()
+    assert main(["study", "create", "x", "--blueprint", str(other), "--resume", "--n-trials", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "exists with another design space" in err and "bp.yaml" in err
+    assert main(["study", "create", "x", "--blueprint", str(bp), "--resume", "--n-trials", "2", "--quiet"]) == 0

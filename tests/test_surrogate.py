@@ -120,3 +120,18 @@ def test_surrogate_with_utilisation_objectives(tmp_path):
     assert ctx.sampler == "surrogate"
     stats = Runner(ctx, workers=1, progress=False, build_budget=20).optimize(n_trials=300)
     assert stats.submitted == 20 and stats.failed == 0
+
+
+def test_a_resumed_surrogate_study_proposes_nothing_it_already_evaluated(tmp_path):
+    bp = synthetic_blueprint(tmp_path, "blackbox: true", FOLDING, strategy="auto")
+    bp.write_text(bp.read_text() + "objectives: [max_cycles, LUT, BRAM_18K]\n")
+    ctx = create_study("r", bp, seed=0)
+    Runner(ctx, workers=1, progress=False).optimize(n_trials=10)
+    from bsopt.study.engine import load_study
+
+    for _ in range(2):  # each later run continues where the study is
+        Runner(load_study("r"), workers=1, progress=False).optimize(n_trials=10)
+    trials = [t for t in load_study("r").study.get_trials() if t.state.is_finished()]
+    planned = [t.user_attrs["config_id"] for t in trials if t.user_attrs.get("surrogate")]
+    assert len(trials) == 30 and len(planned) > 10  # the plan went on past the first run's 10
+    assert len(set(planned)) == len(planned)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shlex
 import shutil
 import string
@@ -37,10 +38,17 @@ from pathlib import Path
 from typing import Any
 
 from bsopt.build.finn_config import dataflow_build_config
-from bsopt.build.finn_outputs import ReportError, classify_failure, read_outputs
+from bsopt.build.finn_outputs import (
+    FINN_BANNER,
+    ReportError,
+    classify_failure,
+    environment_failure,
+    read_outputs,
+)
 from bsopt.build.result import BuildResult, BuildStatus
 from bsopt.errors import InputError
 
+UNEXPANDED = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 DEFAULT_COMMAND = ["python", "-m", "finn.builder.build_dataflow", "{build_dir}"]
 OPTIONS = {"command": DEFAULT_COMMAND, "env": {}, "timeout_s": None, "builds_dir": None,
            "timing_constraint": False}
@@ -75,10 +83,41 @@ class FinnBackend:
             raise InputError("backend.options.env must be a mapping of variable names to values",
                              where="backend.options.env")
         self.env = {str(k): string.Template(str(v)).safe_substitute(os.environ) for k, v in env.items()}
+        unset = {k: v for k, v in self.env.items() if UNEXPANDED.search(v)}
+        if unset:
+            k, v = next(iter(unset.items()))
+            raise InputError(f"backend.options.env.{k}: {v} names an environment variable that is not set",
+                             where=f"backend.options.env.{k}",
+                             hint=f"set {UNEXPANDED.search(v).group(1) or UNEXPANDED.search(v).group(2)} before "
+                             "starting bsopt, or write the value into the blueprint")
         base = self.options["builds_dir"] or (Path(workdir) / "builds" if workdir else Path("studies") / "builds")
         self.builds_dir = Path(base).resolve()
         timeout = self.options["timeout_s"]
         self.timeout = float(timeout) if timeout else None
+
+    def check_environment(self) -> None:
+        """Before any build: when the command is ``PYTHON -m finn.builder.build_dataflow``, that Python
+        must find FINN (the default ``python`` is often bsopt's own, which has no FINN)."""
+        if self.command[1:3] != ["-m", "finn.builder.build_dataflow"]:
+            return  # a docker wrapper or a script of the user's: only a build can tell
+        probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('finn.builder.build_dataflow') else 1)"
+        try:
+            proc = subprocess.run([self.command[0], "-c", probe], env={**os.environ, **self.env}, capture_output=True,
+                                  text=True, timeout=120, stdin=subprocess.DEVNULL)
+            found = proc.returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            found = False
+        if not found:
+            raise InputError(f"the FINN command's Python ({self.command[0]}) cannot import finn.builder.build_dataflow",
+                             where="backend.options.command",
+                             hint="point the command at FINN's environment: its venv python (e.g. the bin/python "
+                             "that ../shared/finn_src/setup_finn.sh makes), or FINN's docker wrapper "
+                             "[/path/to/finn/run-docker.sh, build_custom, '{build_dir}'] (docs/finn_backend.md)")
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What decides a build's result besides the configuration: the FINN that runs it (the command
+        and its environment) and whether negative slack fails a build."""
+        return {"command": self.command, "env": self.env, "timing_constraint": bool(self.options["timing_constraint"])}
 
     # -- preparing the build folder ---------------------------------------------------------------
     def prepare(self, cfg) -> tuple[Path, dict[str, Any]]:
@@ -143,7 +182,16 @@ class FinnBackend:
         failed = returncode != 0 or ("Build failed" in text and "Completed successfully" not in text)
         if failed:
             message, recoverable = classify_failure(text, returncode)
-            return result(BuildStatus.FAILED, error=message, recoverable=recoverable)
+            res = result(BuildStatus.FAILED, error=message, recoverable=recoverable)
+            res.cacheable = not environment_failure(text)
+            return res
+        if FINN_BANNER not in text:  # it exited 0, but it was not FINN's build_dataflow that ran
+            res = result(BuildStatus.FAILED, error=f"the command exited 0 without running FINN's build_dataflow "
+                         f"(no '{FINN_BANNER}' in its output): {shlex.join(cmd)}\n  hint: point "
+                         "backend.options.command at FINN (its venv python with -m finn.builder.build_dataflow, "
+                         "or its docker wrapper; docs/finn_backend.md)")
+            res.cacheable = False
+            return res
         clock = float(dcfg.get("synth_clk_period_ns") or 10.0)
         part = dcfg.get("fpga_part") or self.part
         try:

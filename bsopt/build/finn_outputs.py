@@ -196,6 +196,21 @@ FAILURE_PATTERNS: list[tuple[re.Pattern, bool, str]] = [
 ]
 
 
+#: what FINN's build_dataflow prints first (the command ran FINN)
+FINN_BANNER = "Building dataflow accelerator from"
+
+#: a FINN run that failed because of its environment, not of the configuration (never cached)
+ENVIRONMENT_PATTERNS = re.compile(
+    r"No module named '?(finn|qonnx|brevitas|torch)|Error while finding module specification|not found in PATH|"
+    r"KeyError: '(FINN_ROOT|FINN_BUILD_DIR|FINN_XILINX_PATH|VIVADO_PATH|HLS_PATH|XILINX_VIVADO|PLATFORM_REPO_PATHS)'|"
+    r"command not found|No such file or directory: '[^']*(vivado|vitis|vitis_hls|xsim|xelab)'")
+
+
+def environment_failure(log: str) -> bool:
+    """A failure of the tools (FINN or Vivado missing or not on PATH), not of the configuration."""
+    return bool(ENVIRONMENT_PATTERNS.search(log))
+
+
 #: FINN exceptions whose cause is known: (pattern in the exception line, what to do)
 KNOWN_EXCEPTIONS: list[tuple[re.Pattern, str]] = [
     (re.compile(r"Could not find upstream bipolar"),
@@ -210,7 +225,7 @@ KNOWN_EXCEPTIONS: list[tuple[re.Pattern, str]] = [
     (re.compile(r"is not a valid (DataflowOutputType|ShellFlowType|AutoFIFOSizingMethod|LargeFIFOMemStyle|"
                 r"VitisOptStrategyCfg|VerificationStepType)"),
      "FINN's JSON build config takes enum values (e.g. estimate_reports, vivado_zynq), not member names"),
-    (re.compile(r"(ModuleNotFoundError|ImportError): No module named '?(finn|qonnx)"),
+    (re.compile(r"No module named '?(finn|qonnx)"),
      "the command's Python does not have FINN: point backend.options.command at FINN's environment "
      "(its venv python or docker wrapper; docs/finn_backend.md)"),
 ]
@@ -233,13 +248,12 @@ def classify_failure(log: str, returncode: int | None) -> tuple[str, bool]:
     if returncode in (137, 139):
         return f"FINN exited with status {returncode} (killed: out of memory or crash)", True
     exc = _last_exception(log)
-    if exc:
-        for pattern, hint in KNOWN_EXCEPTIONS:
-            if pattern.search(exc):
-                return f"FINN exception: {exc}\n  hint: {hint}", False
-        return f"FINN exception: {exc}", False
     tail = [line for line in log.strip().splitlines() if line.strip()][-1:] or ["(empty log)"]
-    return f"FINN build failed (exit status {returncode}): {tail[0][:300]}", False
+    message = f"FINN exception: {exc}" if exc else f"FINN build failed (exit status {returncode}): {tail[0][:300]}"
+    for pattern, hint in KNOWN_EXCEPTIONS:
+        if pattern.search(exc or log[-5000:]):
+            return f"{message}\n  hint: {hint}", False
+    return message, False
 
 
 def _last_exception(log: str) -> str | None:

@@ -70,6 +70,9 @@ class BuildResult:
     backend: str = ""
     cache_hit: bool = False
     recoverable: bool = False  # a failure worth retrying (worker lost, transient I/O)
+    #: False for a failure of the environment rather than of the configuration (the tool is missing or
+    #: is not the tool): it must not be cached as a fact about the configuration
+    cacheable: bool = True
     worker: str = ""  # where it ran: "local:host:pid", "ray:node:pid", "inprocess:host:pid"
 
     @property

@@ -50,6 +50,10 @@ class SyntheticBackend:
                              where="backend.options.crash_mode")
         self.estimator = EstimateBackend(model_path, finn_version, part)
 
+    def cache_identity(self) -> dict[str, Any]:
+        """What decides a result besides the configuration: the options (where its markers go aside)."""
+        return {k: v for k, v in self.options.items() if k != "scratch_dir"}
+
     def _draw(self, cfg, salt: str) -> float:
         """A number in [0, 1) fixed by the configuration's content (and what it is drawn for)."""
         digest = hashlib.sha256(f"{salt}|{cfg.content_hash()}".encode()).hexdigest()

@@ -48,18 +48,33 @@ def _quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
 
 
-def _run(ctx, n_trials, timeout, *, quiet, workers=None, executor="local", ray_address=None, build_timeout=None,
-         min_free_disk=1.0, finn_budget=None, pareto_candidates=False, max_failures=None):
-    from bsopt.study.engine import Runner
+def _check_run_options(*, n_trials=None, timeout=None, workers=None, executor="local", build_timeout=None,
+                       finn_budget=None, max_failures=None) -> None:
+    """Bad run options are errors before anything is created or run."""
+    from bsopt.study.runner import EXECUTORS
 
     if n_trials is not None and n_trials < 1:
         raise InputError(f"--n-trials must be at least 1, got {n_trials}", where="--n-trials")
+    if timeout is not None and timeout <= 0:
+        raise InputError(f"--timeout must be positive, got {timeout}", where="--timeout")
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}", where="--workers")
+    if executor not in EXECUTORS:
+        raise InputError(f"unknown executor '{executor}'", where="--executor", hint="executors: " + ", ".join(EXECUTORS))
     if finn_budget is not None and finn_budget < 1:
         raise InputError(f"--finn-budget must be at least 1, got {finn_budget}", where="--finn-budget")
     if build_timeout is not None and build_timeout <= 0:
         raise InputError(f"--build-timeout must be positive, got {build_timeout}", where="--build-timeout")
+    if max_failures is not None and max_failures < 0:
+        raise InputError(f"--max-failures must be 0 (never stop) or more, got {max_failures}", where="--max-failures")
+
+
+def _run(ctx, n_trials, timeout, *, quiet, workers=None, executor="local", ray_address=None, build_timeout=None,
+         min_free_disk=1.0, finn_budget=None, pareto_candidates=False, max_failures=None):
+    from bsopt.study.engine import Runner
+
+    _check_run_options(n_trials=n_trials, timeout=timeout, workers=workers, executor=executor,
+                       build_timeout=build_timeout, finn_budget=finn_budget, max_failures=max_failures)
     runner = Runner(ctx, workers=workers, progress=not quiet, executor=executor, ray_address=ray_address,
                     build_timeout=build_timeout, min_free_disk_gb=min_free_disk, build_budget=finn_budget,
                     pareto_gate=pareto_candidates, max_failures=max_failures)
@@ -82,8 +97,9 @@ def _run(ctx, n_trials, timeout, *, quiet, workers=None, executor="local", ray_a
         from bsopt.study.queries import error_headline
 
         head, hint = error_headline(stats.systematic)
-        raise BsoptError(f"stopped: {stats.failure_streak} builds failed in a row and none succeeded; the error: "
-                         f"{head}", where=f"study {ctx.name}",
+        raise BsoptError(f"stopped: {stats.failure_streak} builds failed in a row and none succeeded (the limit is "
+                         f"{runner.max_failures}; builds already running finish); the error: {head}",
+                         where=f"study {ctx.name}",
                          hint=(f"{hint}; " if hint else "") + f"fix the cause, then continue with `bsopt study "
                          f"optimize {ctx.name}` (`bsopt study status {ctx.name}` lists the failures; "
                          "--max-failures 0 never stops)")
@@ -92,9 +108,7 @@ def _run(ctx, n_trials, timeout, *, quiet, workers=None, executor="local", ray_a
 
         why = why_nothing_feasible(ctx, info)
         if why:
-            raise BsoptError(why, where=f"study {ctx.name}",
-                             hint="relax the constraints or the resource limits, a larger part, or fix the failing "
-                             f"builds (`bsopt study status {ctx.name}` groups the reasons)")
+            raise BsoptError(why.message, where=f"study {ctx.name}", hint=why.hint)
     if _large(ctx):
         console.print(f"{_large(ctx)} trials in the study: the Pareto set is one query away (it reads every "
                       f"trial): bsopt study pareto {ctx.name}")
@@ -145,6 +159,8 @@ def create(
     from bsopt.study.warmstart import source_names, warm_start
 
     _quiet_optuna()
+    _check_run_options(n_trials=n_trials, timeout=timeout, workers=workers, executor=executor,
+                       build_timeout=build_timeout, finn_budget=finn_budget, max_failures=max_failures)
     sources = source_names(warm_start_from)
     existed = name in study_names(storage)
     if sources:  # check the sources before creating anything
@@ -394,7 +410,11 @@ def best(
         t = queries.knee(queries.pareto_front(trials, ctx.objectives.directions), ctx.objectives.directions)
         how = "knee point of the Pareto front"
     if t is None:
-        raise InputError(f"study '{name}' has no feasible trial yet", hint="run more trials or relax constraints")
+        from bsopt.study.report import why_nothing_feasible
+
+        why = why_nothing_feasible(ctx)
+        raise InputError(why.message if why else f"study '{name}' has no feasible trial with {metric}",
+                         hint=why.hint if why else "run more trials or relax constraints")
     console.print(f"{how}: trial {t.number} ({t.user_attrs.get('config_id')})")
     for k, v in sorted(queries.metrics_of(t).items()):
         console.print(f"  {k}: {_fmt(v)}")
@@ -429,7 +449,11 @@ def export(
     else:
         chosen = queries.pareto_front(trials, ctx.objectives.directions)
     if not chosen:
-        raise InputError("nothing to export: no feasible trial", hint="run more trials")
+        from bsopt.study.report import why_nothing_feasible
+
+        why = why_nothing_feasible(ctx)
+        raise InputError("nothing to export: " + (why.message if why else "no feasible trial"),
+                         hint=why.hint if why else "run more trials")
     dirs = export_trials(ctx, chosen, out)
     console.print(f"exported {len(dirs)} configuration(s) to [bold]{escape(str(out))}[/]")
 

@@ -1,7 +1,10 @@
 """Content-addressed cache of build results: identical builds are never run twice.
 
 The key hashes the BuildConfig's content (model sha256, kernels, steps, flags, target part and
-clock, folding — no ids) with the backend name and bsopt's version. Results live in a small SQLite
+clock, folding — no ids) with the backend name, what else decides the backend's result (its
+``cache_identity()``: for FINN the command, its environment and the timing rule) and bsopt's version.
+Failures of the environment (a command that is not FINN, a missing tool), transient failures and
+timeouts are never cached. Results live in a small SQLite
 file (default ``studies/cache.db``) shared by all studies.
 """
 
@@ -17,8 +20,9 @@ from bsopt import __version__
 from bsopt.build.result import BuildResult, BuildStatus
 
 
-def cache_key(cfg, backend: str) -> str:
-    return hashlib.sha256(f"{cfg.content_hash()}|{backend}|{__version__}".encode()).hexdigest()
+def cache_key(cfg, backend: str, identity: dict | None = None) -> str:
+    extra = json.dumps(identity, sort_keys=True, default=str) if identity else ""
+    return hashlib.sha256(f"{cfg.content_hash()}|{backend}|{extra}|{__version__}".encode()).hexdigest()
 
 
 class BuildCache:
@@ -39,8 +43,8 @@ class BuildCache:
         return result
 
     def put(self, key: str, result: BuildResult) -> None:
-        if result.recoverable or result.status == BuildStatus.TIMEOUT:
-            return  # transient failures and timeouts are not facts about the configuration
+        if result.recoverable or not result.cacheable or result.status == BuildStatus.TIMEOUT:
+            return  # transient failures, broken environments and timeouts are not facts about the configuration
         data = result.to_dict()
         data["cache_hit"] = False
         self._db.execute("INSERT OR REPLACE INTO builds (key, result, created) VALUES (?, ?, ?)",

@@ -119,6 +119,13 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
         if not resume:
             raise InputError(f"a study named '{name}' already exists", where=storage or default_storage(),
                              hint="use --resume to continue it, `bsopt study optimize`, or another name")
+        attrs = optuna.load_study(study_name=name, storage=store).user_attrs
+        if attrs.get("space_id") != space.space_id:
+            raise InputError(f"study '{name}' exists with another design space: it was created from "
+                             f"{attrs.get('blueprint_path')}" + (f" and model {attrs.get('model_path')}"
+                                                                 if attrs.get("model_path") else ""),
+                             where=str(bp_path), hint="--resume continues a study with the blueprint and model it "
+                             "was created with: give those, or create a study of another name")
         return load_study(name, storage, model=model)
     try:
         size = space.get_total_combinations()
@@ -182,8 +189,11 @@ def _check_backend(space) -> None:
     from bsopt.build.backends import make_backend
 
     target = space.fixed_target()
-    make_backend(space.blueprint.backend, space.model_path, target["finn_version"], target["part"],
-                 space.blueprint.backend_options)
+    backend = make_backend(space.blueprint.backend, space.model_path, target["finn_version"], target["part"],
+                           space.blueprint.backend_options)
+    check = getattr(backend, "check_environment", None)
+    if callable(check):
+        check()
 
 
 def load_study(name: str, storage: str | None = None, *, model: str | None = None) -> StudyContext:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,16 @@ def status(ctx) -> dict[str, Any]:
     }
 
 
-def why_nothing_feasible(ctx, exact_info: dict | None = None) -> str | None:
-    """None when the study has a feasible trial; else what happened instead: how many builds failed
+@dataclass
+class NothingFeasible:
+    message: str
+    hint: str
+
+
+def why_nothing_feasible(ctx, exact_info: dict | None = None) -> NothingFeasible | None:
+    """None when the study has a feasible trial; else what happened instead — how many builds failed
     (the most frequent message), how many were infeasible and by which constraints, how many the
-    estimate gate pruned and why — or, for the exact strategy, that its front is empty."""
+    estimate gate pruned and why, or that the exact strategy's front is empty — and what to do."""
     trials = ctx.study.get_trials(deepcopy=False)
     if any(queries.feasible(t) for t in trials):
         return None
@@ -72,7 +79,16 @@ def why_nothing_feasible(ctx, exact_info: dict | None = None) -> str | None:
         if exact_info is not None and not exact_info.get("front_size"):
             why = ["the exact front is empty: no configuration of the space meets the constraints and the "
                    "device budget"]
-    return f"no feasible configuration in study '{ctx.name}' ({len(trials)} trial(s)): " + "; ".join(why)
+    status = f"`bsopt study status {ctx.name}` groups the reasons"
+    if summary["failed"] and summary["failed"] >= summary["infeasible"] + summary["pruned"]:
+        top = summary["failures"][0]
+        hint = (f"{top['hint']}; " if top["hint"] else "") + f"fix what fails the builds ({status})"
+    elif trials or why[0].startswith("the exact front"):
+        hint = f"relax the constraints or the resource limits, or choose a larger part ({status})"
+    else:
+        hint = "run trials: --n-trials N"
+    return NothingFeasible(f"no feasible configuration in study '{ctx.name}' ({len(trials)} trial(s)): "
+                           + "; ".join(why), hint)
 
 
 def _copy_model(src, dst: Path) -> None:

@@ -96,6 +96,11 @@ class Runner:
                                 space.blueprint.backend_options, str(Path(ctx.workdir).resolve()))
         self._local = self.spec.create()
         self.expensive = bool(getattr(self._local, "expensive", False))
+        check = getattr(self._local, "check_environment", None)
+        if callable(check):  # a FINN that is not there fails here, not in every build
+            check()
+        identity = getattr(self._local, "cache_identity", None)
+        self._cache_identity = identity() if callable(identity) else None
         if workers is None:
             workers = space.search_config.get("parallel_builds") or (os.cpu_count() or 1 if self.expensive else 1)
         self.workers = max(1, int(workers))
@@ -346,7 +351,7 @@ class Runner:
     # -- one asked trial ------------------------------------------------------------------------
     def _launch(self, trial, values, stats: RunStats) -> None:
         cfg = self.ctx.space.config_from_values(values)
-        key = cache_key(cfg, self.backend_name)
+        key = cache_key(cfg, self.backend_name, self._cache_identity)
         hit = self.cache.get(key) if self.use_cache else None
         if hit is not None:
             self._tell(trial, cfg, hit, stats)
@@ -485,6 +490,9 @@ class Runner:
                             point = next(grid_iter, None)
                             if point is None:
                                 exhausted = True
+                                if ctx.sampler == "grid":
+                                    stats.stopped = (f"every configuration of the space "
+                                                     f"({ctx.space.get_total_combinations()}) has been evaluated")
                                 break
                             if point != "sample":  # "sample": the sampler proposes this one
                                 self._study.enqueue_trial(ctx.ospace.to_params(point[0]), user_attrs=point[1])

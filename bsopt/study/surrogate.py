@@ -76,11 +76,20 @@ def plan(ctx, estimator, budget: int | None, study):
     n_spread = max(12, int(SPREAD_FRACTION * budget))
     first = spread(pts, ctx.objectives, min(n_spread, len(pts)))
     index = {id(p): i for i, p in enumerate(pts)}
-    used = set()
+    # a resumed study: what it already evaluated is not proposed again
+    done = {t.user_attrs.get("config_id") for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+    def evaluated(values) -> bool:
+        return ctx.space.config_from_values({**base, **values}).config_id in done
+
+    used = {i for i, p in enumerate(pts) if evaluated(p["values"])}
+    built = 0
     for p in first:
+        if index[id(p)] in used:
+            continue
         used.add(index[id(p)])
+        built += 1
         yield {**base, **p["values"]}
-    built = len(first)
     pool = {_key(p["values"]) for p in pts}
     last_layer_fit = built
     while built < int(CORRECTED_UNTIL * budget) and len(used) < len(pts):
@@ -95,6 +104,8 @@ def plan(ctx, estimator, budget: int | None, study):
                 if k in pool:
                     continue
                 pool.add(k)
+                if evaluated(p["values"]):
+                    used.add(len(pts))
                 pts.append({"values": p["values"], "metrics": p["estimate"]})
                 est = np.vstack([est, [_objective_values(p["estimate"], metrics, avail)]])
                 v = {**base, **p["values"]}
