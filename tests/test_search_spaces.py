@@ -37,7 +37,8 @@ def test_example_blueprint_is_valid_and_decodes(path):
     assert space.blueprint.format == ("0.1" if path.stem.endswith("_brainsmith") else "v3")
 
 
-@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.finn) if is_finn_blueprint(p) else p
+                                  for p in SPACES], ids=lambda p: p.stem)
 def test_every_shipped_blueprint_runs_a_study_to_a_feasible_front(path, tmp_path, monkeypatch, capsys):
     """A short study of each blueprint in search_spaces/ ends (exit 0) with a non-empty feasible Pareto
     set. A blueprint whose builds need Vivado runs against real FINN at the estimate output stage."""

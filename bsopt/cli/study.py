@@ -269,7 +269,8 @@ def status(name: str = typer.Argument(...), storage: str = STORAGE,
     out = st["outcomes"]
     for g in out["failures"]:
         console.print(f"[red]failed {g['count']}x[/] ({g['status'] or 'FAILED'}, e.g. trial {g['trial']}): "
-                      f"{escape(g['message'])}" + (f"\n  hint: {escape(g['hint'])}" if g["hint"] else ""))
+                      f"{escape(g['message'])}" + (f"\n  hint: {escape(g['hint'])}" if g["hint"] else "")
+                      + (f"\n  log: {escape(g['log'])}" if g["log"] else ""))
     if out["failure_kinds"] > len(out["failures"]):
         console.print(f"… {out['failure_kinds'] - len(out['failures'])} other failure message(s)")
     if out["infeasible"]:

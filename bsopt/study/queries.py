@@ -188,7 +188,7 @@ def outcome_summary(trials: list[FrozenTrial], top: int = 8) -> dict[str, Any]:
             n_failed += 1
             head, hint = error_headline(a["error"])
             g = failures.setdefault(head, {"message": head, "hint": hint, "count": 0, "trial": t.number,
-                                           "status": a.get("status")})
+                                           "status": a.get("status"), "log": a.get("log")})
             g["count"] += 1
         elif t.state == TrialState.PRUNED:
             n_pruned += 1
