@@ -3,7 +3,7 @@
 Spaces (benchmarks/spaces/): TFC-w2a2 and CNV-w1a1 (the FINN reference networks' models) on a
 Pynq-Z1 (xc7z020) at 10 ns, every legal per-layer PE/SIMD, every MVAU's ram_style; minimise
 max_cycles, LUT, BRAM_18K; feasible = fits the part under FINN's default limits. Their exact feasible
-fronts come from bsopt.study.exact (checked against brute force in tests/test_exact.py).
+fronts come from bsopt.explore.exact (checked against brute force in tests/test_exact.py).
 
 Strategies, each given N = 100/300/1000 network evaluations:
 - bsopt auto (on these spaces: the exact strategy — the exact front, spread-selected to N points);
@@ -112,7 +112,7 @@ def run_study(space_name: str, strategy: str, seed: int, budget: int, *,
 
 def run_finn(space_name: str, budget: int) -> list[list[float] | None]:
     from bsopt.build.estimate_backend import EstimateBackend
-    from bsopt.study.seeds import folding_seeds
+    from bsopt.explore.seeds import folding_seeds
 
     space, objectives = load(space_name)
     t = space.fixed_target()
@@ -186,7 +186,7 @@ def exact_vectors(space_name: str, verify: bool = False) -> tuple[np.ndarray, di
     """The exact front's (max_cycles, LUT, BRAM_18K) vectors; with ``verify``, every point's configuration
     is also evaluated as a whole network by the estimate backend (an independent check of the merge)."""
     from bsopt.build.estimate_backend import EstimateBackend
-    from bsopt.study.exact import exact_front
+    from bsopt.explore.exact import exact_front
 
     space, objectives = load(space_name)
     front = exact_front(space, objectives)

@@ -45,7 +45,7 @@ def job(strategy: str, seed: int, budget: int) -> dict:
 def reference_front(runs: list[dict]) -> np.ndarray:
     """Best-known front: everything built, plus the exact estimate front under the black box."""
     from bsopt.build.synthetic_backend import SyntheticBackend
-    from bsopt.study.exact import exact_front
+    from bsopt.explore.exact import exact_front
     from bsopt.study.queries import front_indices
 
     space, objectives = load(SPACE)

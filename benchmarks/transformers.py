@@ -67,8 +67,8 @@ search:
 
 def _bench(name: str, options: dict, tmp: Path) -> dict:
     from bsopt.build.estimate_backend import EstimateBackend
+    from bsopt.explore.exact import exact_front
     from bsopt.space.design_space import load_design_space
-    from bsopt.study.exact import exact_front
     from bsopt.study.objectives import ObjectiveSet
 
     row: dict = {"name": name, "options": options}

@@ -580,9 +580,9 @@ def test_exact_front_of_a_bert_space_equals_brute_force(tmp_path):
     """The exact strategy on a transformer space (dynamic MVAUs with two inputs, a transpose's stages
     sharing one SIMD, a global MatMul backend choice) finds the front enumeration finds."""
     from bsopt.build.estimate_backend import EstimateBackend
+    from bsopt.explore.exact import exact_front, why_not_separable
     from bsopt.space.design_space import load_design_space
     from bsopt.study import queries
-    from bsopt.study.exact import exact_front, why_not_separable
     from bsopt.study.objectives import ObjectiveSet
 
     bp = _write(tmp_path, """

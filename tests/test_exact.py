@@ -1,4 +1,4 @@
-"""Exact Pareto fronts (bsopt.study.exact) against brute-force enumeration, and the exact strategy in
+"""Exact Pareto fronts (bsopt.explore.exact) against brute-force enumeration, and the exact strategy in
 studies (what auto picks for estimate-backed, separable spaces)."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from finn_reference import network_dirs, prepost_model
 from bsopt.build.estimate_backend import EstimateBackend
 from bsopt.cli import main
 from bsopt.errors import InputError
+from bsopt.explore.exact import exact_front, spread, why_not_separable
 from bsopt.space.design_space import load_design_space
 from bsopt.study import queries
 from bsopt.study.engine import Runner, create_study, load_study
-from bsopt.study.exact import exact_front, spread, why_not_separable
 from bsopt.study.objectives import ObjectiveSet
 
 pytestmark = pytest.mark.skipif(not network_dirs(), reason="FINN reference data not found")

@@ -242,7 +242,7 @@ def test_seeds_do_not_depend_on_what_was_imported_before(tmp_path):
     must be registered before the seeds' cycle bounds are computed)."""
     bp = blueprint(tmp_path, "  kinds:\n    MVAU: {PE: all, SIMD: all}\n")
     code = ("import sys\nfrom bsopt.space.design_space import load_design_space\n"
-            "from bsopt.study.seeds import folding_seeds\n"
+            "from bsopt.explore.seeds import folding_seeds\n"
             f"s = load_design_space({str(bp)!r})\nprint(len(folding_seeds(s)), len(folding_seeds(s)))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == out[1] and int(out[0]) > 1

@@ -61,7 +61,7 @@ def test_auto_uses_the_surrogate_strategy_for_expensive_builds(tmp_path):
 def test_the_correction_learns_a_family_effect_and_stays_optimistic_about_unseen_families():
     import numpy as np
 
-    from bsopt.study.surrogate import _predict, width_mismatches
+    from bsopt.explore.surrogate import _predict, width_mismatches
 
     rng = np.random.default_rng(0)
     e = rng.uniform(1000, 5000, 40)
@@ -82,7 +82,7 @@ def test_per_layer_type_correction_is_learnt_and_solved_exactly(tmp_path):
     import numpy as np
     from optuna.trial import create_trial
 
-    from bsopt.study import exact, surrogate
+    from bsopt.explore import exact, surrogate
 
     bp = synthetic_blueprint(tmp_path, "blackbox: true", FOLDING, strategy="auto")
     bp.write_text(bp.read_text() + "objectives: [max_cycles, LUT, BRAM_18K]\n")

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 from bsopt.blueprint.entries import Entry
 from bsopt.blueprint.yamlloc import Locations
+
+
+class StrategyName(enum.StrEnum):
+    """What ``search.strategy`` (or ``--sampler``) can ask for; :mod:`bsopt.explore` resolves it."""
+
+    AUTO = "auto"
+    TPE = "tpe"
+    NSGA2 = "nsga2"
+    NSGA3 = "nsga3"
+    GP = "gp"
+    RANDOM = "random"
+    GRID = "grid"
+    EXHAUSTIVE = "exhaustive"
+    EXACT = "exact"
+    SURROGATE = "surrogate"
+
+    @property
+    def enumerates(self) -> bool:
+        """Evaluates every configuration in turn (so the space must be countable and not too large)."""
+        return self in (StrategyName.GRID, StrategyName.EXHAUSTIVE)
 
 
 @dataclass

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from bsopt.blueprint.diagnostics import Diagnostics, suggest
-from bsopt.blueprint.model import Blueprint, Constraint, FoldingSpec, NumSpec, Objective
+from bsopt.blueprint.model import Blueprint, Constraint, FoldingSpec, NumSpec, Objective, StrategyName
 from bsopt.errors import InputError
 from bsopt.hw.parts import BOARD_PARTS, DEFAULT_RESOURCE_LIMITS, resolve_board
 from bsopt.metrics import METRICS, OPERATORS, RESOURCES, resolve_metric
 
 COMMON_KEYS = ("model", "target", "folding", "parameters", "objectives", "search", "global", "backend")
 
-SAMPLERS = ("auto", "tpe", "nsga2", "nsga3", "gp", "random", "grid", "exhaustive", "exact")
+SAMPLERS = tuple(s.value for s in StrategyName)
 BACKENDS = ("estimate", "finn", "synthetic")
 OUTPUT_STAGES = ("estimates", "dataflow_graph", "rtl", "stitched_ip", "bitfile")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

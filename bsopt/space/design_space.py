@@ -21,7 +21,7 @@ from typing import Any
 from bsopt.blueprint.diagnostics import BlueprintError, Diagnostics, ValidationError, suggest
 from bsopt.blueprint.entries import SKIP, Entry
 from bsopt.blueprint.loader import read_blueprint
-from bsopt.blueprint.model import Blueprint, NumSpec
+from bsopt.blueprint.model import Blueprint, NumSpec, StrategyName
 from bsopt.blueprint.registry import (
     FINN_STEPS,
     INFRASTRUCTURE,
@@ -33,7 +33,7 @@ from bsopt.blueprint.registry import (
     known_step,
     normalize_backend,
 )
-from bsopt.blueprint.sections import as_dict, default_resource_limits
+from bsopt.blueprint.sections import SAMPLERS, as_dict, default_resource_limits
 from bsopt.errors import BsoptError
 from bsopt.hw.parts import DEFAULT_PART, part_resources
 from bsopt.space import parameters as P
@@ -377,7 +377,8 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
             "config_flags": bp.config_flags,
             "finn_config": bp.finn_config,
         },
-        search_config={**{"strategy": "exhaustive" if bp.format == "v3" else "auto"}, **bp.search,
+        search_config={**{"strategy": (StrategyName.EXHAUSTIVE if bp.format == "v3" else StrategyName.AUTO).value},
+                       **bp.search,
                        "constraints": [vars(c) for c in bp.constraints],
                        "objectives": [{"metric": o.metric, "direction": o.direction} for o in bp.objectives],
                        "objectives_defaulted": bp.objectives_defaulted},
@@ -578,7 +579,7 @@ def _check_relative_metrics(d: Diagnostics, bp: Blueprint) -> None:
 
 def _check_limits(d: Diagnostics, bp: Blueprint, space: DesignSpace) -> None:
     strategy = space.search_config.get("strategy")
-    if strategy in ("exhaustive", "grid"):
+    if strategy in SAMPLERS and StrategyName(strategy).enumerates:
         limit = space.global_config.get("max_combinations")
         try:
             total = space.get_total_combinations()

@@ -20,9 +20,9 @@ import optuna
 
 from bsopt import __version__
 from bsopt.errors import BsoptError, InputError
+from bsopt.explore import from_name, resolve
 from bsopt.study.objectives import ObjectiveSet
 from bsopt.study.params import OptunaSpace
-from bsopt.study.samplers import make_sampler, resolve
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -97,9 +97,10 @@ class StudyContext:
     space: Any
     objectives: ObjectiveSet
     ospace: OptunaSpace
-    sampler: str
+    sampler: str  # the strategy's name, as stored
     workdir: Path
     storage_url: str | None = None
+    strategy: Any = None  # bsopt.explore.Strategy
 
 
 # ------------------------------------------------------------------------------ create / load
@@ -131,34 +132,10 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
         size = space.get_total_combinations()
     except BsoptError:
         size = None
-    requested = sampler or space.search_config.get("strategy", "auto")
-    sampler_name = resolve(requested, size, n_trials or space.search_config.get("max_evaluations"))
-    if requested == "surrogate" and space.blueprint.backend == "estimate":
-        raise InputError("the surrogate strategy is for expensive backends (finn, synthetic)", where="search.strategy",
-                         hint="with the estimate backend use exact (or auto): it solves the space exactly")
-    if requested in ("auto", "exact") and space.blueprint.backend == "estimate":
-        from bsopt.study.exact import why_not_separable
-
-        reason = why_not_separable(space, objectives)
-        if reason is None:
-            sampler_name = "exact"  # the exact front beats any sampler on an estimate-backed space
-        elif requested == "exact":
-            raise InputError(f"the exact strategy cannot solve this space: {reason}", where="search.strategy",
-                             hint="use auto (it falls back to a sampler), nsga2 or tpe")
-    elif requested in ("auto", "surrogate", "exact"):  # an expensive backend
-        if requested == "exact":
-            raise InputError("the exact strategy needs the estimate backend", where="search.strategy",
-                             hint="with expensive backends use surrogate (or auto), nsga2 or tpe")
-        from bsopt.study.exact import why_not_separable
-
-        reason = why_not_separable(space, objectives)
-        if reason is None:
-            sampler_name = "surrogate"  # the estimates' exact front, corrected by what builds measure
-        elif requested == "surrogate":
-            raise InputError(f"the surrogate strategy needs a space the estimates solve exactly: {reason}",
-                             where="search.strategy", hint="use auto, nsga2 or tpe")
+    strategy = resolve(space, objectives, space.blueprint.backend, sampler,
+                       n_trials or space.search_config.get("max_evaluations"))
     study = optuna.create_study(study_name=name, storage=store, directions=objectives.directions,
-                                sampler=make_sampler(sampler_name, seed, len(objectives.metrics)))
+                                sampler=strategy.sampler(seed, len(objectives.metrics)))
     with warnings.catch_warnings():  # experimental in Optuna, and what the dashboard reads
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(objectives.metrics)
@@ -171,7 +148,7 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
         "model_sha256": space.model_sha256,
         "space_id": space.space_id,
         "space_size": str(size) if size is not None else None,
-        "sampler": sampler_name,
+        "sampler": strategy.name,
         "seed": seed,
         "objectives": objectives.describe(),
         "backend": space.blueprint.backend,
@@ -179,8 +156,8 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     }
     for k, v in attrs.items():
         study.set_user_attr(k, v)
-    return StudyContext(name, store, study, space, objectives, OptunaSpace(space.parameters), sampler_name,
-                        _workdir(name), storage or default_storage())
+    return StudyContext(name, store, study, space, objectives, OptunaSpace(space.parameters), strategy.name,
+                        _workdir(name), storage or default_storage(), strategy)
 
 
 def _check_backend(space) -> None:
@@ -216,11 +193,11 @@ def load_study(name: str, storage: str | None = None, *, model: str | None = Non
                          where=str(bp_path), hint="the blueprint or the model was edited; create a new study "
                          "(or restore the original files)")
     objectives = ObjectiveSet.from_space(space)
-    sampler_name = attrs["sampler"]
+    strategy = from_name(attrs["sampler"])
     study = optuna.load_study(study_name=name, storage=store,
-                              sampler=make_sampler(sampler_name, attrs.get("seed"), len(objectives.metrics)))
-    return StudyContext(name, store, study, space, objectives, OptunaSpace(space.parameters), sampler_name,
-                        _workdir(name), storage or default_storage())
+                              sampler=strategy.sampler(attrs.get("seed"), len(objectives.metrics)))
+    return StudyContext(name, store, study, space, objectives, OptunaSpace(space.parameters), strategy.name,
+                        _workdir(name), storage or default_storage(), strategy)
 
 
 def _workdir(name: str) -> Path:

@@ -11,6 +11,7 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from bsopt.errors import InputError
+from bsopt.pareto import front_indices
 
 
 def feasible(t: FrozenTrial) -> bool:
@@ -27,26 +28,6 @@ def metrics_of(t: FrozenTrial) -> dict[str, float]:
 
 def _minimization(values: list[float], directions: list[str]) -> list[float]:
     return [v if d == "minimize" else -v for v, d in zip(values, directions, strict=True)]
-
-
-def front_indices(pts: np.ndarray) -> list[int]:
-    """Indices of the non-dominated rows of a minimisation matrix (identical rows: the first is kept),
-    in their original order."""
-    if len(pts) == 0:
-        return []
-    _, first = np.unique(pts, axis=0, return_index=True)
-    first.sort()
-    sub = pts[first]
-    order = np.lexsort(sub.T[::-1])  # ascending by the first objective: dominators come first
-    front: list[int] = []
-    front_pts = np.empty((0, pts.shape[1]))
-    for i in order:
-        p = sub[i]
-        if len(front_pts) and np.any(np.all(front_pts <= p, axis=1)):
-            continue  # dominated (rows are unique, so <= everywhere means strictly better somewhere)
-        front.append(int(first[i]))
-        front_pts = np.vstack([front_pts, p])
-    return sorted(front)
 
 
 def pareto_front(trials: list[FrozenTrial], directions: list[str]) -> list[FrozenTrial]:

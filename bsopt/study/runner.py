@@ -26,12 +26,12 @@ from optuna.trial import TrialState
 from bsopt.build.result import BuildResult, BuildStatus
 from bsopt.errors import InputError
 from bsopt.execute.base import BackendSpec, Task
+from bsopt.explore import SAMPLE
 from bsopt.study import bulk, queries
 from bsopt.study.cache import BuildCache, cache_key
 from bsopt.study.dashboard import metric_summary
 from bsopt.study.drivers import HEARTBEAT_S, DriverLock, Drivers, is_shared, lock_path
 from bsopt.study.resources import Monitor, worker_rss
-from bsopt.study.samplers import make_sampler
 
 MAX_RETRIES = 2
 EXECUTORS = ("local", "ray")
@@ -178,54 +178,6 @@ class Runner:
                 attrs = {k: v for k, v in t.user_attrs.items() if k in ("config_index", "seed")}
                 study.enqueue_trial(t.params, user_attrs={**attrs, "retry_of": t.number}, skip_if_exists=False)
         return n
-
-    def _exact_points(self, n_trials: int | None):
-        """The exact feasible Pareto front of the space (bsopt.study.exact), spread-selected down to
-        ``n_trials`` points beyond those the study already evaluated (the spread is a greedy sequence,
-        so a resumed study continues it)."""
-        from bsopt.study import exact
-
-        ctx = self.ctx
-        if self.backend_name != "estimate":
-            raise InputError("the exact strategy needs the estimate backend (its metrics are per-layer sums "
-                             "and maxima)", where="search.strategy", hint="use nsga2 or tpe with other backends")
-        front = exact.exact_front(ctx.space, ctx.objectives, self._local)
-        done = {t.user_attrs.get("config_id") for t in ctx.study.get_trials(deepcopy=False)
-                if t.state.is_finished()}
-        base = ctx.space.values_at(0)
-        ids = [ctx.space.config_from_values({**base, **p["values"]}).config_id for p in front.points]
-        evaluated = sum(1 for i in ids if i in done)
-        k = None if n_trials is None else n_trials + evaluated
-        chosen = exact.spread(front.points, ctx.objectives, k)
-        info = {"front_size": len(front.points), "selected": len(chosen), "seconds": round(front.seconds, 3),
-                "node_estimates": front.options, "space_size": str(front.space_size)}
-        try:
-            ctx.study.set_user_attr("exact_front", info)
-        except Exception:  # noqa: BLE001 - bookkeeping only
-            pass
-        self.exact_info = info
-        id_of = {id(p): i for p, i in zip(front.points, ids, strict=True)}
-        for point in chosen:
-            if id_of[id(point)] in done:
-                continue
-            yield {**base, **point["values"]}, {"exact_front": True}
-
-    def _grid_indices(self):
-        done = set()
-        pending = set()
-        for t in self.ctx.study.get_trials(deepcopy=False):
-            k = t.user_attrs.get("config_index")
-            if k is None:
-                continue
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.FAIL and
-                                                                        t.user_attrs.get("final")):
-                done.add(int(k))
-            elif t.state in (TrialState.WAITING, TrialState.RUNNING):
-                pending.add(int(k))
-        total = self.ctx.space.get_total_combinations()
-        for k in range(total):
-            if k not in done and k not in pending:
-                yield k
 
     # -- telling ------------------------------------------------------------------------------------
     def _tell(self, trial, cfg, result: BuildResult, stats: RunStats, *, duplicate_of: int | None = None,
@@ -426,8 +378,9 @@ class Runner:
                 self.drivers.beat(force=True)
             stats.recovered = self.recover()
             self._last_recover = time.time()
-            if n_trials is None and timeout is None and ctx.sampler != "exact":  # exact: the whole front
-                n_trials = ctx.space.search_config.get("max_evaluations") or 100
+            strategy = ctx.strategy
+            if n_trials is None and timeout is None:
+                n_trials = strategy.default_trials(ctx.space)
             waiting = len(ctx.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
             batched = self.batch and not self.shared and not self.expensive and waiting == 0
             self._study = self._working_copy() if batched else ctx.study
@@ -440,21 +393,10 @@ class Runner:
                         point = self._min_point(est)
                         if point is not None:
                             self._built_estimates.append((t.number, point))
-            grid = ctx.sampler in ("grid", "exact", "surrogate")
-            if ctx.sampler == "exact":
-                grid_iter = self._exact_points(n_trials)
-            elif ctx.sampler == "surrogate":
-                from bsopt.study import surrogate
-
-                if self._gate is None:
-                    raise InputError("the surrogate strategy is for expensive backends", where="search.strategy",
-                                     hint="with the estimate backend use exact (or auto)")
-                grid_iter = ((v, {"surrogate": True}) if v != surrogate.SAMPLE else v
-                             for v in surrogate.plan(ctx, self._gate, self.build_budget or n_trials, ctx.study))
-            else:
-                grid_iter = ((ctx.space.values_at(k), {"config_index": k}) for k in self._grid_indices()) \
-                    if grid else None
-            if not grid and not ctx.study.trials and self.seeds:
+            points = strategy.points(ctx, n_trials=n_trials, estimator=self._local, gate=self._gate,
+                                     build_budget=self.build_budget)
+            self.exact_info = getattr(strategy, "info", None)
+            if points is None and not ctx.study.trials and self.seeds:
                 self._enqueue_seeds()
             deadline = time.time() + timeout if timeout else None
             self.executor = self._make_executor()
@@ -483,18 +425,16 @@ class Runner:
                                              f"{self.monitor.min_free_gb:g} GB: no new builds started")
                             exhausted = True
                             break
-                        # enqueued trials (recovered ones, seeds) come first; the grid adds points after them
-                        if grid and waiting > 0:
+                        # enqueued trials (recovered ones, seeds) come first; a strategy's points after them
+                        if points is not None and waiting > 0:
                             waiting -= 1
-                        elif grid:
-                            point = next(grid_iter, None)
+                        elif points is not None:
+                            point = next(points, None)
                             if point is None:
                                 exhausted = True
-                                if ctx.sampler == "grid":
-                                    stats.stopped = (f"every configuration of the space "
-                                                     f"({ctx.space.get_total_combinations()}) has been evaluated")
+                                stats.stopped = strategy.exhausted(ctx.space)
                                 break
-                            if point != "sample":  # "sample": the sampler proposes this one
+                            if point != SAMPLE:  # SAMPLE: the sampler proposes this one
                                 self._study.enqueue_trial(ctx.ospace.to_params(point[0]), user_attrs=point[1])
                         trial, values = ctx.ospace.ask(self._study)
                         self._launch(trial, values, stats)
@@ -570,8 +510,8 @@ class Runner:
         """An in-memory study holding the stored trials (the sampler's history)."""
         ctx = self.ctx
         mem = optuna.create_study(directions=ctx.objectives.directions,
-                                  sampler=make_sampler(ctx.sampler, ctx.study.user_attrs.get("seed"),
-                                                       len(ctx.objectives.metrics)))
+                                  sampler=ctx.strategy.sampler(ctx.study.user_attrs.get("seed"),
+                                                               len(ctx.objectives.metrics)))
         done = [t for t in ctx.study.get_trials(deepcopy=False) if t.state.is_finished()]
         if done:
             mem.add_trials(done)
@@ -618,8 +558,8 @@ class Runner:
         recent_ids = {t._trial_id for t in recent}
         kept = [t for t in trials if t._trial_id in keep and t._trial_id not in recent_ids] + recent
         mem = optuna.create_study(directions=self.ctx.objectives.directions,
-                                  sampler=make_sampler(self.ctx.sampler, self.ctx.study.user_attrs.get("seed"),
-                                                       len(self.ctx.objectives.metrics)))
+                                  sampler=self.ctx.strategy.sampler(self.ctx.study.user_attrs.get("seed"),
+                                                                    len(self.ctx.objectives.metrics)))
         mem.add_trials(kept)
         if parents:
             new_ids = {t_old._trial_id: t_new._trial_id
@@ -628,7 +568,7 @@ class Runner:
         self._study = mem
 
     def _enqueue_seeds(self) -> None:
-        from bsopt.study.seeds import folding_seeds
+        from bsopt.explore.seeds import folding_seeds
 
         try:
             seeds = folding_seeds(self.ctx.space)

@@ -153,7 +153,7 @@ def _same_space(ctx, old, name: str) -> WarmStart:
                                       user_attrs=attrs))
     bulk.add_trials(ctx.study, added)
     report.added = len(added)
-    if ctx.sampler in ("nsga2", "nsga3"):
+    if ctx.strategy.genetic:
         for t in queries.pareto_front(ctx.study.get_trials(deepcopy=False), ctx.objectives.directions):
             ctx.study.enqueue_trial(t.params, user_attrs={"warm_start_from": t.user_attrs["warm_start_from"],
                                                           "warm_start": "enqueued"})

@@ -5,7 +5,7 @@ timing), but they follow them closely. The ``surrogate`` strategy spends a build
 phases:
 
 1. **Spread** (50 % of N, at least 12): configurations spread over the *exact* front of the
-   estimate-backed space (:mod:`bsopt.study.exact`) — the designs the estimates say are best.
+   estimate-backed space (:mod:`bsopt.explore.exact`) — the designs the estimates say are best.
 2. **Corrected** (the rest of N): after every few builds, fit for each objective a correction from the
    estimate to the real metric (least squares on ``1, e, e²`` and the number of stream-width
    mismatches between neighbouring layers — where FINN inserts width converters, an interaction
@@ -18,7 +18,7 @@ phases:
    distance to it, in normalised objectives). Every 24 builds the candidates grow by the exact front
    of the *corrected* space: a per-layer-type factor on each group's LUT/BRAM/URAM/DSP
    (``real - estimate = sum over types of a_type x the type's estimated share``, least squares on the
-   builds) keeps the space separable, so :func:`bsopt.study.exact.exact_front` solves it exactly.
+   builds) keeps the space separable, so :func:`bsopt.explore.exact.exact_front` solves it exactly.
 3. **Refine** (only when the estimate front is used up): the study's NSGA-II sampler, whose first
    population is those builds.
 """
@@ -28,10 +28,10 @@ from __future__ import annotations
 import numpy as np
 from optuna.trial import TrialState
 
-from bsopt.study import queries
-from bsopt.study.exact import CYCLE_METRICS, exact_front, spread
+from bsopt.explore.exact import CYCLE_METRICS, exact_front, spread
+from bsopt.explore.samplers import SAMPLE
+from bsopt.pareto import front_indices
 
-SAMPLE = "sample"  # a point source's signal: let the sampler propose the next configuration
 SPREAD_FRACTION = 0.5
 CORRECTED_UNTIL = 1.0
 REFIT_EVERY = 4
@@ -117,7 +117,7 @@ def plan(ctx, estimator, budget: int | None, study):
         lo, hi = allv.min(axis=0), allv.max(axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
         R, C = (real - lo) / span, (cand - lo) / span
-        front_r = R[queries.front_indices(R)]
+        front_r = R[front_indices(R)]
         # additive epsilon of each candidate w.r.t. the real front: < 0 means it would extend it
         eps = np.min(np.max(C[:, None, :] - front_r[None, :, :], axis=2), axis=1)
         eps[list(used)] = np.inf
@@ -141,7 +141,7 @@ def _corrected_front(ctx, estimator, study, metrics: list[str]) -> list[dict]:
     """The exact front of the space whose per-group LUT/BRAM/URAM/DSP are corrected by a per-layer-type
     factor fitted on the builds: real_total - estimate_total = sum over layer types of
     a_type * (the type's estimated share). Empty when it cannot be fitted."""
-    from bsopt.study import exact
+    from bsopt.explore import exact
 
     try:
         groups, global_params = exact.decompose(ctx.space)

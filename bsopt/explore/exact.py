@@ -276,7 +276,7 @@ def _nondominated(pts: np.ndarray) -> np.ndarray:
         keep = np.ones(n, dtype=bool)
         keep[1:] = p[1:, 1] < best[:-1]
         return order[keep]
-    from bsopt.study.queries import front_indices
+    from bsopt.pareto import front_indices
 
     return np.asarray(front_indices(pts), dtype=int)
 
