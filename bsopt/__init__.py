@@ -22,6 +22,13 @@ _LAZY = {
     "estimate_node": "bsopt.estimate",
     "estimate_network": "bsopt.estimate.network",
     "load_design_space": "bsopt.space.design_space",
+    "create_study": "bsopt.study.api",
+    "load_study": "bsopt.study.api",
+    "list_studies": "bsopt.study.api",
+    "delete_study": "bsopt.study.api",
+    "Study": "bsopt.study.api",
+    "StudyFailed": "bsopt.study.api",
+    "RunOptions": "bsopt.study.api",
 }
 
 

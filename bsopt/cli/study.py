@@ -48,37 +48,21 @@ def _quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
 
 
-def _check_run_options(*, n_trials=None, timeout=None, workers=None, executor="local", build_timeout=None,
-                       finn_budget=None, max_failures=None) -> None:
-    """Bad run options are errors before anything is created or run."""
-    from bsopt.study.runner import EXECUTORS
-
-    if n_trials is not None and n_trials < 1:
-        raise InputError(f"--n-trials must be at least 1, got {n_trials}", where="--n-trials")
-    if timeout is not None and timeout <= 0:
-        raise InputError(f"--timeout must be positive, got {timeout}", where="--timeout")
-    if workers is not None and workers < 1:
-        raise InputError(f"--workers must be at least 1, got {workers}", where="--workers")
-    if executor not in EXECUTORS:
-        raise InputError(f"unknown executor '{executor}'", where="--executor", hint="executors: " + ", ".join(EXECUTORS))
-    if finn_budget is not None and finn_budget < 1:
-        raise InputError(f"--finn-budget must be at least 1, got {finn_budget}", where="--finn-budget")
-    if build_timeout is not None and build_timeout <= 0:
-        raise InputError(f"--build-timeout must be positive, got {build_timeout}", where="--build-timeout")
-    if max_failures is not None and max_failures < 0:
-        raise InputError(f"--max-failures must be 0 (never stop) or more, got {max_failures}", where="--max-failures")
+def _run(study, n_trials, timeout, *, quiet, **options):
+    stats = study.optimize(n_trials=n_trials, timeout=timeout, progress=not quiet, **options)
+    _print_run(study, stats)
+    if stats.feasible == 0:
+        why = study.why_nothing_feasible()
+        if why:
+            raise BsoptError(why.message, where=f"study {study.name}", hint=why.hint)
+    if _large(study):
+        console.print(f"{_large(study)} trials in the study: the Pareto set is one query away (it reads every "
+                      f"trial): bsopt study pareto {study.name}")
+    else:
+        _print_front(study, study.pareto(), study.metric_names(), f"feasible Pareto set of {study.name}", limit=20)
 
 
-def _run(ctx, n_trials, timeout, *, quiet, workers=None, executor="local", ray_address=None, build_timeout=None,
-         min_free_disk=1.0, finn_budget=None, pareto_candidates=False, max_failures=None):
-    from bsopt.study.engine import Runner
-
-    _check_run_options(n_trials=n_trials, timeout=timeout, workers=workers, executor=executor,
-                       build_timeout=build_timeout, finn_budget=finn_budget, max_failures=max_failures)
-    runner = Runner(ctx, workers=workers, progress=not quiet, executor=executor, ray_address=ray_address,
-                    build_timeout=build_timeout, min_free_disk_gb=min_free_disk, build_budget=finn_budget,
-                    pareto_gate=pareto_candidates, max_failures=max_failures)
-    stats = runner.optimize(n_trials=n_trials, timeout=timeout)
+def _print_run(study, stats) -> None:
     console.print(f"{stats.trials} trial(s): {stats.builds} built, {stats.cache_hits} from cache, "
                   f"{stats.feasible} feasible, {stats.failed} failed"
                   + (f", {stats.timeouts} timed out" if stats.timeouts else "")
@@ -86,42 +70,21 @@ def _run(ctx, n_trials, timeout, *, quiet, workers=None, executor="local", ray_a
                   + (f", {stats.shared_hits} answered by other drivers' builds" if stats.shared_hits else "")
                   + (f", {stats.pruned} pruned by the estimate gate" if stats.pruned else "")
                   + (f", {stats.recovered} interrupted trial(s) recovered" if stats.recovered else ""))
-    if stats.stopped and not stats.systematic:
+    if stats.stopped:
         console.print(f"[yellow]stopped early:[/] {escape(stats.stopped)}")
-    info = getattr(runner, "exact_info", None)
+    info = study.exact_front
     if info:
         console.print(f"exact front: {info['front_size']} point(s) of a space of {info['space_size']} configurations, "
                       f"computed in {info['seconds']:.2f} s from {info['node_estimates']} per-layer estimates; "
                       f"{info['selected']} selected for evaluation")
-    if stats.systematic:
-        from bsopt.study.queries import error_headline
-
-        head, hint = error_headline(stats.systematic)
-        raise BsoptError(f"stopped: {stats.failure_streak} builds failed in a row and none succeeded (the limit is "
-                         f"{runner.max_failures}; builds already running finish); the error: {head}",
-                         where=f"study {ctx.name}",
-                         hint=(f"{hint}; " if hint else "") + f"fix the cause, then continue with `bsopt study "
-                         f"optimize {ctx.name}` (`bsopt study status {ctx.name}` lists the failures; "
-                         "--max-failures 0 never stops)")
-    if stats.feasible == 0:
-        from bsopt.study.report import why_nothing_feasible
-
-        why = why_nothing_feasible(ctx, info)
-        if why:
-            raise BsoptError(why.message, where=f"study {ctx.name}", hint=why.hint)
-    if _large(ctx):
-        console.print(f"{_large(ctx)} trials in the study: the Pareto set is one query away (it reads every "
-                      f"trial): bsopt study pareto {ctx.name}")
-    else:
-        _print_pareto(ctx, limit=20)
 
 
-def _large(ctx) -> int:
+def _large(study) -> int:
     """The study's trial count when summaries that read every trial should not run after a study
     (the run itself stays bounded in memory; these are on demand)."""
     from bsopt.study.dashboard import PUBLISH_MAX_TRIALS
 
-    n = ctx.study._storage.get_n_trials(ctx.study._study_id)
+    n = study.n_trials
     return n if n > PUBLISH_MAX_TRIALS else 0
 
 
@@ -155,47 +118,25 @@ def create(
                                   "(default studies/NAME/pareto.html)."),
 ):
     """Create a study from a blueprint and, with --n-trials/--timeout, run it."""
-    from bsopt.study.engine import create_study, study_names
-    from bsopt.study.warmstart import source_names, warm_start
+    from bsopt.study.api import RunOptions, create_study
 
     _quiet_optuna()
-    _check_run_options(n_trials=n_trials, timeout=timeout, workers=workers, executor=executor,
-                       build_timeout=build_timeout, finn_budget=finn_budget, max_failures=max_failures)
-    sources = source_names(warm_start_from)
-    existed = name in study_names(storage)
-    if sources:  # check the sources before creating anything
-        available = set(study_names(warm_start_storage or storage))
-        missing = [s for s in sources if s not in available]
-        if missing:
-            raise InputError(f"no study named {', '.join(repr(m) for m in missing)} to warm-start from",
-                             where=warm_start_storage or storage or "studies/bsopt.db",
-                             hint="studies: " + (", ".join(sorted(available)) or "none"))
-    ctx = create_study(name, blueprint, model=model, storage=storage, sampler=sampler, seed=seed, resume=resume,
-                       n_trials=n_trials)
-    if sources and not existed:
-        try:
-            for report in warm_start(ctx, sources, warm_start_storage):
-                console.print(escape(report.describe()))
-        except InputError:
-            import optuna
-
-            from bsopt.study.engine import open_storage
-
-            optuna.delete_study(study_name=name, storage=open_storage(storage))  # nothing half-made stays
-            raise
-    console.print(f"study [bold]{escape(name)}[/]: {ctx.sampler} sampler, objectives "
-                  + ", ".join(f"{d} {m}" for m, d in zip(ctx.objectives.metrics, ctx.objectives.directions,
-                                                          strict=True)))
+    options = dict(workers=workers, executor=executor, ray_address=ray_address, build_timeout=build_timeout,
+                   min_free_disk_gb=min_free_disk, finn_budget=finn_budget, pareto_candidates=pareto_candidates,
+                   max_failures=max_failures)
+    RunOptions(**options).check(n_trials, timeout)  # before anything is created
+    study = create_study(name, blueprint, model=model, storage=storage, sampler=sampler, seed=seed, resume=resume,
+                         n_trials=n_trials, warm_start_from=warm_start_from, warm_start_storage=warm_start_storage)
+    for report in study.warm_starts:
+        console.print(escape(report.describe()))
+    console.print(f"study [bold]{escape(name)}[/]: {study.strategy} sampler, objectives "
+                  + ", ".join(f"{d} {m}" for m, d in study.objectives))
     if n_trials is not None or timeout is not None:
-        _run(ctx, n_trials, timeout, quiet=quiet, workers=workers, executor=executor, ray_address=ray_address,
-             build_timeout=build_timeout, min_free_disk=min_free_disk, finn_budget=finn_budget,
-             pareto_candidates=pareto_candidates, max_failures=max_failures)
-        from bsopt.study.report import plot
-
-        if _large(ctx) and plot_out is None:
-            console.print(f"plot skipped for {_large(ctx)} trials: bsopt study plot {ctx.name}")
+        _run(study, n_trials, timeout, quiet=quiet, **options)
+        if _large(study) and plot_out is None:
+            console.print(f"plot skipped for {_large(study)} trials: bsopt study plot {name}")
             return
-        out = plot(ctx, plot_out or ctx.workdir / "pareto.html")
+        out = study.plot(plot_out)
         console.print(f"Pareto plot written to [bold]{escape(str(out))}[/] (open it in a browser)")
 
 
@@ -218,30 +159,27 @@ def optimize(
 ):
     """Run more trials of an existing study (also resumes an interrupted one; several drivers may share
     a study on a PostgreSQL storage)."""
-    from bsopt.study.engine import load_study
+    from bsopt.study.api import RunOptions, load_study
 
     _quiet_optuna()
-    _run(load_study(name, storage), n_trials, timeout, quiet=quiet, workers=workers, executor=executor,
-         ray_address=ray_address, build_timeout=build_timeout, min_free_disk=min_free_disk, finn_budget=finn_budget,
-         pareto_candidates=pareto_candidates, max_failures=max_failures)
+    options = dict(workers=workers, executor=executor, ray_address=ray_address, build_timeout=build_timeout,
+                   min_free_disk_gb=min_free_disk, finn_budget=finn_budget, pareto_candidates=pareto_candidates,
+                   max_failures=max_failures)
+    RunOptions(**options).check(n_trials, timeout)
+    _run(load_study(name, storage), n_trials, timeout, quiet=quiet, **options)
 
 
 @study_app.command("list")
 def list_(storage: str = STORAGE):
     """List the studies in a storage."""
-    import optuna
+    from bsopt.study.api import list_studies
 
-    from bsopt.study.engine import open_storage
-
-    summaries = optuna.study.get_all_study_summaries(open_storage(storage))
     table = Table(title="studies")
     for col in ("name", "trials", "sampler", "objectives", "created"):
         table.add_column(col)
-    for s in summaries:
-        objs = s.user_attrs.get("objectives", {}).get("objectives", [])
-        table.add_row(s.study_name, str(s.n_trials), str(s.user_attrs.get("sampler", "")),
-                      ", ".join(o["metric"] for o in objs),
-                      s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else "")
+    for s in list_studies(storage):
+        table.add_row(s["name"], str(s["trials"]), s["sampler"], ", ".join(s["objectives"]),
+                      s["created"].strftime("%Y-%m-%d %H:%M") if s["created"] else "")
     console.print(table)
 
 
@@ -249,10 +187,9 @@ def list_(storage: str = STORAGE):
 def status(name: str = typer.Argument(...), storage: str = STORAGE,
            as_json: bool = typer.Option(False, "--json")):
     """Counts per state, feasible, cache hits, hypervolume, rate."""
-    from bsopt.study.engine import load_study
-    from bsopt.study.report import status as study_status
+    from bsopt.study.api import load_study
 
-    st = study_status(load_study(name, storage))
+    st = load_study(name, storage).status()
     if as_json:
         print(json.dumps(st, indent=1))
         return
@@ -285,32 +222,15 @@ def status(name: str = typer.Argument(...), storage: str = STORAGE,
                       f"{r['artifacts_mb']:.1f} MB, free disk {r['free_disk_gb']:.1f} GB")
 
 
-def _sorted_front(ctx, sort: str | None):
-    from bsopt.study import queries
-
-    trials = ctx.study.get_trials(deepcopy=False)
-    front = queries.pareto_front(trials, ctx.objectives.directions)
-    key = sort or ctx.objectives.metrics[0]
-    reverse = key.startswith("-")
-    key = key.lstrip("-")
-    front.sort(key=lambda t: queries.metrics_of(t).get(key, float("inf")), reverse=reverse)
-    return front
-
-
-def _print_pareto(ctx, limit: int | None = None, front=None):
-    from bsopt.study.report import trial_row
-
-    front = _sorted_front(ctx, None) if front is None else front
-    metrics = ctx.objectives.metrics
-    table = Table(title=f"feasible Pareto set of {ctx.name}: {len(front)} configuration(s)")
+def _print_front(study, rows, metrics, title, limit: int | None = None):
+    table = Table(title=f"{title}: {len(rows)} configuration(s)")
     for col in ("trial", "config_id", *metrics):
         table.add_column(col, justify="right" if col != "config_id" else "left")
-    for t in front[:limit] if limit else front:
-        row = trial_row(t, metrics)
-        table.add_row(str(row["trial"]), str(row["config_id"]), *[_fmt(row[m]) for m in metrics])
+    for r in rows[:limit] if limit else rows:
+        table.add_row(str(r["trial"]), str(r["config_id"]), *[_fmt(r.get(m)) for m in metrics])
     console.print(table)
-    if limit and len(front) > limit:
-        console.print(f"… {len(front) - limit} more: bsopt study pareto {ctx.name}")
+    if limit and len(rows) > limit:
+        console.print(f"… {len(rows) - limit} more: bsopt study pareto {study.name}")
 
 
 def _fmt(v) -> str:
@@ -333,14 +253,11 @@ def pareto(
     as_csv: bool = typer.Option(False, "--csv"),
 ):
     """The feasible non-dominated configurations."""
-    from bsopt.study import results
-    from bsopt.study.engine import load_study
+    from bsopt.study.api import load_study
 
-    ctx = load_study(name, storage)
+    study = load_study(name, storage)
     objs = [o for o in objectives.split(",") if o.strip()] if objectives else None
-    rows = results.pareto(ctx, objectives=objs, where=where,
-                          sort=sort or ("-" if ctx.objectives.directions[0] == "maximize" else "")
-                          + ctx.objectives.metrics[0])
+    rows = study.pareto(objectives=objs, where=where, sort=sort)
     if as_json:
         print(json.dumps(rows, indent=1))
     elif as_csv:
@@ -352,14 +269,9 @@ def pareto(
         w.writerows(rows)
         print(buf.getvalue(), end="")
     else:
-        metrics = results._resolve(objs, ctx.objectives.metrics, ctx.objectives.directions)[0]
-        table = Table(title=f"feasible Pareto set of {ctx.name}" + (f" over {', '.join(metrics)}" if objs else "")
-                      + f": {len(rows)} configuration(s)")
-        for col in ("trial", "config_id", *metrics):
-            table.add_column(col, justify="right" if col != "config_id" else "left")
-        for r in rows:
-            table.add_row(str(r["trial"]), str(r["config_id"]), *[_fmt(r.get(m)) for m in metrics])
-        console.print(table)
+        _print_front(study, rows, study.metric_names(objs),
+                     f"feasible Pareto set of {study.name}" + (f" over {', '.join(study.metric_names(objs))}"
+                                                               if objs else ""))
 
 
 @study_app.command("compare")
@@ -396,30 +308,22 @@ def best(
     direction: str = typer.Option(None, "--direction", help="minimize | maximize (default: the metric's)."),
 ):
     """The best feasible configuration for one metric, or the knee point of the front."""
-    from bsopt.metrics import METRICS
-    from bsopt.study import queries
-    from bsopt.study.engine import load_study
+    from bsopt.study.api import load_study
 
-    ctx = load_study(name, storage)
-    trials = ctx.study.get_trials(deepcopy=False)
-    if metric:
-        if metric not in METRICS:
-            raise InputError(f"unknown metric '{metric}'", where="--metric", hint=", ".join(METRICS))
-        t = queries.best(trials, metric, direction or METRICS[metric].direction)
-        how = f"best {metric}"
-    else:
-        t = queries.knee(queries.pareto_front(trials, ctx.objectives.directions), ctx.objectives.directions)
-        how = "knee point of the Pareto front"
-    if t is None:
-        from bsopt.study.report import why_nothing_feasible
-
-        why = why_nothing_feasible(ctx)
+    if direction not in (None, "minimize", "maximize"):
+        raise InputError(f"--direction must be minimize or maximize, got '{direction}'", where="--direction")
+    study = load_study(name, storage)
+    row = study.best(None if metric is None else {"minimize": "-", "maximize": "+", None: ""}[direction] + metric)
+    if row is None:
+        why = study.why_nothing_feasible()
         raise InputError(why.message if why else f"study '{name}' has no feasible trial with {metric}",
                          hint=why.hint if why else "run more trials or relax constraints")
-    console.print(f"{how}: trial {t.number} ({t.user_attrs.get('config_id')})")
-    for k, v in sorted(queries.metrics_of(t).items()):
-        console.print(f"  {k}: {_fmt(v)}")
-    console.print(f"export it with: bsopt study export {name} --trial {t.number} --out DIR")
+    how = f"best {metric}" if metric else "knee point of the Pareto front"
+    console.print(f"{how}: trial {row['trial']} ({row['config_id']})")
+    for k, v in sorted(row.items()):
+        if k not in ("trial", "config_id", "state", "feasible"):
+            console.print(f"  {k}: {_fmt(v)}")
+    console.print(f"export it with: bsopt study export {name} --trial {row['trial']} --out DIR")
 
 
 @study_app.command("export")
@@ -432,30 +336,12 @@ def export(
     pareto_: bool = typer.Option(False, "--pareto", help="Every configuration of the feasible Pareto set."),
 ):
     """Write BuildConfig, FINN folding and build configs, metrics and estimate reports."""
-    from bsopt.study import queries
-    from bsopt.study.engine import load_study
-    from bsopt.study.report import export_trials
+    from bsopt.study.api import load_study
 
-    ctx = load_study(name, storage)
     if sum([trial is not None, best_, pareto_]) != 1:
         raise InputError("choose one of --trial N, --best, --pareto", where="bsopt study export")
-    trials = ctx.study.get_trials(deepcopy=False)
-    if trial is not None:
-        chosen = [t for t in trials if t.number == trial]
-        if not chosen:
-            raise InputError(f"study '{name}' has no trial {trial}", hint=f"trials 0..{len(trials) - 1}")
-    elif best_:
-        knee = queries.knee(queries.pareto_front(trials, ctx.objectives.directions), ctx.objectives.directions)
-        chosen = [knee] if knee else []
-    else:
-        chosen = queries.pareto_front(trials, ctx.objectives.directions)
-    if not chosen:
-        from bsopt.study.report import why_nothing_feasible
-
-        why = why_nothing_feasible(ctx)
-        raise InputError("nothing to export: " + (why.message if why else "no feasible trial"),
-                         hint=why.hint if why else "run more trials")
-    dirs = export_trials(ctx, chosen, out)
+    study = load_study(name, storage)
+    dirs = study.export(out, trials=trial if trial is not None else "best" if best_ else "pareto")
     console.print(f"exported {len(dirs)} configuration(s) to [bold]{escape(str(out))}[/]")
 
 
@@ -463,23 +349,20 @@ def export(
 def plot(name: str = typer.Argument(...), out: Path = typer.Option(Path("pareto.html"), "--out", "-o"),
          storage: str = STORAGE):
     """Write a plotly page with the Pareto front and the hypervolume history."""
-    from bsopt.study.engine import load_study
-    from bsopt.study.report import plot as make_plot
+    from bsopt.study.api import load_study
 
-    console.print(f"wrote [bold]{escape(str(make_plot(load_study(name, storage), out)))}[/]")
+    console.print(f"wrote [bold]{escape(str(load_study(name, storage).plot(out)))}[/]")
 
 
 @study_app.command("delete")
 def delete(name: str = typer.Argument(...), storage: str = STORAGE,
            yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")):
     """Delete a study (its trials; the shared build cache is kept)."""
-    import optuna
+    from bsopt.study.api import delete_study, list_studies
 
-    from bsopt.study.engine import open_storage, study_names
-
-    if name not in study_names(storage):
+    if name not in {s["name"] for s in list_studies(storage)}:
         raise InputError(f"no study named '{name}'")
     if not yes and not typer.confirm(f"delete study '{name}' and all its trials?"):
         raise typer.Exit(1)
-    optuna.delete_study(study_name=name, storage=open_storage(storage))
+    delete_study(name, storage)
     console.print(f"deleted {escape(name)}")

@@ -39,6 +39,8 @@ class Strategy:
     name: str = ""
     #: proposes its own points (:meth:`points`); the sampler only fills in where they say SAMPLE
     knows_points = False
+    #: every point comes from :meth:`points` (never SAMPLE): the sampler needs no trial history
+    sampler_free = False
     #: a genetic sampler: a warm start enqueues the old front as its first population
     genetic = False
 
@@ -76,6 +78,7 @@ class GridStrategy(Strategy):
 
     name = "grid"
     knows_points = True
+    sampler_free = True
 
     def points(self, ctx, **_):
         done, pending = set(), set()
@@ -101,6 +104,7 @@ class ExactStrategy(Strategy):
 
     name = "exact"
     knows_points = True
+    sampler_free = True
 
     def default_trials(self, space):
         return None  # the whole front

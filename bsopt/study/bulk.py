@@ -44,6 +44,20 @@ def supported(storage) -> bool:
     return _rdb(storage) is not None
 
 
+def n_trials(study: optuna.Study) -> int:
+    """The study's number of trials, counted by the database where it is one (Optuna's cached RDB
+    storage reads every trial to count them)."""
+    backend = _rdb(study._storage)
+    if backend is None:
+        return study._storage.get_n_trials(study._study_id)
+    from optuna.storages._rdb import models
+    from sqlalchemy import func, select
+
+    T = models.TrialModel.__table__
+    with backend.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(T).where(T.c.study_id == study._study_id)).scalar_one()
+
+
 def add_trials(study: optuna.Study, trials: list[FrozenTrial]) -> None:
     """Append finished ``trials`` to ``study`` (new numbers and ids, as ``Study.add_trials`` does)."""
     if not trials:

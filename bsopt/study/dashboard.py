@@ -150,7 +150,8 @@ def pin_figures(ctx, trials: list[FrozenTrial] | None = None) -> list[str]:
     from bsopt.study.report import hypervolume_figure, pareto_figure
 
     return [save_plotly_graph_object(ctx.study, pareto_figure(ctx, trials), graph_object_id="bsopt-pareto"),
-            save_plotly_graph_object(ctx.study, hypervolume_figure(ctx), graph_object_id="bsopt-hypervolume")]
+            save_plotly_graph_object(ctx.study, hypervolume_figure(ctx, trials),
+                                     graph_object_id="bsopt-hypervolume")]
 
 
 def publish(ctx, *, extra: dict[int, str | None] | None = None, directory: str | Path | None = None,

@@ -55,24 +55,55 @@ def hypervolume(trials: list[FrozenTrial], directions: list[str], reference: lis
     the reference point is 1.1 in every dimension (log10 for cycle/throughput-like positive values
     is left to callers that need it).
     """
-    from optuna._hypervolume import compute_hypervolume
-
     front = pareto_front(trials, directions)
     if not front:
         return 0.0
     pts = np.array([_minimization(t.values, directions) for t in front], dtype=float)
-    if reference is None:
-        allpts = np.array([_minimization(t.values, directions) for t in trials if feasible(t)], dtype=float)
-        lo, hi = allpts.min(axis=0), allpts.max(axis=0)
-        span = np.where(hi > lo, hi - lo, 1.0)
-        pts = (pts - lo) / span
-        ref = np.full(pts.shape[1], 1.1)
-    else:
-        ref = np.asarray(reference, dtype=float)
-    pts = pts[np.all(pts < ref, axis=1)]
+    if reference is not None:
+        return points_hypervolume(pts, reference=np.asarray(reference, dtype=float))
+    allpts = np.array([_minimization(t.values, directions) for t in trials if feasible(t)], dtype=float)
+    return points_hypervolume(pts, allpts.min(axis=0), allpts.max(axis=0))
+
+
+def points_hypervolume(front: np.ndarray, lo=None, hi=None, reference=None) -> float:
+    """Hypervolume of minimisation points: normalised by the range ``lo``..``hi`` with the reference at
+    1.1 in every dimension, or against an explicit ``reference``."""
+    from optuna._hypervolume import compute_hypervolume
+
+    pts = np.asarray(front, dtype=float)
     if len(pts) == 0:
         return 0.0
-    return float(compute_hypervolume(pts, ref))
+    if reference is None:
+        span = np.where(hi > lo, hi - lo, 1.0)
+        pts = (pts - lo) / span
+        reference = np.full(pts.shape[1], 1.1)
+    pts = pts[np.all(pts < reference, axis=1)]
+    if len(pts) == 0:
+        return 0.0
+    return float(compute_hypervolume(pts, reference))
+
+
+class FrontArchive:
+    """The feasible Pareto front of the trials told so far, kept incrementally (minimisation vectors)
+    with the range of every feasible trial: what a progress line's hypervolume needs, without reading
+    trials back."""
+
+    def __init__(self, directions: list[str]):
+        self.directions = directions
+        self.front = np.empty((0, len(directions)))
+        self.lo = self.hi = None
+
+    def add(self, values: list[float]) -> None:
+        p = np.asarray(_minimization(values, self.directions), dtype=float)
+        self.lo = p if self.lo is None else np.minimum(self.lo, p)
+        self.hi = p if self.hi is None else np.maximum(self.hi, p)
+        if len(self.front) and np.any(np.all(self.front <= p, axis=1)):
+            return  # dominated by (or equal to) a point of the front
+        keep = ~np.all(p <= self.front, axis=1)
+        self.front = np.vstack([self.front[keep], p])
+
+    def hypervolume(self) -> float:
+        return points_hypervolume(self.front, self.lo, self.hi) if self.lo is not None else 0.0
 
 
 def knee(front: list[FrozenTrial], directions: list[str]) -> FrozenTrial | None:

@@ -150,7 +150,7 @@ def plot(ctx, out: str | Path) -> Path:
 
     metrics = ctx.objectives.metrics
     trials = ctx.study.get_trials(deepcopy=False)
-    front, history = pareto_figure(ctx, trials), hypervolume_figure(ctx)
+    front, history = pareto_figure(ctx, trials), hypervolume_figure(ctx, trials)
     three = len(metrics) >= 3
     fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38],
                         specs=[[{"type": "scene" if three else "xy"}, {"type": "xy"}]],
@@ -206,11 +206,11 @@ def pareto_figure(ctx, trials=None):
     return fig
 
 
-def hypervolume_figure(ctx):
+def hypervolume_figure(ctx, trials=None):
     """The hypervolume of the feasible front after n trials (see :func:`hypervolume_history`)."""
     import plotly.graph_objects as go
 
-    history = hypervolume_history(ctx)
+    history = hypervolume_history(ctx, trials=trials)
     fig = go.Figure(go.Scatter(x=[h[0] for h in history], y=[h[1] for h in history], mode="lines+markers",
                                name="hypervolume"))
     fig.update_layout(title=f"{ctx.name}: hypervolume of the feasible front", xaxis_title="trials",
@@ -218,13 +218,15 @@ def hypervolume_figure(ctx):
     return fig
 
 
-def hypervolume_history(ctx, points: int = 50) -> list[tuple[int, float]]:
+def hypervolume_history(ctx, points: int = 50, trials=None) -> list[tuple[int, float]]:
     """Hypervolume of the feasible front after n trials, normalised once by the feasible range of all
-    trials (reference point 1.1 in normalised units), so that the curve is comparable across n."""
+    trials (reference point 1.1 in normalised units), so that the curve is comparable across n. The
+    front is kept incrementally while walking the trials; a large front gets fewer points on the curve
+    (each costs a hypervolume of the whole front)."""
     import numpy as np
 
-    trials = sorted((t for t in ctx.study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE),
-                    key=lambda t: t.number)
+    trials = ctx.study.get_trials(deepcopy=False) if trials is None else trials
+    trials = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.number)
     dirs = ctx.objectives.directions
     feas = [t for t in trials if queries.feasible(t)]
     if not feas:
@@ -232,7 +234,19 @@ def hypervolume_history(ctx, points: int = 50) -> list[tuple[int, float]]:
     allpts = np.array([queries._minimization(t.values, dirs) for t in feas], dtype=float)
     lo, hi = allpts.min(axis=0), allpts.max(axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)
-    ref = list(lo + 1.1 * span)
+    ref = lo + 1.1 * span
     scale = float(np.prod(span))
+    if len(feas) > 1000:  # each point of the curve is a hypervolume of up to the whole front
+        points = min(points, 8)
     steps = sorted({max(1, int(len(trials) * i / points)) for i in range(1, points + 1)})
-    return [(n, queries.hypervolume(trials[:n], dirs, reference=ref) / scale) for n in steps]
+    archive = queries.FrontArchive(dirs)
+    out, i = [], 0
+    for n in steps:
+        for t in trials[i:n]:
+            if queries.feasible(t):
+                archive.add(t.values)
+        i = n
+        out.append((n, queries.points_hypervolume(archive.front, reference=ref) / scale))
+    return out
+
+

@@ -67,7 +67,7 @@ def _frame(rows: list[dict[str, Any]], as_frame: bool):
     return pd.DataFrame(rows)
 
 
-def _resolve(metrics: list[str] | None, default: list[str], default_dirs: list[str]) -> tuple[list[str], list[str]]:
+def resolve_objectives(metrics: list[str] | None, default: list[str], default_dirs: list[str]) -> tuple[list[str], list[str]]:
     if not metrics:
         return default, default_dirs
     names, dirs = [], []
@@ -99,7 +99,7 @@ def pareto(study, *, objectives: list[str] | None = None, where: str | None = No
     """The feasible non-dominated configurations, over the study's objectives or any ``objectives``
     (metric names, optionally prefixed ``+``/``-`` for maximise/minimise)."""
     _, trials, metrics, directions = _trials_and_objectives(study, storage)
-    metrics, directions = _resolve(objectives, metrics, directions)
+    metrics, directions = resolve_objectives(objectives, metrics, directions)
     if where:
         pred = queries.compile_where(where)
         trials = [t for t in trials if t.state == TrialState.COMPLETE and pred(queries.metrics_of(t))]
@@ -120,7 +120,7 @@ def best(study, metric: str | None = None, *, where: str | None = None, storage:
         if t is None:
             return None
         return record(t)
-    (name,), (direction,) = _resolve([metric], metrics, directions)
+    (name,), (direction,) = resolve_objectives([metric], metrics, directions)
     t = queries.best(trials, name, direction)
     return None if t is None else record(t)
 

@@ -140,6 +140,7 @@ class Runner:
         self._built: dict[int, str | None] = {}
         self.publish = True  # artifacts and figures for optuna-dashboard after each run
         self._pending: list = []
+        self._archive = queries.FrontArchive(ctx.objectives.directions)  # the feasible front told so far
         self._last_flush = 0.0
         self._last_recover = 0.0
 
@@ -246,6 +247,8 @@ class Runner:
         bulk.set_attrs(study, trial, attrs, constraints)
         if state == TrialState.COMPLETE:
             study.tell(trial, values)
+            if attrs.get("feasible"):
+                self._archive.add(values)
         else:
             study.tell(trial, state=state)
         self._finished(trial)
@@ -400,7 +403,11 @@ class Runner:
                 self._enqueue_seeds()
             deadline = time.time() + timeout if timeout else None
             self.executor = self._make_executor()
-            progress = _Progress(ctx, n_trials, enabled=self.progress, study=lambda: self._study)
+            self._archive = queries.FrontArchive(ctx.objectives.directions)
+            for t in self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                if queries.feasible(t):
+                    self._archive.add(t.values)
+            progress = _Progress(ctx, n_trials, enabled=self.progress, archive=self._archive)
             exhausted = False
             with progress, self.executor:
                 while True:
@@ -462,7 +469,7 @@ class Runner:
         from bsopt.study import dashboard
 
         try:
-            n = self.ctx.study._storage.get_n_trials(self.ctx.study._study_id)
+            n = bulk.n_trials(self.ctx.study)
             if n > dashboard.PUBLISH_MAX_TRIALS:
                 stats.published = f"skipped: {n} trials (more than {dashboard.PUBLISH_MAX_TRIALS})"
                 return
@@ -540,7 +547,15 @@ class Runner:
         generation from the first."""
         old = self._study
         trials = old.get_trials(deepcopy=False)
-        if len(trials) <= self.max_history or any(not t.state.is_finished() for t in trials):
+        if any(not t.state.is_finished() for t in trials):
+            return
+        if self.ctx.strategy.knows_points and self.ctx.strategy.sampler_free:
+            # the strategy proposes every point itself: the sampler reads no history, so none is kept
+            # (rebuilding the copy from a front of thousands of points made each flush cost O(front))
+            self._study = optuna.create_study(directions=self.ctx.objectives.directions,
+                                              sampler=self.ctx.strategy.sampler(None, len(self.ctx.objectives.metrics)))
+            return
+        if len(trials) <= self.max_history:
             return
         prefix_fn = getattr(old.sampler, "_get_parent_cache_key_prefix", None)
         parents: tuple[str, list[int]] | None = None
@@ -598,9 +613,9 @@ def _copied_result(owner, cfg) -> BuildResult:
 class _Progress:
     """A rich progress bar: trials, feasible, hypervolume, rate, ETA (or nothing with --quiet)."""
 
-    def __init__(self, ctx, total: int | None, enabled: bool, study=None):
+    def __init__(self, ctx, total: int | None, enabled: bool, archive: queries.FrontArchive):
         self.ctx, self.total, self.enabled = ctx, total, enabled
-        self.study = study or (lambda: ctx.study)  # the working copy is replaced when trimmed
+        self.archive = archive
         self._progress = None
         self._task = None
         self._last_hv = 0.0
@@ -625,8 +640,7 @@ class _Progress:
             return
         now = time.time()
         if now - self._last > 2.0 or (self.total and stats.trials >= self.total):
-            trials = self.study().get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            self._last_hv = queries.hypervolume(trials, self.ctx.objectives.directions)
+            self._last_hv = self.archive.hypervolume()
             self._last = now
         rate = stats.trials / max(now - stats.started, 1e-9)
         self._progress.update(self._task, completed=stats.trials, info=(

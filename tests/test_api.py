@@ -1,0 +1,101 @@
+"""The public Python API (bsopt.create_study / load_study / Study): docs/api.md's example runs as
+written, and its answers agree with the study's trials read directly from Optuna and with the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import bsopt
+from bsopt.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def repo_like(tmp_path, monkeypatch, model_cache):
+    """A working directory that looks like the repository root (its search_spaces/), nothing else."""
+    (tmp_path / "search_spaces").symlink_to(ROOT / "search_spaces")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _doc_example() -> str:
+    text = (ROOT / "docs" / "api.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks, "docs/api.md has no python example"
+    return blocks[0]
+
+
+def _dominates(a, b, directions):
+    better = [(x >= y) if d == "maximize" else (x <= y) for x, y, d in zip(a, b, directions, strict=True)]
+    strictly = [(x > y) if d == "maximize" else (x < y) for x, y, d in zip(a, b, directions, strict=True)]
+    return all(better) and any(strictly)
+
+
+def test_the_documented_example_runs_as_written(repo_like, capsys):
+    exec(compile(_doc_example(), "docs/api.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert re.search(r"^50 trials, \d+ feasible$", out, re.M)
+    assert re.search(r"^\d+ configurations on the front$", out, re.M)
+    assert (repo_like / "api-demo-builds").is_dir() and (repo_like / "studies" / "api-demo" / "pareto.html").is_file()
+    assert "api-demo" not in {s["name"] for s in bsopt.list_studies()}  # the example deletes its study
+
+
+def test_acceptance_snippet_and_answers_match_optuna_and_the_cli(repo_like, capsys):
+    s = bsopt.create_study("x", "search_spaces/tfc_folding.yaml")
+    s.optimize(n_trials=50, progress=False)
+    front = s.pareto()
+    assert s.n_trials == 50 and front
+
+    # independent reading: every COMPLETE feasible trial from Optuna, front by brute force
+    raw = optuna.load_study(study_name="x", storage="sqlite:///studies/bsopt.db").get_trials()
+    metrics = [m for m, _ in s.objectives]
+    directions = [d for _, d in s.objectives]
+    feasible = [t for t in raw if t.state == TrialState.COMPLETE and t.user_attrs.get("feasible")]
+    vals = {t.number: [t.user_attrs[f"m:{m}"] for m in metrics] for t in feasible}
+    expected = {n for n, v in vals.items()
+                if not any(_dominates(w, v, directions) for m, w in vals.items() if m != n)}
+    assert {r["trial"] for r in front} == expected
+    first, d0 = metrics[0], directions[0]
+    column = [r[first] for r in front]
+    assert column == sorted(column, reverse=d0 == "maximize")  # best first in the first objective
+
+    lut = s.best("LUT")
+    assert lut["LUT"] == min(t.user_attrs["m:LUT"] for t in feasible)
+    assert s.best()["trial"] in expected  # the knee is on the front
+
+    assert main(["study", "pareto", "x", "--json"]) == 0
+    cli_rows = json.loads(capsys.readouterr().out)
+    assert [r["trial"] for r in cli_rows] == [r["trial"] for r in front]  # the CLI prints what the API returns
+
+    assert main(["study", "best", "x", "--metric", "LUT"]) == 0
+    assert f"best LUT: trial {lut['trial']} " in capsys.readouterr().out
+    assert main(["study", "best", "x", "--metric", "LUT", "--direction", "up"]) == 2
+    assert main(["study", "best", "x"]) == 0
+    assert f"knee point of the Pareto front: trial {s.best()['trial']} " in capsys.readouterr().out
+
+    again = bsopt.load_study("x")
+    assert again.strategy == s.strategy and [r["trial"] for r in again.pareto()] == [r["trial"] for r in front]
+    assert again.status()["pareto_size"] == len(front)
+    assert main(["study", "delete", "x", "--yes"]) == 0
+    assert "x" not in {r["name"] for r in bsopt.list_studies()}
+
+
+def test_api_errors_are_bsopt_errors(repo_like):
+    with pytest.raises(bsopt.InputError, match="no study named"):
+        bsopt.load_study("missing")
+    s = bsopt.create_study("e", "search_spaces/tfc_folding.yaml")
+    with pytest.raises(bsopt.InputError, match="n-trials"):
+        s.optimize(n_trials=0)
+    with pytest.raises(TypeError):
+        s.optimize(n_trials=1, no_such_option=1)
+    with pytest.raises(bsopt.InputError, match="no trial 7"):
+        s.export(repo_like / "out", trials=7)
+    with pytest.raises(bsopt.InputError, match="no study named"):
+        bsopt.delete_study("missing")
