@@ -39,11 +39,15 @@ def _dominates(a, b, directions):
 
 
 def test_the_documented_example_runs_as_written(repo_like, capsys):
-    exec(compile(_doc_example(), "docs/api.md", "exec"), {})
+    ns = {}
+    exec(compile(_doc_example(), "docs/api.md", "exec"), ns)
     out = capsys.readouterr().out
     assert re.search(r"^50 trials, \d+ feasible$", out, re.M)
     assert re.search(r"^\d+ configurations on the front$", out, re.M)
-    assert (repo_like / "api-demo-builds").is_dir() and (repo_like / "studies" / "api-demo" / "pareto.html").is_file()
+    assert [p.parent.resolve() for p in ns["folders"]] == [repo_like / "api-demo-builds"]
+    assert (ns["folders"][0] / "dataflow_build_config.json").is_file()
+    # the blueprint's global.working_directory (studies/tfc) holds the study's folder
+    assert ns["page"] == (repo_like / "studies" / "tfc" / "api-demo" / "pareto.html").resolve() and ns["page"].is_file()
     assert "api-demo" not in {s["name"] for s in bsopt.list_studies()}  # the example deletes its study
 
 

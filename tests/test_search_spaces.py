@@ -56,9 +56,10 @@ def test_every_shipped_blueprint_runs_a_study_to_a_feasible_front(path, tmp_path
                  "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "feasible Pareto set" in out and "Pareto plot written to" in out
-    assert (tmp_path / "studies" / name / "pareto.html").exists()
-    assert (tmp_path / "studies" / name / "runs.jsonl").exists()
     ctx = load_study(name)
+    base = ctx.space.global_config.get("working_directory") or "studies"  # a study's folder: <base>/<name>
+    assert ctx.workdir == (tmp_path / base / name).resolve()
+    assert (ctx.workdir / "pareto.html").exists() and (ctx.workdir / "runs.jsonl").exists()
     trials = ctx.study.get_trials(deepcopy=False)
     assert 0 < len(trials) <= n
     assert not [t.user_attrs.get("error") for t in trials if t.state.name == "FAIL"]

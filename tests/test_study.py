@@ -208,12 +208,11 @@ def test_bulk_writes_equal_optunas_own_add_trials(tmp_path):
     from optuna.distributions import CategoricalDistribution, IntDistribution
     from optuna.trial import create_trial
 
-    from bsopt.study import bulk
-    from bsopt.study.engine import open_storage
+    from bsopt.storage import open_storage, rdb
 
     url = f"sqlite:///{tmp_path / 'bulk.db'}"
     storage = open_storage(url)
-    assert bulk.supported(storage)
+    assert rdb.supported(storage)
     a = optuna.create_study(study_name="a", storage=storage, directions=["maximize", "minimize"])
     b = optuna.create_study(study_name="b", storage=storage, directions=["maximize", "minimize"])
     states = [TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED]
@@ -225,8 +224,8 @@ def test_bulk_writes_equal_optunas_own_add_trials(tmp_path):
         system_attrs={"constraints": [0.1 * i, -1.0]}) for i in range(120)]
     a.add_trials(trials[:50])
     a.add_trials(trials[50:])
-    bulk.add_trials(b, trials[:50])  # two batches: numbering continues
-    bulk.add_trials(b, trials[50:])
+    rdb.add_trials(b, trials[:50])  # two batches: numbering continues
+    rdb.add_trials(b, trials[50:])
     fields = ("number", "state", "values", "params", "distributions", "user_attrs", "system_attrs",
               "datetime_start", "datetime_complete", "intermediate_values")
     ta = optuna.load_study(study_name="a", storage=url).get_trials()
@@ -234,7 +233,7 @@ def test_bulk_writes_equal_optunas_own_add_trials(tmp_path):
     assert len(ta) == len(tb) == 120
     for x, y in zip(ta, tb, strict=True):
         assert {f: getattr(x, f) for f in fields} == {f: getattr(y, f) for f in fields}
-    assert bulk.supported(optuna.storages.InMemoryStorage()) is False
+    assert rdb.supported(optuna.storages.InMemoryStorage()) is False
 
 
 def test_seeds_do_not_depend_on_what_was_imported_before(tmp_path):

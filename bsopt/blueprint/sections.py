@@ -362,6 +362,10 @@ def _global(d: Diagnostics, value, bp: Blueprint) -> None:
         if not isinstance(wd, str) or not wd.strip():
             d.error(("global", "working_directory"), "working_directory must not be empty",
                     "give a directory path, e.g. studies/my_study")
+    for key in ("log_level", "input_type", "output_type"):
+        if key in g:  # Brainsmith's keys that change nothing in bsopt: said, not silently dropped
+            d.warning(("global", key), f"global.{key} is read for Brainsmith compatibility and has no effect in "
+                      "bsopt", "remove it, or keep it for Brainsmith")
     for key in ("cache_results", "save_artifacts"):
         if key in g and not isinstance(g[key], bool):
             d.error(("global", key), f"expected true or false, got {g[key]!r}")
@@ -464,7 +468,7 @@ def default_resource_limits(bp: Blueprint) -> dict[str, float]:
 
 def as_dict(bp: Blueprint) -> dict[str, Any]:
     """The global configuration the DesignSpace carries (with documented defaults filled in)."""
-    g = {"output_stage": "estimates", "working_directory": "studies", "cache_results": True,
+    g = {"output_stage": "estimates", "working_directory": None, "cache_results": True,
          "save_artifacts": True, "log_level": "INFO", "max_combinations": int(os.environ.get(
              "BRAINSMITH_MAX_COMBINATIONS", DEFAULT_MAX_COMBINATIONS)), "timeout_minutes": None}
     g.update(bp.global_config)

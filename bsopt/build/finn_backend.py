@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bsopt import settings
 from bsopt.build.finn_config import dataflow_build_config
 from bsopt.build.finn_outputs import (
     FINN_BANNER,
@@ -90,7 +91,7 @@ class FinnBackend:
                              where=f"backend.options.env.{k}",
                              hint=f"set {UNEXPANDED.search(v).group(1) or UNEXPANDED.search(v).group(2)} before "
                              "starting bsopt, or write the value into the blueprint")
-        base = self.options["builds_dir"] or (Path(workdir) / "builds" if workdir else Path("studies") / "builds")
+        base = self.options["builds_dir"] or (Path(workdir) / "builds" if workdir else settings.studies_root() / "builds")
         self.builds_dir = Path(base).resolve()
         timeout = self.options["timeout_s"]
         self.timeout = float(timeout) if timeout else None

@@ -14,14 +14,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from bsopt import __version__
+from bsopt import __version__, settings
 from bsopt.cli.blueprint import blueprint_app
 from bsopt.cli.dashboard import dashboard
 from bsopt.cli.estimate import estimate, fold
 from bsopt.cli.model import model_app
 from bsopt.cli.quickstart import quickstart
 from bsopt.cli.study import study_app
-from bsopt.errors import BsoptError
+from bsopt.errors import BsoptError, InputError
 
 err_console = Console(stderr=True)
 
@@ -67,8 +67,14 @@ def _version(value: bool):
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    workdir: str = typer.Option(None, "--workdir", help="The study root: default storage, build cache, exported "
+                                "models, artifacts and study folders (default $BSOPT_WORKDIR, else ./studies)."),
 ):
     """bsopt: find Pareto-optimal FINN accelerator configurations for a quantized model."""
+    if workdir is not None:
+        if not workdir.strip():
+            raise InputError("--workdir must not be empty", where="--workdir")
+        settings.set_studies_root(workdir)
 
 
 def main(argv: list[str] | None = None) -> int:

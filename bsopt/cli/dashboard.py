@@ -11,13 +11,13 @@ console = Console()
 
 
 def dashboard(
-    storage: str = typer.Option(None, "--storage", help="Optuna storage URL (default sqlite:///studies/bsopt.db) "
+    storage: str = typer.Option(None, "--storage", help="Optuna storage URL (default: bsopt.db in the study root, sqlite:///studies/bsopt.db) "
                                 "or a journal file path."),
     port: int = typer.Option(8080, "--port", help="Port on 127.0.0.1."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (keep 127.0.0.1 unless you "
                              "mean to share it)."),
     artifact_dir: Path = typer.Option(None, "--artifact-dir", help="Artifact store (default: the one the "
-                                      "studies recorded, else studies/artifacts)."),
+                                      "studies recorded, else artifacts/ in the study root)."),
     publish: str = typer.Option(None, "--publish", help="First (re)publish this study's artifacts and figures."),
 ):
     """Browse studies in optuna-dashboard: trials with metrics and units, feasibility, constraint

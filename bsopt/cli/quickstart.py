@@ -12,15 +12,18 @@ import typer
 
 
 def quickstart(
-    workdir: Path = typer.Option(Path("studies") / "quickstart", "--workdir", help="Where to write the model."),
+    workdir: Path = typer.Option(None, "--out", "--workdir", help="Where to write the model (default: quickstart/ "
+                                 "in the study root)."),
     model: str = typer.Option("tfc", "--model", help="Zoo model to use."),
     weight_bits: int = typer.Option(2, "--weight-bits", "-w"),
     act_bits: int = typer.Option(2, "--act-bits", "-a"),
 ):
     """Export a zoo model and show the FINN dataflow layers bsopt derives from it."""
+    from bsopt import settings
     from bsopt.cli.model import console, inspect
     from bsopt.models import export_model
 
+    workdir = workdir or settings.study_dir("quickstart")
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / f"{model}_w{weight_bits}a{act_bits}.onnx"
     with console.status(f"exporting {model} w{weight_bits}a{act_bits} with Brevitas…"):

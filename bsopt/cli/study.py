@@ -19,7 +19,7 @@ from bsopt.errors import BsoptError, InputError
 study_app = typer.Typer(help="Design-space exploration studies (Optuna) and their results.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
 
-STORAGE = typer.Option(None, "--storage", help="Optuna storage URL (default sqlite:///studies/bsopt.db) or a "
+STORAGE = typer.Option(None, "--storage", help="Optuna storage URL (default: bsopt.db in the study root, sqlite:///studies/bsopt.db) or a "
                        "journal file path.")
 WORKERS = typer.Option(None, "--workers", "-j", help="Builds at once (default: the blueprint's "
                        "search.parallel_builds, else the CPU count for expensive backends and 1 for estimates).")
@@ -37,7 +37,7 @@ PARETO_ONLY = typer.Option(False, "--pareto-candidates", help="Build with the ex
 MAX_FAILURES = typer.Option(None, "--max-failures", help="Stop after this many builds failed in a row with "
                             "none succeeding, and exit non-zero (default: the blueprint's "
                             "search.max_consecutive_failures, else 5; 0: never stop).")
-MIN_FREE_DISK = typer.Option(1.0, "--min-free-disk", help="Stop launching builds when free disk in studies/ "
+MIN_FREE_DISK = typer.Option(1.0, "--min-free-disk", help="Stop launching builds when free disk in the study folder "
                              "falls below this many GB.")
 
 
@@ -115,7 +115,7 @@ def create(
                                            "(default: --storage)."),
     quiet: bool = QUIET,
     plot_out: Path = typer.Option(None, "--plot", help="Where to write the Pareto plot after running "
-                                  "(default studies/NAME/pareto.html)."),
+                                  "(default: pareto.html in the study's folder, studies/NAME/)."),
 ):
     """Create a study from a blueprint and, with --n-trials/--timeout, run it."""
     from bsopt.study.api import RunOptions, create_study

@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from bsopt.blueprint.model import StrategyName
 from bsopt.errors import InputError
 from bsopt.explore.samplers import SAMPLE, make_sampler
+from bsopt.storage import rdb
 
 Point = tuple[dict[str, Any], dict[str, Any]]  # (parameter values, trial user attributes)
 
@@ -82,7 +83,7 @@ class GridStrategy(Strategy):
 
     def points(self, ctx, **_):
         done, pending = set(), set()
-        for t in ctx.study.get_trials(deepcopy=False):
+        for t in rdb.read_trials(ctx.study):
             k = t.user_attrs.get("config_index")
             if k is None:
                 continue
@@ -113,7 +114,7 @@ class ExactStrategy(Strategy):
         from bsopt.explore import exact
 
         front = exact.exact_front(ctx.space, ctx.objectives, estimator)
-        done = {t.user_attrs.get("config_id") for t in ctx.study.get_trials(deepcopy=False) if t.state.is_finished()}
+        done = {t.user_attrs.get("config_id") for t in rdb.read_trials(ctx.study) if t.state.is_finished()}
         base = ctx.space.values_at(0)
         ids = [ctx.space.config_from_values({**base, **p["values"]}).config_id for p in front.points]
         evaluated = sum(1 for i in ids if i in done)

@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 from bsopt.explore.exact import CYCLE_METRICS, exact_front, spread
 from bsopt.explore.samplers import SAMPLE
 from bsopt.pareto import front_indices
+from bsopt.storage import rdb
 
 SPREAD_FRACTION = 0.5
 CORRECTED_UNTIL = 1.0
@@ -77,7 +78,7 @@ def plan(ctx, estimator, budget: int | None, study):
     first = spread(pts, ctx.objectives, min(n_spread, len(pts)))
     index = {id(p): i for i, p in enumerate(pts)}
     # a resumed study: what it already evaluated is not proposed again
-    done = {t.user_attrs.get("config_id") for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    done = {t.user_attrs.get("config_id") for t in rdb.read_trials(study) if t.state.is_finished()}
 
     def evaluated(values) -> bool:
         return ctx.space.config_from_values({**base, **values}).config_id in done
@@ -216,14 +217,14 @@ _FEATURE_CACHE: dict[tuple, tuple[float, tuple]] = {}
 
 def _pairs(ctx, study, metrics: list[str]):
     X, Y, M, F = [], [], [], []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    for t in rdb.read_trials(study, states=(TrialState.COMPLETE,)):
         a = t.user_attrs
         if all(f"e:{m}" in a and f"m:{m}" in a for m in metrics):
             X.append([float(a[f"e:{m}"]) for m in metrics])
             Y.append([float(a[f"m:{m}"]) for m in metrics])
             key = (study.study_name, t._trial_id, t.datetime_start)  # stable across runs of a process
             if key not in _FEATURE_CACHE:
-                values = ctx.ospace.to_values(t.params)
+                values = ctx.ospace.to_values(rdb.full_trial(study, t).params)
                 cfg = ctx.space.config_from_values(values)
                 _FEATURE_CACHE[key] = (float(width_mismatches(cfg.folding_config)), family(ctx.space, values))
             M.append(_FEATURE_CACHE[key][0])

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from bsopt import settings
 from bsopt.blueprint.diagnostics import BlueprintError, Diagnostics, ValidationError, suggest
 from bsopt.blueprint.entries import SKIP, Entry
 from bsopt.blueprint.loader import read_blueprint
@@ -442,7 +442,7 @@ def _lower(d: Diagnostics, bp: Blueprint, path: str, where: str | None):
 
 
 def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str) -> str | None:
-    """Export a zoo reference once into studies/models/ (or $BSOPT_MODEL_CACHE) and return its path."""
+    """Export a zoo reference once into the study root's models/ (or $BSOPT_MODEL_CACHE) and return its path."""
     from bsopt.blueprint.sections import ZOO_RE
     from bsopt.models import ZOO
 
@@ -452,7 +452,7 @@ def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str) -> str | None:
     dw, da = entry.default_bits
     w, a, seed = int(opts.pop("w", dw)), int(opts.pop("a", da)), int(opts.pop("seed", 0))
     arch = {k: int(v) for k, v in opts.items()}
-    cache = Path(os.environ.get("BSOPT_MODEL_CACHE", Path("studies") / "models"))
+    cache = settings.model_cache()
     tag = "".join(f"_{k}{v}" for k, v in sorted(arch.items()) if v != dict(entry.options).get(k))
     out = cache / f"{m['name']}_w{w}a{a}_s{seed}{tag}.onnx"
     if not out.exists():

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bsopt.errors import BsoptError, InputError
+from bsopt.storage.urls import resolve_url
 
 
 class StudyFailed(BsoptError):
@@ -102,7 +103,7 @@ class Study:
     @property
     def n_trials(self) -> int:
         """Trials in the study (counted in the database, not loaded)."""
-        from bsopt.study.bulk import n_trials
+        from bsopt.storage.rdb import n_trials
 
         return n_trials(self._ctx.study)
 
@@ -177,10 +178,11 @@ class Study:
     def export(self, out: str | Path, trials: str | int | list[int] = "pareto") -> list[Path]:
         """Write FINN build folders (model, dataflow_build_config.json, folding config, bsopt's estimate
         reports) for ``"pareto"``, ``"best"`` (the knee), a trial number or a list of them."""
+        from bsopt.storage import rdb
         from bsopt.study import queries
         from bsopt.study.report import export_trials
 
-        all_trials = self._ctx.study.get_trials(deepcopy=False)
+        all_trials = rdb.read_trials(self._ctx.study)
         directions = self._ctx.objectives.directions
         if trials == "pareto":
             chosen = queries.pareto_front(all_trials, directions)
@@ -203,7 +205,7 @@ class Study:
 
     def plot(self, out: str | Path | None = None) -> Path:
         """A plotly page with the Pareto front and the hypervolume history (default
-        ``studies/<name>/pareto.html``)."""
+        ``<study folder>/pareto.html``)."""
         from bsopt.study.report import plot
 
         return plot(self._ctx, out or self.workdir / "pareto.html")
@@ -219,8 +221,8 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     start this one; if they cannot, nothing is created."""
     import optuna
 
+    from bsopt.storage import open_storage, study_names
     from bsopt.study.engine import create_study as _create
-    from bsopt.study.engine import open_storage, study_names
     from bsopt.study.warmstart import source_names, warm_start
 
     sources = source_names(warm_start_from) if isinstance(warm_start_from, str | None) else list(warm_start_from)
@@ -230,7 +232,7 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
         missing = [s for s in sources if s not in available]
         if missing:
             raise InputError(f"no study named {', '.join(repr(m) for m in missing)} to warm-start from",
-                             where=warm_start_storage or storage or "studies/bsopt.db",
+                             where=resolve_url(warm_start_storage or storage),
                              hint="studies: " + (", ".join(sorted(available)) or "none"))
     ctx = _create(name, blueprint, model=model, storage=storage, sampler=sampler, seed=seed, resume=resume,
                   n_trials=n_trials)
@@ -248,7 +250,7 @@ def list_studies(storage: str | None = None) -> list[dict[str, Any]]:
     """One summary per study in a storage: name, trials, sampler, objective metrics, created."""
     import optuna
 
-    from bsopt.study.engine import open_storage
+    from bsopt.storage import open_storage
 
     return [{"name": s.study_name, "trials": s.n_trials, "sampler": str(s.user_attrs.get("sampler", "")),
              "objectives": [o["metric"] for o in s.user_attrs.get("objectives", {}).get("objectives", [])],
@@ -260,10 +262,10 @@ def delete_study(name: str, storage: str | None = None) -> None:
     """Delete a study's trials (the shared build cache is kept)."""
     import optuna
 
-    from bsopt.study.engine import open_storage, study_names
+    from bsopt.storage import open_storage, study_names
 
     if name not in study_names(storage):
-        raise InputError(f"no study named '{name}'", where=storage or "studies/bsopt.db")
+        raise InputError(f"no study named '{name}'", where=resolve_url(storage))
     optuna.delete_study(study_name=name, storage=open_storage(storage))
 
 

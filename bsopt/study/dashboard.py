@@ -19,17 +19,18 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from bsopt import settings
 from bsopt.metrics import METRICS
-from bsopt.study import bulk, queries
+from bsopt.storage import rdb
+from bsopt.study import queries
 
-DEFAULT_ARTIFACT_DIR = Path("studies") / "artifacts"
 #: figures and artifacts are published for studies up to this many trials at the end of a run
 PUBLISH_MAX_TRIALS = 20_000
 
 
 def artifact_dir(ctx) -> Path:
     stored = ctx.study.user_attrs.get("artifact_dir")
-    return Path(stored) if stored else DEFAULT_ARTIFACT_DIR.resolve()
+    return Path(stored) if stored else settings.artifact_root().resolve()
 
 
 def artifact_store(path: str | Path):
@@ -128,7 +129,7 @@ def attach(ctx, t: FrozenTrial, path: Path, store) -> str:
     storage = ctx.study._storage
     if not t.state.is_finished():
         storage.set_trial_system_attr(t._trial_id, key, json.dumps(meta))
-    elif not bulk.set_finished_trial_system_attr(ctx.study, t._trial_id, key, json.dumps(meta)):
+    elif not rdb.set_finished_trial_system_attr(ctx.study, t._trial_id, key, json.dumps(meta)):
         meta["filename"] = f"trial{t.number}-{path.name}"
         storage.set_study_system_attr(ctx.study._study_id, key, json.dumps(meta))
     return artifact_id
@@ -162,7 +163,7 @@ def publish(ctx, *, extra: dict[int, str | None] | None = None, directory: str |
     if ctx.study.user_attrs.get("artifact_dir") != str(path):
         ctx.study.set_user_attr("artifact_dir", str(path))
     store = artifact_store(path)
-    trials = ctx.study.get_trials(deepcopy=False)
+    trials = rdb.read_trials(ctx.study)
     by_id = {t._trial_id: t for t in trials}
     chosen: dict[int, str | None] = {t._trial_id: None for t in
                                      queries.pareto_front(trials, ctx.objectives.directions)[:limit]}
@@ -170,7 +171,8 @@ def publish(ctx, *, extra: dict[int, str | None] | None = None, directory: str |
         if tid in by_id and by_id[tid].state.is_finished():
             chosen[tid] = reports
     estimator = estimator or _estimator(ctx)  # one lowering for all the trials' reports
-    uploaded = sum(upload_trial(ctx, by_id[tid], store, report_dir=reports, estimator=estimator)
+    uploaded = sum(upload_trial(ctx, rdb.full_trial(ctx.study, by_id[tid]), store, report_dir=reports,
+                                estimator=estimator)
                    for tid, reports in chosen.items())
     figures = pin_figures(ctx, trials)
     return {"trials": len(chosen), "files": uploaded, "figures": len(figures)}
@@ -180,7 +182,7 @@ def serve(storage_url: str | None, *, host: str = "127.0.0.1", port: int = 8080,
           artifact_path: str | Path | None = None) -> None:
     """Run optuna-dashboard on the storage with bsopt's artifact store (blocks)."""
     from bsopt.errors import MissingDependencyError
-    from bsopt.study.engine import open_storage
+    from bsopt.storage import open_storage
 
     try:
         from optuna_dashboard import run_server
@@ -190,5 +192,5 @@ def serve(storage_url: str | None, *, host: str = "127.0.0.1", port: int = 8080,
     storage = open_storage(storage_url)
     if artifact_path is None:
         dirs = {s.user_attrs.get("artifact_dir") for s in optuna.study.get_all_study_summaries(storage)} - {None}
-        artifact_path = sorted(dirs)[0] if dirs else DEFAULT_ARTIFACT_DIR
+        artifact_path = sorted(dirs)[0] if dirs else settings.artifact_root()
     run_server(storage, host=host, port=port, artifact_store=artifact_store(artifact_path))

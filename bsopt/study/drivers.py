@@ -125,9 +125,9 @@ class Drivers:
     def claim(self, trial, config_id: str, *, settle_s: float = 2.0):
         """Tag ``trial`` as this driver's and with its configuration; return the trial that owns the
         build of that configuration if it is another one (None: this trial builds it)."""
-        from bsopt.study import bulk
+        from bsopt.storage import rdb
 
-        bulk.set_attrs(self.study, trial, {"driver": self.id, "config_id": config_id}, {})  # one write
+        rdb.set_attrs(self.study, trial, {"driver": self.id, "config_id": config_id}, {})  # one write
         deadline = time.time() + settle_s
         while True:
             others = [t for t in self.study.get_trials(deepcopy=False, states=(

@@ -18,74 +18,16 @@ from typing import Any
 
 import optuna
 
-from bsopt import __version__
+from bsopt import __version__, settings
 from bsopt.errors import BsoptError, InputError
 from bsopt.explore import from_name, resolve
+from bsopt.storage.urls import open_storage, resolve_url
 from bsopt.study.objectives import ObjectiveSet
 from bsopt.study.params import OptunaSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 warnings.filterwarnings("ignore", message=".*multivariate.*", category=optuna.exceptions.ExperimentalWarning)
-
-DEFAULT_STORAGE_FILE = Path("studies") / "bsopt.db"
-
-
-def default_storage() -> str:
-    DEFAULT_STORAGE_FILE.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{DEFAULT_STORAGE_FILE}"
-
-
-_MEMORY_STORAGE = None
-
-
-def open_storage(url: str | None):
-    """An Optuna storage from a URL, a journal file path (.log/.journal/.jsonl), or ``memory`` (this
-    process only, nothing persisted: for benchmarks and experiments)."""
-    global _MEMORY_STORAGE
-    if url == "memory":
-        if _MEMORY_STORAGE is None:
-            _MEMORY_STORAGE = optuna.storages.InMemoryStorage()
-        return _MEMORY_STORAGE
-    url = url or default_storage()
-    if url.endswith((".log", ".journal", ".jsonl")) and "://" not in url:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        Path(url).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(url))
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        return _sqlite_storage(url)
-    try:
-        return optuna.storages.get_storage(url)
-    except Exception as exc:  # noqa: BLE001 - bad URLs raise many kinds of errors
-        raise InputError(f"cannot open study storage: {exc}", where=url,
-                         hint="use sqlite:///path.db, postgresql://user@host/db or a journal file path") from exc
-
-
-def _sqlite_storage(url: str):
-    """SQLite with write-ahead logging and normal sync: safe against process kills (not against power
-    loss of the last transactions), and an order of magnitude faster per trial than the defaults."""
-    from sqlalchemy import event
-
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-
-    @event.listens_for(storage.engine, "connect")
-    def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised through every sqlite study
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
-
-    storage.engine.dispose()  # connections made before the listener existed get the pragmas too
-    return storage
-
-
-def study_names(storage_url: str | None) -> list[str]:
-    storage = open_storage(storage_url)
-    return [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
-
 
 @dataclass
 class StudyContext:
@@ -118,7 +60,7 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     existing = [s.study_name for s in optuna.study.get_all_study_summaries(store)]
     if name in existing:
         if not resume:
-            raise InputError(f"a study named '{name}' already exists", where=storage or default_storage(),
+            raise InputError(f"a study named '{name}' already exists", where=resolve_url(storage),
                              hint="use --resume to continue it, `bsopt study optimize`, or another name")
         attrs = optuna.load_study(study_name=name, storage=store).user_attrs
         if attrs.get("space_id") != space.space_id:
@@ -132,6 +74,8 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
         size = space.get_total_combinations()
     except BsoptError:
         size = None
+    if seed is None:  # the blueprint's search.seed, unless --seed overrides it
+        seed = space.search_config.get("seed")
     strategy = resolve(space, objectives, space.blueprint.backend, sampler,
                        n_trials or space.search_config.get("max_evaluations"))
     study = optuna.create_study(study_name=name, storage=store, directions=objectives.directions,
@@ -153,11 +97,19 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
         "objectives": objectives.describe(),
         "backend": space.blueprint.backend,
         "created": time.time(),
+        "workdir": str(study_dir(space, name).resolve()),
     }
     for k, v in attrs.items():
         study.set_user_attr(k, v)
     return StudyContext(name, store, study, space, objectives, OptunaSpace(space.parameters), strategy.name,
-                        _workdir(name), storage or default_storage(), strategy)
+                        Path(attrs["workdir"]), resolve_url(storage), strategy)
+
+
+def study_dir(space, name: str) -> Path:
+    """A study's own folder: ``<global.working_directory>/<name>`` when the blueprint names one, else
+    ``<study root>/<name>`` (relative to the directory bsopt runs in)."""
+    base = space.global_config.get("working_directory")
+    return Path(base) / name if base else settings.study_dir(name)
 
 
 def _check_backend(space) -> None:
@@ -179,7 +131,7 @@ def load_study(name: str, storage: str | None = None, *, model: str | None = Non
     store = open_storage(storage)
     names = [s.study_name for s in optuna.study.get_all_study_summaries(store)]
     if name not in names:
-        raise InputError(f"no study named '{name}'", where=storage or default_storage(),
+        raise InputError(f"no study named '{name}'", where=resolve_url(storage),
                          hint=("studies: " + ", ".join(names)) if names else "create one with bsopt study create")
     attrs = optuna.load_study(study_name=name, storage=store).user_attrs
     bp_path = Path(attrs["blueprint_path"])
@@ -196,12 +148,9 @@ def load_study(name: str, storage: str | None = None, *, model: str | None = Non
     strategy = from_name(attrs["sampler"])
     study = optuna.load_study(study_name=name, storage=store,
                               sampler=strategy.sampler(attrs.get("seed"), len(objectives.metrics)))
+    workdir = Path(attrs["workdir"]) if attrs.get("workdir") else study_dir(space, name)
     return StudyContext(name, store, study, space, objectives, OptunaSpace(space.parameters), strategy.name,
-                        _workdir(name), storage or default_storage(), strategy)
-
-
-def _workdir(name: str) -> Path:
-    return Path("studies") / name
+                        workdir, resolve_url(storage), strategy)
 
 
 from bsopt.study.runner import Runner, RunStats  # noqa: E402,F401,I001 - the loop lives in its own module

@@ -11,12 +11,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bsopt.build.finn_config import dataflow_build_config
 from bsopt.metrics import METRICS
+from bsopt.storage import rdb
 from bsopt.study import queries
 
 
 def status(ctx) -> dict[str, Any]:
     study = ctx.study
-    trials = study.get_trials(deepcopy=False)
+    trials = rdb.read_trials(study)
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
@@ -60,7 +61,7 @@ def why_nothing_feasible(ctx, exact_info: dict | None = None) -> NothingFeasible
     """None when the study has a feasible trial; else what happened instead — how many builds failed
     (the most frequent message), how many were infeasible and by which constraints, how many the
     estimate gate pruned and why, or that the exact strategy's front is empty — and what to do."""
-    trials = ctx.study.get_trials(deepcopy=False)
+    trials = rdb.read_trials(ctx.study)
     if any(queries.feasible(t) for t in trials):
         return None
     summary = queries.outcome_summary(trials)
@@ -120,6 +121,7 @@ def export_trials(ctx, trials: list[FrozenTrial], out: str | Path) -> list[Path]
     target = ctx.space.fixed_target()
     backend = EstimateBackend(ctx.space.model_path, target["finn_version"], target["part"])
     for t in trials:
+        t = rdb.full_trial(ctx.study, t)  # with its parameters
         values = ctx.ospace.to_values(t.params)
         cfg = ctx.space.config_from_values(values)
         d = out / cfg.config_id
@@ -149,7 +151,7 @@ def plot(ctx, out: str | Path) -> Path:
     from plotly.subplots import make_subplots
 
     metrics = ctx.objectives.metrics
-    trials = ctx.study.get_trials(deepcopy=False)
+    trials = rdb.read_trials(ctx.study)
     front, history = pareto_figure(ctx, trials), hypervolume_figure(ctx, trials)
     three = len(metrics) >= 3
     fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38],
@@ -178,7 +180,7 @@ def pareto_figure(ctx, trials=None):
     import plotly.graph_objects as go
 
     metrics = ctx.objectives.metrics
-    trials = [t for t in (trials if trials is not None else ctx.study.get_trials(deepcopy=False))
+    trials = [t for t in (trials if trials is not None else rdb.read_trials(ctx.study))
               if t.state == TrialState.COMPLETE]
     front = {t.number for t in queries.pareto_front(trials, ctx.objectives.directions)}
     groups = {"infeasible": [t for t in trials if not queries.feasible(t)],
@@ -225,7 +227,7 @@ def hypervolume_history(ctx, points: int = 50, trials=None) -> list[tuple[int, f
     (each costs a hypervolume of the whole front)."""
     import numpy as np
 
-    trials = ctx.study.get_trials(deepcopy=False) if trials is None else trials
+    trials = rdb.read_trials(ctx.study) if trials is None else trials
     trials = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.number)
     dirs = ctx.objectives.directions
     feas = [t for t in trials if queries.feasible(t)]

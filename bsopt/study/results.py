@@ -22,6 +22,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bsopt.errors import InputError, MissingDependencyError
 from bsopt.metrics import METRICS, resolve_metric
+from bsopt.storage import rdb
+from bsopt.storage.urls import resolve_url
 from bsopt.study import queries
 
 
@@ -33,20 +35,20 @@ def _trials_and_objectives(study, storage: str | None) -> tuple[str, list[Frozen
             study = optuna.load_study(study_name=study, storage=store)
         except KeyError:
             names = [s.study_name for s in optuna.study.get_all_study_summaries(store)]
-            raise InputError(f"no study named '{study}'", where=storage or "studies/bsopt.db",
+            raise InputError(f"no study named '{study}'", where=resolve_url(storage),
                              hint=("studies: " + ", ".join(names)) if names else "create one with bsopt study create") from None
     if hasattr(study, "study") and hasattr(study, "objectives"):  # a StudyContext
         ctx = study
-        return ctx.name, ctx.study.get_trials(deepcopy=False), list(ctx.objectives.metrics), \
+        return ctx.name, rdb.read_trials(ctx.study), list(ctx.objectives.metrics), \
             list(ctx.objectives.directions)
     objectives = study.user_attrs.get("objectives", {}).get("objectives", [])
     metrics = [o["metric"] for o in objectives] or list(study.metric_names or [])
     directions = [o["direction"] for o in objectives] or [d.name.lower() for d in study.directions]
-    return study.study_name, study.get_trials(deepcopy=False), metrics, directions
+    return study.study_name, rdb.read_trials(study), metrics, directions
 
 
 def _storage(url: str | None):
-    from bsopt.study.engine import open_storage
+    from bsopt.storage import open_storage
 
     return open_storage(url)
 

@@ -23,11 +23,13 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from bsopt import settings
 from bsopt.build.result import BuildResult, BuildStatus
 from bsopt.errors import InputError
 from bsopt.execute.base import BackendSpec, Task
 from bsopt.explore import SAMPLE
-from bsopt.study import bulk, queries
+from bsopt.storage import rdb
+from bsopt.study import queries
 from bsopt.study.cache import BuildCache, cache_key
 from bsopt.study.dashboard import metric_summary
 from bsopt.study.drivers import HEARTBEAT_S, DriverLock, Drivers, is_shared, lock_path
@@ -110,7 +112,7 @@ class Runner:
             build_timeout = float(space.blueprint.global_config["timeout_minutes"]) * 60.0
         self.build_timeout = build_timeout
         self.retry_timeouts = retry_timeouts
-        self.cache = BuildCache(cache_path or Path("studies") / "cache.db")
+        self.cache = BuildCache(cache_path or settings.cache_path())
         self.use_cache = bool(space.blueprint.global_config.get("cache_results", True))
         self.progress = progress
         self.monitor = Monitor(ctx.workdir, min_free_gb=min_free_disk_gb, interval=monitor_interval)
@@ -244,7 +246,7 @@ class Runner:
                 stats.failed += 1
                 state = TrialState.FAIL
             constraints = violations
-        bulk.set_attrs(study, trial, attrs, constraints)
+        rdb.set_attrs(study, trial, attrs, constraints)
         if state == TrialState.COMPLETE:
             study.tell(trial, values)
             if attrs.get("feasible"):
@@ -289,7 +291,7 @@ class Runner:
             return est.values
         attrs = {"config_id": cfg.config_id, "config_index": cfg.index, "status": "PRUNED",
                  "pruned_reason": reason[:2000], **{f"e:{k}": v for k, v in est.values.items()}}
-        bulk.set_attrs(self._study, trial, attrs, {})
+        rdb.set_attrs(self._study, trial, attrs, {})
         self._study.tell(trial, state=TrialState.PRUNED)
         self._finished(trial)
         stats.trials += 1
@@ -382,6 +384,8 @@ class Runner:
             stats.recovered = self.recover()
             self._last_recover = time.time()
             strategy = ctx.strategy
+            if timeout is None and ctx.space.search_config.get("timeout_minutes"):
+                timeout = float(ctx.space.search_config["timeout_minutes"]) * 60.0  # the blueprint's run limit
             if n_trials is None and timeout is None:
                 n_trials = strategy.default_trials(ctx.space)
             waiting = len(ctx.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
@@ -390,7 +394,7 @@ class Runner:
             self._pending = []
             self._last_flush = time.time()
             if self.pareto_gate:  # the estimates of configurations built in earlier runs
-                for t in ctx.study.get_trials(deepcopy=False):
+                for t in rdb.read_trials(ctx.study):
                     est = {k[2:]: v for k, v in t.user_attrs.items() if k.startswith("e:")}
                     if est and "worker" in t.user_attrs:
                         point = self._min_point(est)
@@ -469,7 +473,7 @@ class Runner:
         from bsopt.study import dashboard
 
         try:
-            n = bulk.n_trials(self.ctx.study)
+            n = rdb.n_trials(self.ctx.study)
             if n > dashboard.PUBLISH_MAX_TRIALS:
                 stats.published = f"skipped: {n} trials (more than {dashboard.PUBLISH_MAX_TRIALS})"
                 return
@@ -519,6 +523,8 @@ class Runner:
         mem = optuna.create_study(directions=ctx.objectives.directions,
                                   sampler=ctx.strategy.sampler(ctx.study.user_attrs.get("seed"),
                                                                len(ctx.objectives.metrics)))
+        if ctx.strategy.knows_points and ctx.strategy.sampler_free:
+            return mem  # its sampler reads no history (see _trim)
         done = [t for t in ctx.study.get_trials(deepcopy=False) if t.state.is_finished()]
         if done:
             mem.add_trials(done)
@@ -535,7 +541,7 @@ class Runner:
         if not pending:
             return
         if force or len(pending) >= self.flush_every or time.time() - self._last_flush >= self.flush_seconds:
-            bulk.add_trials(self.ctx.study, pending)
+            rdb.add_trials(self.ctx.study, pending)
             self._pending = []
             self._last_flush = time.time()
             self._trim()

@@ -21,7 +21,8 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from bsopt.errors import InputError
-from bsopt.study import bulk, queries
+from bsopt.storage import rdb
+from bsopt.study import queries
 
 
 @dataclass
@@ -95,7 +96,7 @@ def _transfer_values(old_values: dict[str, Any], new_space) -> tuple[dict[str, A
 
 def _candidates(old_ctx) -> list[FrozenTrial]:
     """The earlier feasible Pareto set, then each objective's best feasible trial."""
-    trials = old_ctx.study.get_trials(deepcopy=False)
+    trials = rdb.read_trials(old_ctx.study)
     picked = list(queries.pareto_front(trials, old_ctx.objectives.directions))
     ids = {t.number for t in picked}
     for m, d in zip(old_ctx.objectives.metrics, old_ctx.objectives.directions, strict=True):
@@ -103,7 +104,7 @@ def _candidates(old_ctx) -> list[FrozenTrial]:
         if b is not None and b.number not in ids:
             picked.append(b)
             ids.add(b.number)
-    return picked
+    return [rdb.full_trial(old_ctx.study, t) for t in picked]  # with their parameters
 
 
 def warm_start(ctx, sources: list[str], storage: str | None = None) -> list[WarmStart]:
@@ -147,11 +148,11 @@ def _same_space(ctx, old, name: str) -> WarmStart:
             attrs["feasible"] = ok
             added.append(create_trial(state=TrialState.COMPLETE, values=values, params=t.params,
                                       distributions=t.distributions, user_attrs=attrs,
-                                      system_attrs=bulk.constraint_attrs(violations)))
+                                      system_attrs=rdb.constraint_attrs(violations)))
         else:  # pruned by the gate or failed for good: the samplers and the grid skip them too
             added.append(create_trial(state=t.state, params=t.params, distributions=t.distributions,
                                       user_attrs=attrs))
-    bulk.add_trials(ctx.study, added)
+    rdb.add_trials(ctx.study, added)
     report.added = len(added)
     if ctx.strategy.genetic:
         for t in queries.pareto_front(ctx.study.get_trials(deepcopy=False), ctx.objectives.directions):

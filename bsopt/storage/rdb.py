@@ -146,3 +146,72 @@ def set_finished_trial_system_attr(study: optuna.Study, trial_id: int, key: str,
     with backend.engine.begin() as conn:
         _replace_attrs(conn, models.TrialSystemAttributeModel.__table__, trial_id, {key: value})
     return True
+
+
+class TrialRecord:
+    """A finished or running trial as read by :func:`read_trials`: what queries, reports and figures
+    use (number, state, objective values, user attributes, times) — not its parameters. Use
+    :func:`full_trial` for an ``optuna`` ``FrozenTrial`` with parameters."""
+
+    __slots__ = ("_trial_id", "number", "state", "values", "user_attrs", "datetime_start", "datetime_complete")
+
+    def __init__(self, trial_id, number, state, values, user_attrs, datetime_start, datetime_complete):
+        self._trial_id = trial_id
+        self.number = number
+        self.state = state
+        self.values = values
+        self.user_attrs = user_attrs
+        self.datetime_start = datetime_start
+        self.datetime_complete = datetime_complete
+
+    @property
+    def constraints(self) -> list[float]:
+        """Constraint violations, as bsopt records them beside Optuna's (user attributes ``c:<name>``)."""
+        return [v for k, v in self.user_attrs.items() if k.startswith("c:")]
+
+    def __repr__(self) -> str:
+        return f"TrialRecord(number={self.number}, state={self.state.name}, values={self.values})"
+
+
+def read_trials(study: optuna.Study, states=None) -> list:
+    """Every trial of ``study`` (or those in ``states``) in number order, without parameters and
+    distributions: on an RDB storage at the installed Optuna's schema a few plain queries (about 1 s
+    and no ORM objects for 7,000 trials, against ~11 s and 1.6 GB through Optuna's ``get_trials``);
+    elsewhere Optuna's own trials."""
+    backend = _at_head(study._storage)
+    if backend is None:
+        return study.get_trials(deepcopy=False, states=states)
+    from optuna.storages._rdb import models
+    from sqlalchemy import select
+
+    T = models.TrialModel.__table__
+    V = models.TrialValueModel.__table__
+    U = models.TrialUserAttributeModel.__table__
+    from_stored = models.TrialValueModel.stored_repr_to_value
+    sid = study._study_id
+    where = [T.c.study_id == sid]
+    if states is not None:
+        where.append(T.c.state.in_(list(states)))
+    loads = json.loads
+    with backend.engine.connect() as conn:
+        rows = {r.trial_id: TrialRecord(r.trial_id, r.number, r.state, None, {}, r.datetime_start,
+                                        r.datetime_complete)
+                for r in conn.execute(select(T.c.trial_id, T.c.number, T.c.state, T.c.datetime_start,
+                                             T.c.datetime_complete).where(*where).order_by(T.c.number))}
+        for r in conn.execute(select(V.c.trial_id, V.c.value, V.c.value_type).join(T, T.c.trial_id == V.c.trial_id)
+                              .where(*where).order_by(V.c.trial_id, V.c.objective)):
+            rec = rows[r.trial_id]
+            if rec.values is None:
+                rec.values = []
+            rec.values.append(from_stored(r.value, r.value_type))
+        for r in conn.execute(select(U.c.trial_id, U.c.key, U.c.value_json).join(T, T.c.trial_id == U.c.trial_id)
+                              .where(*where)):
+            rows[r.trial_id].user_attrs[r.key] = loads(r.value_json)
+    return list(rows.values())
+
+
+def full_trial(study: optuna.Study, trial) -> FrozenTrial:
+    """The ``FrozenTrial`` (with parameters) of a trial or :class:`TrialRecord`."""
+    if isinstance(trial, FrozenTrial):
+        return trial
+    return study._storage.get_trial(trial._trial_id)

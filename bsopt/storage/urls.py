@@ -1,0 +1,66 @@
+"""Opening a study storage from what a user writes: an SQLAlchemy URL, a journal file path, or
+``memory``; by default the SQLite file ``bsopt.db`` in the study root (:mod:`bsopt.settings`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+from bsopt import settings
+from bsopt.errors import InputError
+
+_MEMORY_STORAGE = None
+
+
+def resolve_url(url: str | None) -> str:
+    """The storage URL ``url`` stands for (None: the study root's SQLite file)."""
+    return url or settings.default_storage_url()
+
+
+def open_storage(url: str | None):
+    """An Optuna storage from a URL, a journal file path (.log/.journal/.jsonl), or ``memory`` (this
+    process only, nothing persisted: for benchmarks and experiments)."""
+    global _MEMORY_STORAGE
+    if url == "memory":
+        if _MEMORY_STORAGE is None:
+            _MEMORY_STORAGE = optuna.storages.InMemoryStorage()
+        return _MEMORY_STORAGE
+    url = resolve_url(url)
+    if url.endswith((".log", ".journal", ".jsonl")) and "://" not in url:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(url))
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        return _sqlite_storage(url)
+    try:
+        return optuna.storages.get_storage(url)
+    except Exception as exc:  # noqa: BLE001 - bad URLs raise many kinds of errors
+        raise InputError(f"cannot open study storage: {exc}", where=url,
+                         hint="use sqlite:///path.db, postgresql://user@host/db or a journal file path") from exc
+
+
+def _sqlite_storage(url: str):
+    """SQLite with write-ahead logging and normal sync: safe against process kills (not against power
+    loss of the last transactions), and an order of magnitude faster per trial than the defaults."""
+    from sqlalchemy import event
+
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+    @event.listens_for(storage.engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised through every sqlite study
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    storage.engine.dispose()  # connections made before the listener existed get the pragmas too
+    return storage
+
+
+def study_names(storage_url: str | None) -> list[str]:
+    storage = open_storage(storage_url)
+    return [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
