@@ -123,7 +123,7 @@ def test_bad_zoo_requests_are_clear(tmp_path):
 
 @pytest.mark.parametrize("w, options", [(8, {}), (4, {"layers": 2, "hidden": 64, "heads": 2, "seq": 16, "ff": 256})])
 def test_inspect_counts_macs_and_weights(bert, w, options):
-    from bsopt.intake.info import inspect_model
+    from bsopt.lowering.info import inspect_model
 
     o = ZOO["bert"].resolve_options(options)
     L, h, heads, s, ff = o["layers"], o["hidden"], o["heads"], o["seq"], o["ff"]
@@ -662,7 +662,7 @@ def biased():
 def test_brevitas_multihead_attention_lowers(tmp_path, monkeypatch, factory):
     """Brevitas' QuantMultiheadAttention: a fused in_proj sliced into Q, K, V (one MVAU per slice of the
     weight columns), batch-first <-> sequence-first transposes of a batch of 1 (no data movement)."""
-    from bsopt.intake.info import inspect_model
+    from bsopt.lowering.info import inspect_model
     from bsopt.models import export_module
 
     (tmp_path / "mha_block.py").write_text(MHA_MODULE)

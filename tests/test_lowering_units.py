@@ -124,7 +124,7 @@ def test_standalone_thresholds_and_rtl_preference():
 
 @pytest.mark.skipif(not HAVE_REF, reason="reference data missing")
 def test_model_info_macs_match_qonnx_inference_cost():
-    from bsopt.intake.info import inspect_model
+    from bsopt.lowering.info import inspect_model
 
     for name in ("tfc_w1a1", "cnv_w1a1"):
         info = inspect_model(prepost_model(name))

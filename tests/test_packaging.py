@@ -66,3 +66,103 @@ def test_the_cli_needs_no_click_of_its_own():
     """typer >= 0.29 vendors click and no longer installs it: bsopt must not import click itself."""
     for path in (ROOT / "bsopt").rglob("*.py"):
         assert "click" not in {m for m, _ in _imports(path)}, path
+
+
+def _bsopt_import_graph() -> dict[str, set[str]]:
+    """module -> the bsopt modules it imports, counting imports inside functions (not those under
+    ``if TYPE_CHECKING:``, which never run)."""
+    pkg = ROOT / "bsopt"
+    mods = {}
+    for p in pkg.rglob("*.py"):
+        parts = list(p.relative_to(ROOT).with_suffix("").parts)
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+
+    def resolve(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rsplit(".", 1)[0] if "." in name else ""
+        return name or None
+
+    def walk(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and isinstance(child.test, ast.Name) and child.test.id == "TYPE_CHECKING":
+                yield from (n for stmt in child.orelse for n in walk_stmt(stmt))
+                continue
+            yield child
+            yield from walk(child)
+
+    def walk_stmt(stmt):
+        yield stmt
+        yield from walk(stmt)
+
+    graph = {}
+    for m, p in mods.items():
+        targets = set()
+        for node in walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = m.split(".") if p.name == "__init__.py" else m.split(".")[:-1]
+                    parts = parts[:len(parts) - node.level + 1]
+                    base = ".".join(parts + ([base] if base else []))
+                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+            else:
+                continue
+            targets |= {r for n in names if n.startswith("bsopt") and (r := resolve(n)) and r != m}
+        graph[m] = targets
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one node (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in list(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles_between_files_or_sub_packages():
+    graph = _bsopt_import_graph()
+    assert "bsopt.study.runner" in graph["bsopt.study.api"]  # imports inside functions count
+    assert "bsopt.ir.bitwidths" in graph["bsopt.ir.layers"]  # (a function-level import)
+    assert "bsopt.ir.layers" not in graph["bsopt.ir.bitwidths"]  # type-checking imports do not
+    assert _cycles(graph) == []
+
+    def package(m: str) -> str:
+        parts = m.split(".")
+        return ".".join(parts[:2]) if len(parts) > 1 and (ROOT / "bsopt" / parts[1]).is_dir() else m
+
+    packages: dict[str, set[str]] = {}
+    for m, targets in graph.items():
+        packages.setdefault(package(m), set()).update(package(t) for t in targets
+                                                      if package(t) not in (package(m), "bsopt"))
+    assert _cycles(packages) == []
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []

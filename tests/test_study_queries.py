@@ -53,6 +53,36 @@ def test_hypervolume_of_a_known_front():
     assert queries.hypervolume(trials, ["minimize", "minimize"], reference=[2, 2]) == pytest.approx(3.0)
 
 
+def _grid_volume(points, ref):
+    """The 3-D hypervolume of integer points by counting the unit cells they dominate."""
+    return sum(1 for x in range(ref[0]) for y in range(ref[1]) for z in range(ref[2])
+               if any(px <= x and py <= y and pz <= z for px, py, pz in points))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5), st.integers(0, 5)), min_size=0, max_size=25))
+def test_3d_hypervolume_counts_the_dominated_cells(points):
+    import numpy as np
+
+    from bsopt.pareto import hypervolume
+
+    ref = (6, 6, 6)
+    pts = np.array(points, dtype=float).reshape(-1, 3)
+    assert hypervolume(pts, np.array(ref, dtype=float)) == pytest.approx(_grid_volume(points, ref))
+
+
+def test_3d_hypervolume_of_a_large_front_matches_optunas():
+    import numpy as np
+    from optuna._hypervolume import compute_hypervolume
+
+    from bsopt.pareto import hypervolume
+
+    pts = np.random.default_rng(1).random((1500, 3))
+    pts /= np.linalg.norm(pts, axis=1, keepdims=True)  # a curved front with many non-dominated points
+    ref = np.full(3, 1.1)
+    assert hypervolume(pts, ref) == pytest.approx(float(compute_hypervolume(pts, ref)), rel=1e-12)
+
+
 def test_knee_and_best():
     front = [trial(0, (10, 100), metrics={"LUT": 100}), trial(1, (8, 10), metrics={"LUT": 10}),
              trial(2, (1, 1), metrics={"LUT": 1})]

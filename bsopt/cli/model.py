@@ -120,8 +120,8 @@ def inspect(
     folding_config: Path = typer.Option(None, "--folding-config", help="Apply a FINN folding-config JSON."),
 ):
     """Show a model's inputs, outputs, operators and FINN dataflow layers."""
-    from bsopt.intake.info import inspect_model, layer_costs
     from bsopt.lowering import LoweringOptions
+    from bsopt.lowering.info import inspect_model, layer_costs
 
     info = inspect_model(path, LoweringOptions(finn_version=finn_version, fpgapart=part,
                                                standalone_thresholds=standalone_thresholds))

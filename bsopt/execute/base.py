@@ -104,3 +104,22 @@ class Executor:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def process_rss(pid: int) -> int:
+    """Resident memory of a process in bytes (0 if it is gone)."""
+    try:
+        import psutil
+
+        return psutil.Process(pid).memory_info().rss
+    except Exception:  # noqa: BLE001 - psutil missing or the process ended
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return 0
+
+
+def worker_rss(pids: list[int]) -> list[int]:
+    """Resident memory of each worker process in bytes."""
+    return [process_rss(p) for p in pids]

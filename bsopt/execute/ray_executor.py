@@ -18,7 +18,7 @@ import time
 
 from bsopt.build.result import BuildResult
 from bsopt.errors import InputError, MissingDependencyError
-from bsopt.execute.base import BackendSpec, Executor, Task, lost_result, run_build
+from bsopt.execute.base import BackendSpec, Executor, Task, lost_result, process_rss, run_build
 
 
 def _ray():
@@ -45,10 +45,9 @@ class _BuildActor:
 
     def build(self, cfg_dict: dict) -> tuple[dict, int]:
         from bsopt.space.build_config import BuildConfig
-        from bsopt.study.resources import _rss
 
         result = run_build(self.backend, BuildConfig.from_dict(cfg_dict), self.label)
-        return result.to_dict(), _rss(os.getpid())
+        return result.to_dict(), process_rss(os.getpid())
 
 
 #: how long an actor may take to start (Ray worker process, imports, the backend's model) before a build

@@ -8,7 +8,7 @@ attributes change. Datatype propagation between layers follows FINN's ``InferDat
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qonnx.core.datatype import DataType
@@ -22,7 +22,9 @@ from bsopt.ir.datatypes import (
     round_up_to_bytes,
     smallest_for_range,
 )
-from bsopt.ir.layers import DataflowGraph, Layer
+
+if TYPE_CHECKING:  # the graph module calls this one; types only here
+    from bsopt.ir.layers import DataflowGraph, Layer
 
 DT_ATTRS = ("inputDataType", "weightDataType", "outputDataType", "accDataType", "InputDataType",
             "OutputDataType", "dataType", "lhs_dtype", "rhs_dtype", "out_dtype")

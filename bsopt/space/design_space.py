@@ -48,7 +48,7 @@ class DesignSpace:
 
     blueprint: Blueprint
     model_path: str | None
-    model_info: Any  # bsopt.intake.info.ModelInfo when the model was lowered, else None
+    model_info: Any  # bsopt.lowering.info.ModelInfo when the model was lowered, else None
     hw_compiler_space: dict[str, Any]
     search_config: dict[str, Any]
     global_config: dict[str, Any]
@@ -427,8 +427,8 @@ def _model_error(d: Diagnostics, bp: Blueprint, exc: BsoptError, where: str | No
 
 
 def _lower(d: Diagnostics, bp: Blueprint, path: str, where: str | None):
-    from bsopt.intake.info import inspect_model
     from bsopt.lowering import LoweringOptions
+    from bsopt.lowering.info import inspect_model
 
     try:
         from bsopt.lowering import standalone_thresholds

@@ -47,15 +47,19 @@ def supported(storage) -> bool:
 def n_trials(study: optuna.Study) -> int:
     """The study's number of trials, counted by the database where it is one (Optuna's cached RDB
     storage reads every trial to count them)."""
-    backend = _rdb(study._storage)
+    return count_trials(study._storage, study._study_id)
+
+
+def count_trials(storage, study_id: int) -> int:
+    backend = _at_head(storage)
     if backend is None:
-        return study._storage.get_n_trials(study._study_id)
+        return storage.get_n_trials(study_id)
     from optuna.storages._rdb import models
     from sqlalchemy import func, select
 
     T = models.TrialModel.__table__
     with backend.engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(T).where(T.c.study_id == study._study_id)).scalar_one()
+        return conn.execute(select(func.count()).select_from(T).where(T.c.study_id == study_id)).scalar_one()
 
 
 def add_trials(study: optuna.Study, trials: list[FrozenTrial]) -> None:

@@ -61,6 +61,11 @@ def _sqlite_storage(url: str):
     return storage
 
 
+def studies(storage) -> list:
+    """The studies of an open storage (``FrozenStudy``: name, id, attributes) without reading their
+    trials — ``optuna.get_all_study_summaries`` reads every trial of every study."""
+    return storage.get_all_studies()
+
+
 def study_names(storage_url: str | None) -> list[str]:
-    storage = open_storage(storage_url)
-    return [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
+    return [s.study_name for s in studies(open_storage(storage_url))]

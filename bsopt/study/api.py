@@ -248,14 +248,19 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
 
 def list_studies(storage: str | None = None) -> list[dict[str, Any]]:
     """One summary per study in a storage: name, trials, sampler, objective metrics, created."""
-    import optuna
+    from datetime import datetime
 
-    from bsopt.storage import open_storage
+    from bsopt.storage import open_storage, rdb, studies
 
-    return [{"name": s.study_name, "trials": s.n_trials, "sampler": str(s.user_attrs.get("sampler", "")),
-             "objectives": [o["metric"] for o in s.user_attrs.get("objectives", {}).get("objectives", [])],
-             "created": s.datetime_start}
-            for s in optuna.study.get_all_study_summaries(open_storage(storage))]
+    store = open_storage(storage)
+    out = []
+    for s in studies(store):
+        created = s.user_attrs.get("created")
+        out.append({"name": s.study_name, "trials": rdb.count_trials(store, s._study_id),
+                    "sampler": str(s.user_attrs.get("sampler", "")),
+                    "objectives": [o["metric"] for o in s.user_attrs.get("objectives", {}).get("objectives", [])],
+                    "created": datetime.fromtimestamp(created) if created else None})
+    return out
 
 
 def delete_study(name: str, storage: str | None = None) -> None:

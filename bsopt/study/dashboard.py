@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from bsopt import settings
@@ -182,7 +181,7 @@ def serve(storage_url: str | None, *, host: str = "127.0.0.1", port: int = 8080,
           artifact_path: str | Path | None = None) -> None:
     """Run optuna-dashboard on the storage with bsopt's artifact store (blocks)."""
     from bsopt.errors import MissingDependencyError
-    from bsopt.storage import open_storage
+    from bsopt.storage import open_storage, studies
 
     try:
         from optuna_dashboard import run_server
@@ -191,6 +190,6 @@ def serve(storage_url: str | None, *, host: str = "127.0.0.1", port: int = 8080,
                                      hint='pip install "bsopt[dashboard]"') from exc
     storage = open_storage(storage_url)
     if artifact_path is None:
-        dirs = {s.user_attrs.get("artifact_dir") for s in optuna.study.get_all_study_summaries(storage)} - {None}
+        dirs = {s.user_attrs.get("artifact_dir") for s in studies(storage)} - {None}
         artifact_path = sorted(dirs)[0] if dirs else settings.artifact_root()
     run_server(storage, host=host, port=port, artifact_store=artifact_store(artifact_path))

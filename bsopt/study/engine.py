@@ -21,7 +21,7 @@ import optuna
 from bsopt import __version__, settings
 from bsopt.errors import BsoptError, InputError
 from bsopt.explore import from_name, resolve
-from bsopt.storage.urls import open_storage, resolve_url
+from bsopt.storage.urls import open_storage, resolve_url, studies
 from bsopt.study.objectives import ObjectiveSet
 from bsopt.study.params import OptunaSpace
 
@@ -57,7 +57,7 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     objectives.check_backend(space.blueprint.backend)
     _check_backend(space)
     store = open_storage(storage)
-    existing = [s.study_name for s in optuna.study.get_all_study_summaries(store)]
+    existing = [s.study_name for s in studies(store)]
     if name in existing:
         if not resume:
             raise InputError(f"a study named '{name}' already exists", where=resolve_url(storage),
@@ -129,7 +129,7 @@ def load_study(name: str, storage: str | None = None, *, model: str | None = Non
     from bsopt.space.design_space import load_design_space
 
     store = open_storage(storage)
-    names = [s.study_name for s in optuna.study.get_all_study_summaries(store)]
+    names = [s.study_name for s in studies(store)]
     if name not in names:
         raise InputError(f"no study named '{name}'", where=resolve_url(storage),
                          hint=("studies: " + ", ".join(names)) if names else "create one with bsopt study create")

@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bsopt.errors import InputError
 from bsopt.pareto import front_indices
+from bsopt.pareto import hypervolume as points_volume
 
 
 def feasible(t: FrozenTrial) -> bool:
@@ -68,8 +69,6 @@ def hypervolume(trials: list[FrozenTrial], directions: list[str], reference: lis
 def points_hypervolume(front: np.ndarray, lo=None, hi=None, reference=None) -> float:
     """Hypervolume of minimisation points: normalised by the range ``lo``..``hi`` with the reference at
     1.1 in every dimension, or against an explicit ``reference``."""
-    from optuna._hypervolume import compute_hypervolume
-
     pts = np.asarray(front, dtype=float)
     if len(pts) == 0:
         return 0.0
@@ -77,10 +76,7 @@ def points_hypervolume(front: np.ndarray, lo=None, hi=None, reference=None) -> f
         span = np.where(hi > lo, hi - lo, 1.0)
         pts = (pts - lo) / span
         reference = np.full(pts.shape[1], 1.1)
-    pts = pts[np.all(pts < reference, axis=1)]
-    if len(pts) == 0:
-        return 0.0
-    return float(compute_hypervolume(pts, reference))
+    return points_volume(pts, reference)
 
 
 class FrontArchive:

@@ -223,8 +223,7 @@ def hypervolume_figure(ctx, trials=None):
 def hypervolume_history(ctx, points: int = 50, trials=None) -> list[tuple[int, float]]:
     """Hypervolume of the feasible front after n trials, normalised once by the feasible range of all
     trials (reference point 1.1 in normalised units), so that the curve is comparable across n. The
-    front is kept incrementally while walking the trials; a large front gets fewer points on the curve
-    (each costs a hypervolume of the whole front)."""
+    front is kept incrementally while walking the trials."""
     import numpy as np
 
     trials = rdb.read_trials(ctx.study) if trials is None else trials
@@ -238,8 +237,6 @@ def hypervolume_history(ctx, points: int = 50, trials=None) -> list[tuple[int, f
     span = np.where(hi > lo, hi - lo, 1.0)
     ref = lo + 1.1 * span
     scale = float(np.prod(span))
-    if len(feas) > 1000:  # each point of the curve is a hypervolume of up to the whole front
-        points = min(points, 8)
     steps = sorted({max(1, int(len(trials) * i / points)) for i in range(1, points + 1)})
     archive = queries.FrontArchive(dirs)
     out, i = [], 0

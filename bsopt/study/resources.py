@@ -14,21 +14,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bsopt.execute.base import process_rss
+
 MB = 1 << 20
-
-
-def _rss(pid: int) -> int:
-    """Resident memory of a process in bytes (0 if it is gone)."""
-    try:
-        import psutil
-
-        return psutil.Process(pid).memory_info().rss
-    except Exception:  # noqa: BLE001 - psutil missing or the process ended
-        try:
-            with open(f"/proc/{pid}/statm") as fh:
-                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            return 0
 
 
 def dir_size(path: Path) -> int:
@@ -74,7 +62,7 @@ class Monitor:
         self._last = t
         worker_rss = worker_rss()
         r = self.now
-        r.driver_rss_mb = _rss(os.getpid()) / MB
+        r.driver_rss_mb = process_rss(os.getpid()) / MB
         r.workers_rss_mb = sum(worker_rss) / MB
         r.max_worker_rss_mb = max(worker_rss, default=0) / MB
         r.artifacts_mb = dir_size(self.workdir) / MB if self.workdir.exists() else 0.0
@@ -95,7 +83,3 @@ class Monitor:
             self._disk_checked = t
             self._low = self.free_gb() < self.min_free_gb
         return self._low
-
-
-def worker_rss(pids: list[int]) -> list[int]:
-    return [_rss(p) for p in pids]

@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from bsopt.errors import InputError, MissingDependencyError
 from bsopt.metrics import METRICS, resolve_metric
 from bsopt.storage import rdb
-from bsopt.storage.urls import resolve_url
+from bsopt.storage.urls import resolve_url, studies
 from bsopt.study import queries
 
 
@@ -34,7 +34,7 @@ def _trials_and_objectives(study, storage: str | None) -> tuple[str, list[Frozen
         try:
             study = optuna.load_study(study_name=study, storage=store)
         except KeyError:
-            names = [s.study_name for s in optuna.study.get_all_study_summaries(store)]
+            names = [s.study_name for s in studies(store)]
             raise InputError(f"no study named '{study}'", where=resolve_url(storage),
                              hint=("studies: " + ", ".join(names)) if names else "create one with bsopt study create") from None
     if hasattr(study, "study") and hasattr(study, "objectives"):  # a StudyContext
@@ -154,14 +154,14 @@ def compare(study_a, study_b, *, storage: str | None = None, storage_b: str | No
     both = np.vstack([pa, pb]) if len(pa) + len(pb) else np.empty((0, len(ma)))
     hv = {name_a: 0.0, name_b: 0.0}
     if len(both):
-        from optuna._hypervolume import compute_hypervolume
+        from bsopt.pareto import hypervolume
 
         lo, hi = both.min(axis=0), both.max(axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
         ref = np.full(len(ma), 1.1)
         for name, p in ((name_a, pa), (name_b, pb)):
             if len(p):
-                hv[name] = float(compute_hypervolume((p - lo) / span, ref))
+                hv[name] = hypervolume((p - lo) / span, ref)
 
     def coverage(x, y) -> float | None:
         if not len(y):

@@ -26,14 +26,14 @@ from optuna.trial import TrialState
 from bsopt import settings
 from bsopt.build.result import BuildResult, BuildStatus
 from bsopt.errors import InputError
-from bsopt.execute.base import BackendSpec, Task
+from bsopt.execute.base import BackendSpec, Task, worker_rss
 from bsopt.explore import SAMPLE
 from bsopt.storage import rdb
 from bsopt.study import queries
 from bsopt.study.cache import BuildCache, cache_key
 from bsopt.study.dashboard import metric_summary
 from bsopt.study.drivers import HEARTBEAT_S, DriverLock, Drivers, is_shared, lock_path
-from bsopt.study.resources import Monitor, worker_rss
+from bsopt.study.resources import Monitor
 
 MAX_RETRIES = 2
 EXECUTORS = ("local", "ray")
