@@ -7,22 +7,58 @@ import numpy as np
 
 def front_indices(pts: np.ndarray) -> list[int]:
     """Indices of the non-dominated rows of a minimisation matrix (identical rows: the first is kept),
-    in their original order."""
+    in their original order. Blocks of rows are compared at once, so the cost is about
+    n × front / 10⁸ seconds (13,000 points all on the front: well under a second)."""
+    pts = np.asarray(pts, dtype=float)
     if len(pts) == 0:
         return []
-    _, first = np.unique(pts, axis=0, return_index=True)
-    first.sort()
-    sub = pts[first]
-    order = np.lexsort(sub.T[::-1])  # ascending by the first objective: dominators come first
-    front: list[int] = []
-    front_pts = np.empty((0, pts.shape[1]))
-    for i in order:
-        p = sub[i]
-        if len(front_pts) and np.any(np.all(front_pts <= p, axis=1)):
-            continue  # dominated (rows are unique, so <= everywhere means strictly better somewhere)
-        front.append(int(first[i]))
-        front_pts = np.vstack([front_pts, p])
-    return sorted(front)
+    uniq, first = np.unique(pts, axis=0, return_index=True)  # rows sorted ascending, lexicographically
+    return sorted(first[_nondominated_sorted(uniq)].tolist())
+
+
+def _dominated_by(points: np.ndarray, others: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """For each row of ``points``: is some row of ``others`` <= it in every objective?"""
+    out = np.zeros(len(points), dtype=bool)
+    for i in range(0, len(others), chunk):
+        if out.all():
+            break
+        o = others[i:i + chunk]
+        le = o[:, 0][None, :] <= points[:, 0][:, None]  # objective by objective: no 3-D temporaries
+        for k in range(1, points.shape[1]):
+            le &= o[:, k][None, :] <= points[:, k][:, None]
+        out |= le.any(axis=1)
+    return out
+
+
+def _nondominated_sorted(rows: np.ndarray, block: int = 256) -> np.ndarray:
+    """Mask of the non-dominated rows of unique, lexicographically ascending rows (a row can only be
+    dominated by an earlier one; by transitivity, being <= an earlier row is enough)."""
+    keep = np.zeros(len(rows), dtype=bool)
+    front = np.empty((0, rows.shape[1]))
+    for s in range(0, len(rows), block):
+        c = rows[s:s + block]
+        dominated = _dominated_by(c, front) if len(front) else np.zeros(len(c), dtype=bool)
+        within = np.tril(np.ones((len(c), len(c)), dtype=bool), k=-1)  # [i, j]: j < i and row j <= row i
+        for k in range(c.shape[1]):
+            within &= c[:, k][None, :] <= c[:, k][:, None]
+        dominated |= within.any(axis=1)
+        keep[s:s + len(c)] = ~dominated
+        front = np.vstack([front, c[~dominated]])
+    return keep
+
+
+def merge_front(front: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """The non-dominated rows of ``front`` (already non-dominated) together with ``new`` rows; a new
+    row equal to a front row is dropped. Cost: about len(new) × len(front) comparisons."""
+    new = np.asarray(new, dtype=float)
+    if len(new) == 0:
+        return front
+    new = new[front_indices(new)]
+    if len(front):
+        new = new[~_dominated_by(new, front)]
+        if len(new):
+            front = front[~_dominated_by(front, new)]
+    return np.vstack([front, new]) if len(new) else front
 
 
 def hypervolume(pts: np.ndarray, reference: np.ndarray) -> float:

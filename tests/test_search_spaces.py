@@ -57,7 +57,7 @@ def test_every_shipped_blueprint_runs_a_study_to_a_feasible_front(path, tmp_path
     out = capsys.readouterr().out
     assert "feasible Pareto set" in out and "Pareto plot written to" in out
     ctx = load_study(name)
-    base = ctx.space.global_config.get("working_directory") or "studies"  # a study's folder: <base>/<name>
+    base = ctx.space.global_config.working_directory or "studies"  # a study's folder: <base>/<name>
     assert ctx.workdir == (tmp_path / base / name).resolve()
     assert (ctx.workdir / "pareto.html").exists() and (ctx.workdir / "runs.jsonl").exists()
     trials = ctx.study.get_trials(deepcopy=False)

@@ -97,3 +97,38 @@ def test_brainsmith_keys_without_effect_are_warned_about(tmp_path):
     warnings = [str(w) for w in load_design_space(bp).validate() if w.severity == "warning"]
     assert any("global.log_level" in w and "no effect" in w for w in warnings)
     assert any("global.input_type" in w for w in warnings)
+
+
+def test_search_and_global_sections_arrive_typed_with_defaults(tmp_path):
+    from bsopt.blueprint.config import DEFAULT_MAX_COMBINATIONS
+    from bsopt.choices import FinnVersion, OutputStage, StrategyName
+    from bsopt.space.design_space import load_design_space
+
+    bp = blueprint(tmp_path, search="{strategy: nsga2, seed: 7, max_evaluations: 40, parallel_builds: 2, "
+                   "timeout_minutes: 1.5, constraints: [{metric: LUT, operator: '<=', value: 30000}]}",
+                   extra="global: {output_stage: estimates, timeout_minutes: 3, log_level: debug}\n")
+    space = load_design_space(str(bp))
+    s, g = space.search_config, space.global_config
+    assert s.strategy is StrategyName.NSGA2 and (s.seed, s.max_evaluations, s.parallel_builds) == (7, 40, 2)
+    assert s.timeout_minutes == 1.5 and s.max_consecutive_failures is None
+    assert [(c.metric, c.operator, c.value) for c in s.constraints] == [("LUT", "<=", 30000.0)]
+    assert g.output_stage is OutputStage.ESTIMATES and g.timeout_minutes == 3 and g.log_level == "DEBUG"
+    assert (g.cache_results, g.save_artifacts, g.working_directory) == (True, True, None)
+    assert g.max_combinations == DEFAULT_MAX_COMBINATIONS
+    # a BuildConfig carries the global section as plain values (its content hash is over JSON)
+    cfg = space.config(0)
+    assert cfg.global_config["output_stage"] == "estimates" and type(cfg.global_config["output_stage"]) is str
+    # defaults: v3 blueprints enumerate unless told otherwise (Brainsmith's behaviour)
+    plain = load_design_space(str(blueprint(tmp_path, search="{}", name="plain.yaml")))
+    assert plain.search_config.strategy is StrategyName.EXHAUSTIVE and plain.search_config.seed is None
+    assert FinnVersion.parse("dev") is FinnVersion.LATEST and FinnVersion.parse(" 0.10.1") is FinnVersion.V0_10_1
+
+
+def test_unknown_finn_version_is_a_located_blueprint_error(tmp_path):
+    from bsopt.space.design_space import load_design_space
+
+    bp = tmp_path / "v.yaml"
+    bp.write_text(blueprint(tmp_path).read_text().replace("clock_ns: 10.0}", "clock_ns: 10.0, finn_version: 0.9}"))
+    errors = [e for e in load_design_space(str(bp)).validate() if e.severity == "error"]
+    assert len(errors) == 1 and "unknown FINN version '0.9'" in errors[0].message
+    assert errors[0].key_path == "target.finn_version" and "0.10.1" in errors[0].hint

@@ -83,6 +83,45 @@ def test_3d_hypervolume_of_a_large_front_matches_optunas():
     assert hypervolume(pts, ref) == pytest.approx(float(compute_hypervolume(pts, ref)), rel=1e-12)
 
 
+def _brute_front_rows(pts):
+    """Indices of the non-dominated rows, the first of identical rows, by comparing every pair."""
+    out = []
+    for i, p in enumerate(pts):
+        if not any((all(q <= p) and (any(q < p) or j < i)) for j, q in enumerate(pts) if j != i):
+            out.append(i)
+    return out
+
+
+@pytest.mark.parametrize("n,m,seed", [(700, 2, 0), (900, 3, 1), (600, 4, 2), (1, 3, 3)])
+def test_front_indices_across_blocks_equals_pairwise_comparison(n, m, seed):
+    import numpy as np
+
+    from bsopt.pareto import front_indices
+
+    rng = np.random.default_rng(seed)
+    pts = rng.integers(0, 12, (n, m)).astype(float)  # many ties and duplicates
+    # blocks of 256 rows and 2048-row chunks: 700-900 rows cross several block boundaries
+    assert front_indices(pts) == _brute_front_rows(pts)
+    on_plane = rng.random((n, m))
+    on_plane[:, -1] = m - on_plane[:, :-1].sum(axis=1)  # every point on the front
+    assert front_indices(on_plane) == list(range(n))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=60),
+       st.integers(1, 7))
+def test_front_archive_in_batches_equals_the_front_of_everything(points, batch):
+    import numpy as np
+
+    arch = queries.FrontArchive(["minimize", "maximize", "minimize"], batch=batch)
+    for a, b, c in points:
+        arch.add([a, b, c])
+    pts = np.array([(a, -b, c) for a, b, c in points], dtype=float)
+    want = {tuple(pts[i]) for i in _brute_front_rows(pts)}
+    assert sorted(map(tuple, arch.front)) == sorted(want)
+    assert list(arch.lo) == list(pts.min(axis=0)) and list(arch.hi) == list(pts.max(axis=0))
+
+
 def test_knee_and_best():
     front = [trial(0, (10, 100), metrics={"LUT": 100}), trial(1, (8, 10), metrics={"LUT": 10}),
              trial(2, (1, 1), metrics={"LUT": 1})]

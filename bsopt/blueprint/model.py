@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 from bsopt.blueprint.entries import Entry
 from bsopt.blueprint.yamlloc import Locations
-
-
-class StrategyName(enum.StrEnum):
-    """What ``search.strategy`` (or ``--sampler``) can ask for; :mod:`bsopt.explore` resolves it."""
-
-    AUTO = "auto"
-    TPE = "tpe"
-    NSGA2 = "nsga2"
-    NSGA3 = "nsga3"
-    GP = "gp"
-    RANDOM = "random"
-    GRID = "grid"
-    EXHAUSTIVE = "exhaustive"
-    EXACT = "exact"
-    SURROGATE = "surrogate"
-
-    @property
-    def enumerates(self) -> bool:
-        """Evaluates every configuration in turn (so the space must be countable and not too large)."""
-        return self in (StrategyName.GRID, StrategyName.EXHAUSTIVE)
+from bsopt.choices import FinnVersion, StrategyName  # noqa: F401  (StrategyName re-exported)
 
 
 @dataclass
@@ -104,7 +84,7 @@ class Blueprint:
     board: str | None = None
     clock_ns: NumSpec | None = None
     resource_limits: dict[str, float] = field(default_factory=dict)
-    finn_version: str = "latest"
+    finn_version: FinnVersion = FinnVersion.LATEST
     backend: str = "estimate"
     backend_options: dict[str, Any] = field(default_factory=dict)
     folding: FoldingSpec | None = None

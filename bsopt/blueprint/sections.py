@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from bsopt.blueprint.diagnostics import Diagnostics, suggest
-from bsopt.blueprint.model import Blueprint, Constraint, FoldingSpec, NumSpec, Objective, StrategyName
+from bsopt.blueprint.model import Blueprint, Constraint, FoldingSpec, NumSpec, Objective
+from bsopt.choices import FinnVersion, OutputStage, StrategyName
 from bsopt.errors import InputError
 from bsopt.hw.parts import BOARD_PARTS, DEFAULT_RESOURCE_LIMITS, resolve_board
 from bsopt.metrics import METRICS, OPERATORS, RESOURCES, resolve_metric
@@ -18,7 +18,7 @@ COMMON_KEYS = ("model", "target", "folding", "parameters", "objectives", "search
 
 SAMPLERS = tuple(s.value for s in StrategyName)
 BACKENDS = ("estimate", "finn", "synthetic")
-OUTPUT_STAGES = ("estimates", "dataflow_graph", "rtl", "stitched_ip", "bitfile")
+OUTPUT_STAGES = tuple(OutputStage)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FOLDING_MODES = ("per_layer", "target_fps", "none")
 
@@ -29,7 +29,6 @@ GLOBAL_KEYS = ("output_stage", "working_directory", "cache_results", "save_artif
 TARGET_KEYS = ("part", "board", "clock_ns", "resource_limits", "finn_version")
 FOLDING_KEYS = ("mode", "defaults", "kinds", "layers", "max_stream_width", "target_fps")
 
-DEFAULT_MAX_COMBINATIONS = 100_000
 ZOO_RE = re.compile(r"^zoo:(?P<name>[A-Za-z0-9_]+)(\?(?P<query>.*))?$")
 
 
@@ -205,11 +204,10 @@ def _target(d: Diagnostics, value, bp: Blueprint) -> None:
                     else:
                         bp.resource_limits[k] = float(v)
     if "finn_version" in t:
-        v = str(t["finn_version"])
-        if v not in ("latest", "dev", "0.10.1"):
-            d.error(("target", "finn_version"), f"unknown FINN version {v!r}", "use 'latest' or '0.10.1'")
-        else:
-            bp.finn_version = "latest" if v == "dev" else v
+        try:
+            bp.finn_version = FinnVersion.parse(t["finn_version"])
+        except InputError as exc:
+            d.error(("target", "finn_version"), exc.message, exc.hint)
 
 
 def _folding(d: Diagnostics, value) -> FoldingSpec | None:
@@ -464,12 +462,3 @@ def default_resource_limits(bp: Blueprint) -> dict[str, float]:
     limits = dict(DEFAULT_RESOURCE_LIMITS)
     limits.update(bp.resource_limits)
     return limits
-
-
-def as_dict(bp: Blueprint) -> dict[str, Any]:
-    """The global configuration the DesignSpace carries (with documented defaults filled in)."""
-    g = {"output_stage": "estimates", "working_directory": None, "cache_results": True,
-         "save_artifacts": True, "log_level": "INFO", "max_combinations": int(os.environ.get(
-             "BRAINSMITH_MAX_COMBINATIONS", DEFAULT_MAX_COMBINATIONS)), "timeout_minutes": None}
-    g.update(bp.global_config)
-    return g

@@ -14,9 +14,10 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
+from bsopt.choices import FinnVersion
 from bsopt.errors import InputError
 
-VERSIONS = ("latest", "0.10.1")
+VERSIONS = tuple(FinnVersion)
 
 
 class EstimateError(InputError):
@@ -58,11 +59,8 @@ def register(cls: type[NodeModel]) -> type[NodeModel]:
     return cls
 
 
-def normalize_version(version: str) -> str:
-    v = "latest" if version in ("latest", "dev", "main") else version
-    if v not in VERSIONS:
-        raise InputError(f"unknown FINN version {version!r}", hint="use 'latest' (FINN dev) or '0.10.1'")
-    return v
+def normalize_version(version: str) -> FinnVersion:
+    return FinnVersion.parse(version)
 
 
 def estimate_node(op_type: str, attrs: dict[str, Any], fpgapart: str, finn_version: str = "latest", *,

@@ -7,7 +7,7 @@ front of estimate-backed spaces (:class:`ExactStrategy`, solver in :mod:`bsopt.e
 surrogate-corrected front for expensive builds (:class:`SurrogateStrategy`, :mod:`bsopt.explore.surrogate`).
 """
 
-from bsopt.blueprint.model import StrategyName
+from bsopt.choices import StrategyName
 from bsopt.explore.strategies import (
     SAMPLE,
     ExactStrategy,

@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from bsopt.blueprint.model import StrategyName
+from bsopt.choices import StrategyName
 from bsopt.errors import InputError
 from bsopt.explore.samplers import SAMPLE, make_sampler
 from bsopt.storage import rdb
@@ -50,7 +50,7 @@ class Strategy:
 
     def default_trials(self, space) -> int | None:
         """How many trials a run makes when none are asked for (None: until the points run out)."""
-        return space.search_config.get("max_evaluations") or 100
+        return space.search_config.max_evaluations or 100
 
     def points(self, ctx, *, n_trials: int | None, estimator, gate, build_budget: int | None
                ) -> Iterator[Point | str] | None:
@@ -116,7 +116,10 @@ class ExactStrategy(Strategy):
         front = exact.exact_front(ctx.space, ctx.objectives, estimator)
         done = {t.user_attrs.get("config_id") for t in rdb.read_trials(ctx.study) if t.state.is_finished()}
         base = ctx.space.values_at(0)
-        ids = [ctx.space.config_from_values({**base, **p["values"]}).config_id for p in front.points]
+        done.discard(None)
+        # a resumed study: which front points were evaluated before (a new one skips building configs)
+        ids = [ctx.space.config_from_values({**base, **p["values"]}).config_id if done else None
+               for p in front.points]
         evaluated = sum(1 for i in ids if i in done)
         k = None if n_trials is None else n_trials + evaluated
         chosen = exact.spread(front.points, ctx.objectives, k)
@@ -181,7 +184,7 @@ def resolve(space, objectives, backend: str, requested: str | None, budget: int 
     for large ones.
     """
     try:
-        kind = StrategyName(requested or space.search_config.get("strategy") or "auto")
+        kind = StrategyName(requested or space.search_config.strategy)
     except ValueError:
         raise InputError(f"unknown sampler '{requested}'",
                          hint="one of: " + ", ".join(s.value for s in StrategyName)) from None

@@ -16,7 +16,8 @@ import onnx
 from onnx import helper as oh
 from qonnx.core.datatype import DataType
 
-from bsopt.errors import ModelError, UnsupportedOpError
+from bsopt.choices import FinnVersion
+from bsopt.errors import InputError, ModelError, UnsupportedOpError
 from bsopt.ir.datatypes import add_dtype, global_acc_pool_dtype, label_select_dtype, rac_threshold_dtype
 from bsopt.ir.layers import Layer
 from bsopt.lowering import transformer
@@ -40,7 +41,7 @@ class LoweringOptions:
     it); a flow without that step leaves standalone thresholds FLOAT32, as its streamlining made them.
     """
 
-    finn_version: str = "latest"
+    finn_version: FinnVersion = FinnVersion.LATEST
     fpgapart: str = "xc7z020clg400-1"
     standalone_thresholds: bool = False
     preferred_impl_style: dict[str, str] = field(default_factory=dict)
@@ -48,17 +49,14 @@ class LoweringOptions:
     round_thresholds: bool = True
 
     def __post_init__(self):
-        if self.finn_version in ("dev", "main"):
-            self.finn_version = "latest"
-        if self.finn_version not in ("latest", "0.10.1"):
-            raise ModelError(
-                f"unknown FINN version {self.finn_version!r}",
-                hint="use 'latest' (FINN dev) or '0.10.1'",
-            )
+        try:
+            self.finn_version = FinnVersion.parse(self.finn_version)
+        except InputError as exc:
+            raise ModelError(exc.message, hint=exc.hint) from None
 
     @property
     def legacy(self) -> bool:
-        return self.finn_version == "0.10.1"
+        return self.finn_version == FinnVersion.V0_10_1
 
 
 class Builder:

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from bsopt import settings
+from bsopt.blueprint.config import GlobalConfig, SearchConfig
 from bsopt.blueprint.diagnostics import BlueprintError, Diagnostics, ValidationError, suggest
 from bsopt.blueprint.entries import SKIP, Entry
 from bsopt.blueprint.loader import read_blueprint
-from bsopt.blueprint.model import Blueprint, NumSpec, StrategyName
+from bsopt.blueprint.model import Blueprint, NumSpec
 from bsopt.blueprint.registry import (
     FINN_STEPS,
     INFRASTRUCTURE,
@@ -33,7 +34,7 @@ from bsopt.blueprint.registry import (
     known_step,
     normalize_backend,
 )
-from bsopt.blueprint.sections import SAMPLERS, as_dict, default_resource_limits
+from bsopt.blueprint.sections import default_resource_limits
 from bsopt.errors import BsoptError
 from bsopt.hw.parts import DEFAULT_PART, part_resources
 from bsopt.space import parameters as P
@@ -50,8 +51,8 @@ class DesignSpace:
     model_path: str | None
     model_info: Any  # bsopt.lowering.info.ModelInfo when the model was lowered, else None
     hw_compiler_space: dict[str, Any]
-    search_config: dict[str, Any]
-    global_config: dict[str, Any]
+    search_config: SearchConfig
+    global_config: GlobalConfig
     processing_space: list[dict[str, Any]]
     parameters: list[Parameter]
     fixed_folding: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -75,7 +76,7 @@ class DesignSpace:
             "params": [p.describe() for p in self.parameters],
             "fixed_folding": self.fixed_folding,
             "hw": {k: v for k, v in self.hw_compiler_space.items() if k != "entries"},
-            "global": self.global_config.get("output_stage"),
+            "global": str(self.global_config.output_stage),
             "model": self.model_sha256 or self.model_path,
             "target": self.fixed_target(),
         }
@@ -209,7 +210,7 @@ class DesignSpace:
             build_steps=steps,
             backend=self.blueprint.backend,
             config_flags=flags,
-            global_config=dict(self.global_config),
+            global_config=self.global_config.as_dict(),
             target=target,
             folding_config=folding,
             specialize_config=specialize,
@@ -377,12 +378,8 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
             "config_flags": bp.config_flags,
             "finn_config": bp.finn_config,
         },
-        search_config={**{"strategy": (StrategyName.EXHAUSTIVE if bp.format == "v3" else StrategyName.AUTO).value},
-                       **bp.search,
-                       "constraints": [vars(c) for c in bp.constraints],
-                       "objectives": [{"metric": o.metric, "direction": o.direction} for o in bp.objectives],
-                       "objectives_defaulted": bp.objectives_defaulted},
-        global_config=as_dict(bp),
+        search_config=SearchConfig.from_blueprint(bp),
+        global_config=GlobalConfig.from_blueprint(bp),
         processing_space=processing,
         parameters=params,
         fixed_folding=fixed_folding,
@@ -578,9 +575,9 @@ def _check_relative_metrics(d: Diagnostics, bp: Blueprint) -> None:
 
 
 def _check_limits(d: Diagnostics, bp: Blueprint, space: DesignSpace) -> None:
-    strategy = space.search_config.get("strategy")
-    if strategy in SAMPLERS and StrategyName(strategy).enumerates:
-        limit = space.global_config.get("max_combinations")
+    strategy = space.search_config.strategy
+    if strategy.enumerates:
+        limit = space.global_config.max_combinations
         try:
             total = space.get_total_combinations()
         except BsoptError:

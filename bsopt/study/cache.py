@@ -26,7 +26,10 @@ def cache_key(cfg, backend: str, identity: dict | None = None) -> str:
 
 
 class BuildCache:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, batch: int = 256):
+        self.batch = batch
+        self._buffer: dict[str, str] = {}
+        self._last_write = time.time()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
@@ -35,10 +38,13 @@ class BuildCache:
                          "created REAL NOT NULL)")
 
     def get(self, key: str) -> BuildResult | None:
-        row = self._db.execute("SELECT result FROM builds WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        result = BuildResult.from_dict(json.loads(row[0]))
+        text = self._buffer.get(key)
+        if text is None:
+            row = self._db.execute("SELECT result FROM builds WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            text = row[0]
+        result = BuildResult.from_dict(json.loads(text))
         result.cache_hit = True
         return result
 
@@ -47,11 +53,30 @@ class BuildCache:
             return  # transient failures, broken environments and timeouts are not facts about the configuration
         data = result.to_dict()
         data["cache_hit"] = False
-        self._db.execute("INSERT OR REPLACE INTO builds (key, result, created) VALUES (?, ?, ?)",
-                         (key, json.dumps(data), time.time()))
+        self._buffer[key] = json.dumps(data)
+        if len(self._buffer) >= self.batch or time.time() - self._last_write >= 1.0:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered results in one transaction."""
+        self._last_write = time.time()
+        if not self._buffer:
+            return
+        now = time.time()
+        rows = [(k, v, now) for k, v in self._buffer.items()]
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO builds (key, result, created) VALUES (?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._buffer.clear()
 
     def __len__(self) -> int:
+        self.flush()
         return self._db.execute("SELECT COUNT(*) FROM builds").fetchone()[0]
 
     def close(self) -> None:
+        self.flush()
         self._db.close()

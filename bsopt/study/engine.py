@@ -75,9 +75,9 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     except BsoptError:
         size = None
     if seed is None:  # the blueprint's search.seed, unless --seed overrides it
-        seed = space.search_config.get("seed")
+        seed = space.search_config.seed
     strategy = resolve(space, objectives, space.blueprint.backend, sampler,
-                       n_trials or space.search_config.get("max_evaluations"))
+                       n_trials or space.search_config.max_evaluations)
     study = optuna.create_study(study_name=name, storage=store, directions=objectives.directions,
                                 sampler=strategy.sampler(seed, len(objectives.metrics)))
     with warnings.catch_warnings():  # experimental in Optuna, and what the dashboard reads
@@ -108,7 +108,7 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
 def study_dir(space, name: str) -> Path:
     """A study's own folder: ``<global.working_directory>/<name>`` when the blueprint names one, else
     ``<study root>/<name>`` (relative to the directory bsopt runs in)."""
-    base = space.global_config.get("working_directory")
+    base = space.global_config.working_directory
     return Path(base) / name if base else settings.study_dir(name)
 
 

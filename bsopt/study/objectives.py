@@ -53,15 +53,15 @@ class ObjectiveSet:
 
     @classmethod
     def from_space(cls, space) -> ObjectiveSet:
-        objs = space.search_config["objectives"]
-        cons = [Constraint(f"{c['metric']} {c['operator']} {c['value']:g}", c["metric"], c["operator"],
-                           float(c["value"])) for c in space.search_config["constraints"]]
+        objs = space.search_config.objectives
+        cons = [Constraint(f"{c.metric} {c.operator} {c.value:g}", c.metric, c.operator, float(c.value))
+                for c in space.search_config.constraints]
         # the device budget: FINN's resource limits on the target part
         target = space.fixed_target()
         from bsopt.hw.parts import part_resources
 
         known = part_resources(target["part"]) is not None
-        relative = sorted({m for m in [o["metric"] for o in objs] + [c.metric for c in cons]
+        relative = sorted({m for m in [o.metric for o in objs] + [c.metric for c in cons]
                            if m.endswith("_util")})
         if relative and not known:
             from bsopt.hw.parts import PART_RESOURCES
@@ -77,7 +77,7 @@ class ObjectiveSet:
                 if res == "FF":  # the estimates have no flip-flop count
                     continue
                 cons.append(Constraint(f"device {res} <= {limit:g}", f"{res}_util", "<=", float(limit)))
-        return cls([o["metric"] for o in objs], [o["direction"] for o in objs], cons)
+        return cls([o.metric for o in objs], [o.direction for o in objs], cons)
 
     def check_backend(self, backend: str) -> None:
         available = BACKEND_METRICS.get(backend)

@@ -11,7 +11,7 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from bsopt.errors import InputError
-from bsopt.pareto import front_indices
+from bsopt.pareto import front_indices, merge_front
 from bsopt.pareto import hypervolume as points_volume
 
 
@@ -82,24 +82,49 @@ def points_hypervolume(front: np.ndarray, lo=None, hi=None, reference=None) -> f
 class FrontArchive:
     """The feasible Pareto front of the trials told so far, kept incrementally (minimisation vectors)
     with the range of every feasible trial: what a progress line's hypervolume needs, without reading
-    trials back."""
+    trials back. Points are merged in batches, so that adding n points costs about n × front
+    comparisons in a few large array operations rather than n small ones."""
 
-    def __init__(self, directions: list[str]):
+    def __init__(self, directions: list[str], batch: int = 512):
         self.directions = directions
-        self.front = np.empty((0, len(directions)))
-        self.lo = self.hi = None
+        self.batch = batch
+        self._front = np.empty((0, len(directions)))
+        self._pending: list[list[float]] = []
+        self._lo = self._hi = None
 
     def add(self, values: list[float]) -> None:
-        p = np.asarray(_minimization(values, self.directions), dtype=float)
-        self.lo = p if self.lo is None else np.minimum(self.lo, p)
-        self.hi = p if self.hi is None else np.maximum(self.hi, p)
-        if len(self.front) and np.any(np.all(self.front <= p, axis=1)):
-            return  # dominated by (or equal to) a point of the front
-        keep = ~np.all(p <= self.front, axis=1)
-        self.front = np.vstack([self.front[keep], p])
+        self._pending.append(_minimization(values, self.directions))
+        if len(self._pending) >= self.batch:
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self._pending:
+            return
+        new = np.asarray(self._pending, dtype=float)
+        self._pending = []
+        lo, hi = new.min(axis=0), new.max(axis=0)
+        self._lo = lo if self._lo is None else np.minimum(self._lo, lo)
+        self._hi = hi if self._hi is None else np.maximum(self._hi, hi)
+        self._front = merge_front(self._front, new)
+
+    @property
+    def front(self) -> np.ndarray:
+        self._merge()
+        return self._front
+
+    @property
+    def lo(self):
+        self._merge()
+        return self._lo
+
+    @property
+    def hi(self):
+        self._merge()
+        return self._hi
 
     def hypervolume(self) -> float:
-        return points_hypervolume(self.front, self.lo, self.hi) if self.lo is not None else 0.0
+        front = self.front
+        return points_hypervolume(front, self._lo, self._hi) if self._lo is not None else 0.0
 
 
 def knee(front: list[FrozenTrial], directions: list[str]) -> FrozenTrial | None:

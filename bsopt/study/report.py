@@ -28,7 +28,7 @@ def status(ctx) -> dict[str, Any]:
     attrs = study.user_attrs
     size = attrs.get("space_size")
     rate = (len(ended) / span) if span > 0 else None
-    budget = ctx.space.search_config.get("max_evaluations")
+    budget = ctx.space.search_config.max_evaluations
     remaining = max(budget - len(trials), 0) if budget else None
     return {
         "study": ctx.name,

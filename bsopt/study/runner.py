@@ -14,8 +14,11 @@ and trials are written to the storage in batches; otherwise every trial is writt
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
+import logging
 import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +38,35 @@ from bsopt.study.dashboard import metric_summary
 from bsopt.study.drivers import HEARTBEAT_S, DriverLock, Drivers, is_shared, lock_path
 from bsopt.study.resources import Monitor
 
+log = logging.getLogger(__name__)
+
 MAX_RETRIES = 2
 EXECUTORS = ("local", "ray")
 #: stop launching builds after this many failed in a row with none succeeding (0: never stop)
 MAX_CONSECUTIVE_FAILURES = 5
+
+
+class _PointTrial:
+    """A trial of a point a strategy chose without a sampler (exact front, grid), in a batched run: it
+    lives in memory until its batch is written (:func:`rdb.add_trials` numbers it), so evaluating a
+    point costs no Optuna ask/tell (each deep-copies the trial) and no per-trial transaction."""
+
+    __slots__ = ("values", "user_attrs", "datetime_start")
+    number = None  # given when stored
+    _trial_id = None
+
+    def __init__(self, values: dict[str, Any], user_attrs: dict[str, Any]):
+        self.values = values
+        self.user_attrs = dict(user_attrs)
+        self.datetime_start = datetime.datetime.now()
+
+    def finished(self, state: TrialState, values, attrs: dict[str, Any], constraints: dict[str, float],
+                 ospace) -> optuna.trial.FrozenTrial:
+        return optuna.trial.FrozenTrial(
+            number=-1, state=state, value=None, values=values, datetime_start=self.datetime_start,
+            datetime_complete=datetime.datetime.now(), params=ospace.to_params(self.values),
+            distributions=ospace.distributions, user_attrs={**self.user_attrs, **attrs},
+            system_attrs=rdb.constraint_attrs(constraints), intermediate_values={}, trial_id=-1)
 
 
 @dataclass
@@ -104,16 +132,16 @@ class Runner:
         identity = getattr(self._local, "cache_identity", None)
         self._cache_identity = identity() if callable(identity) else None
         if workers is None:
-            workers = space.search_config.get("parallel_builds") or (os.cpu_count() or 1 if self.expensive else 1)
+            workers = space.search_config.parallel_builds or (os.cpu_count() or 1 if self.expensive else 1)
         self.workers = max(1, int(workers))
         self.executor_name = executor
         self.ray_address = ray_address
-        if build_timeout is None and space.blueprint.global_config.get("timeout_minutes"):
-            build_timeout = float(space.blueprint.global_config["timeout_minutes"]) * 60.0
+        if build_timeout is None and space.global_config.timeout_minutes:
+            build_timeout = float(space.global_config.timeout_minutes) * 60.0
         self.build_timeout = build_timeout
         self.retry_timeouts = retry_timeouts
         self.cache = BuildCache(cache_path or settings.cache_path())
-        self.use_cache = bool(space.blueprint.global_config.get("cache_results", True))
+        self.use_cache = space.global_config.cache_results
         self.progress = progress
         self.monitor = Monitor(ctx.workdir, min_free_gb=min_free_disk_gb, interval=monitor_interval)
         # staged gate: before an expensive backend builds anything, the estimate decides whether the
@@ -127,7 +155,9 @@ class Runner:
         self.build_budget = build_budget
         self.seeds = seeds  # start samplers from FINN's SetFolding at a spread of target_fps
         if max_failures is None:
-            max_failures = space.search_config.get("max_consecutive_failures", MAX_CONSECUTIVE_FAILURES)
+            max_failures = space.search_config.max_consecutive_failures
+            if max_failures is None:
+                max_failures = MAX_CONSECUTIVE_FAILURES
         if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0:
             raise InputError(f"the number of failed builds in a row that stops a study must be a whole number "
                              f">= 0 (0: never stop), got {max_failures!r}",
@@ -246,11 +276,15 @@ class Runner:
                 stats.failed += 1
                 state = TrialState.FAIL
             constraints = violations
+        if state == TrialState.COMPLETE and attrs.get("feasible"):
+            self._archive.add(values)
+        if isinstance(trial, _PointTrial):  # no Optuna round trip: stored with its batch
+            self._pending.append(trial.finished(state, values, attrs, constraints, self.ctx.ospace))
+            self._flush()
+            return
         rdb.set_attrs(study, trial, attrs, constraints)
         if state == TrialState.COMPLETE:
             study.tell(trial, values)
-            if attrs.get("feasible"):
-                self._archive.add(values)
         else:
             study.tell(trial, state=state)
         self._finished(trial)
@@ -384,13 +418,15 @@ class Runner:
             stats.recovered = self.recover()
             self._last_recover = time.time()
             strategy = ctx.strategy
-            if timeout is None and ctx.space.search_config.get("timeout_minutes"):
-                timeout = float(ctx.space.search_config["timeout_minutes"]) * 60.0  # the blueprint's run limit
+            if timeout is None and ctx.space.search_config.timeout_minutes:
+                timeout = float(ctx.space.search_config.timeout_minutes) * 60.0  # the blueprint's run limit
             if n_trials is None and timeout is None:
                 n_trials = strategy.default_trials(ctx.space)
             waiting = len(ctx.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
             batched = self.batch and not self.shared and not self.expensive and waiting == 0
             self._study = self._working_copy() if batched else ctx.study
+            # points a strategy chose without a sampler, in a batched run, skip Optuna's ask/tell entirely
+            direct = batched and strategy.knows_points and strategy.sampler_free and self.drivers is None
             self._pending = []
             self._last_flush = time.time()
             if self.pareto_gate:  # the estimates of configurations built in earlier runs
@@ -445,6 +481,11 @@ class Runner:
                                 exhausted = True
                                 stats.stopped = strategy.exhausted(ctx.space)
                                 break
+                            if point != SAMPLE and direct:  # a known point, no sampler: no Optuna trial
+                                self._launch(_PointTrial(point[0], point[1]), {**ctx.ospace.fixed, **point[0]},
+                                             stats)
+                                progress.update(stats)
+                                continue
                             if point != SAMPLE:  # SAMPLE: the sampler proposes this one
                                 self._study.enqueue_trial(ctx.ospace.to_params(point[0]), user_attrs=point[1])
                         trial, values = ctx.ospace.ask(self._study)
@@ -461,6 +502,7 @@ class Runner:
                 self._record_resources(force=True)  # while the workers are still up
         finally:
             self._flush(force=True)
+            self._flush_cache()
             if self.publish and stats.trials:
                 self._publish(stats)
             self._log_run(stats)
@@ -544,7 +586,14 @@ class Runner:
             rdb.add_trials(self.ctx.study, pending)
             self._pending = []
             self._last_flush = time.time()
+            self._flush_cache()
             self._trim()
+
+    def _flush_cache(self) -> None:
+        try:
+            self.cache.flush()
+        except sqlite3.Error as exc:  # only a cache: the trials are stored; say it and go on
+            log.warning("could not write the build cache %s: %s", self.cache.path, exc)
 
     def _trim(self) -> None:
         """Rebuild the working copy from the front, the latest trials and (for genetic samplers) the

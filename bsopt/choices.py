@@ -1,0 +1,60 @@
+"""The closed choices a user makes, as str-Enums (FINN's style: ``DataflowOutputType`` …).
+
+Each member compares equal to its string (``FinnVersion.LATEST == "latest"``), so blueprints,
+command lines and stored studies keep plain strings while code names the members.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from bsopt.errors import InputError
+
+
+class FinnVersion(enum.StrEnum):
+    """Which FINN's lowering and estimates bsopt reproduces."""
+
+    LATEST = "latest"  # FINN dev, commit 73ba5ed (the FINN ../shared/finn_src builds)
+    V0_10_1 = "0.10.1"
+
+    @classmethod
+    def parse(cls, value: str | FinnVersion) -> FinnVersion:
+        """The version a user's spelling names (``dev``/``main`` are ``latest``); InputError otherwise."""
+        text = str(value).strip().lower()
+        if text in ("dev", "main"):
+            return cls.LATEST
+        try:
+            return cls(text)
+        except ValueError:
+            raise InputError(f"unknown FINN version {str(value)!r}",
+                             hint="use " + " or ".join(f"'{v.value}'" for v in cls) + " ('dev' means latest)") from None
+
+
+class OutputStage(enum.StrEnum):
+    """How far a build goes (blueprint ``global.output_stage``, v0.1 ``output``)."""
+
+    ESTIMATES = "estimates"
+    DATAFLOW_GRAPH = "dataflow_graph"
+    RTL = "rtl"
+    STITCHED_IP = "stitched_ip"
+    BITFILE = "bitfile"
+
+
+class StrategyName(enum.StrEnum):
+    """What ``search.strategy`` (or ``--sampler``) can ask for; :mod:`bsopt.explore` resolves it."""
+
+    AUTO = "auto"
+    TPE = "tpe"
+    NSGA2 = "nsga2"
+    NSGA3 = "nsga3"
+    GP = "gp"
+    RANDOM = "random"
+    GRID = "grid"
+    EXHAUSTIVE = "exhaustive"
+    EXACT = "exact"
+    SURROGATE = "surrogate"
+
+    @property
+    def enumerates(self) -> bool:
+        """Evaluates every configuration in turn (so the space must be countable and not too large)."""
+        return self in (StrategyName.GRID, StrategyName.EXHAUSTIVE)
