@@ -111,7 +111,7 @@ def run_study(space_name: str, strategy: str, seed: int, budget: int, *,
 
 
 def run_finn(space_name: str, budget: int) -> list[list[float] | None]:
-    from bsopt.build.estimate_backend import EstimateBackend
+    from bsopt.backends.estimate import EstimateBackend
     from bsopt.explore.seeds import folding_seeds
 
     space, objectives = load(space_name)
@@ -125,7 +125,7 @@ def run_finn(space_name: str, budget: int) -> list[list[float] | None]:
 
 
 def run_sa(space_name: str, seed: int, budget: int) -> list[list[float] | None]:
-    from bsopt.build.estimate_backend import EstimateBackend
+    from bsopt.backends.estimate import EstimateBackend
 
     space, objectives = load(space_name)
     t = space.fixed_target()
@@ -185,7 +185,7 @@ def job(space_name: str, strategy: str, seed: int, budget: int) -> dict:
 def exact_vectors(space_name: str, verify: bool = False) -> tuple[np.ndarray, dict]:
     """The exact front's (max_cycles, LUT, BRAM_18K) vectors; with ``verify``, every point's configuration
     is also evaluated as a whole network by the estimate backend (an independent check of the merge)."""
-    from bsopt.build.estimate_backend import EstimateBackend
+    from bsopt.backends.estimate import EstimateBackend
     from bsopt.explore.exact import exact_front
 
     space, objectives = load(space_name)

@@ -2,7 +2,7 @@
 
 Space: benchmarks/spaces/cnv_w1a1_blackbox.yaml — the CNV-w1a1 efficiency space (1.06·10^30
 configurations; minimise max_cycles, LUT, BRAM_18K; FINN's default limits on an xc7z020) whose
-"real" metrics come from the synthetic backend's black box (bsopt.build.synthetic_backend.
+"real" metrics come from the synthetic backend's black box (bsopt.backends.synthetic.
 blackbox_metrics: congestion-dependent LUT, a per-design-family factor, width-converter BRAM and
 cycles between mismatched neighbours — not per-layer sums). Every build passes the estimate gate.
 
@@ -44,7 +44,7 @@ def job(strategy: str, seed: int, budget: int) -> dict:
 
 def reference_front(runs: list[dict]) -> np.ndarray:
     """Best-known front: everything built, plus the exact estimate front under the black box."""
-    from bsopt.build.synthetic_backend import SyntheticBackend
+    from bsopt.backends.synthetic import SyntheticBackend
     from bsopt.explore.exact import exact_front
     from bsopt.study.queries import front_indices
 

@@ -66,7 +66,7 @@ search:
 
 
 def _bench(name: str, options: dict, tmp: Path) -> dict:
-    from bsopt.build.estimate_backend import EstimateBackend
+    from bsopt.backends.estimate import EstimateBackend
     from bsopt.explore.exact import exact_front
     from bsopt.space.design_space import load_design_space
     from bsopt.study.objectives import ObjectiveSet

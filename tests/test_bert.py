@@ -320,7 +320,7 @@ def test_brainsmiths_bert_blueprints_validate_against_the_zoo_encoder(bert, monk
 
 
 def test_brainsmith_demo_target_fps_is_met_by_the_estimate(bert, monkeypatch):
-    from bsopt.build.estimate_backend import EstimateBackend
+    from bsopt.backends.estimate import EstimateBackend
     from bsopt.space.design_space import load_design_space
 
     monkeypatch.setenv("BSMITH_DIR", str(BRAINSMITH))
@@ -468,7 +468,7 @@ def test_a_transposes_stages_share_one_simd(tmp_path, bert, monkeypatch):
     """FINN folds a transpose as one Shuffle before decomposing it: the K^T transpose (an outer and an
     inner stage) is one parameter whose values both stages accept, and the FINN backend writes it
     under the Shuffle's name."""
-    from bsopt.build.finn_backend import FinnBackend
+    from bsopt.backends.finn import FinnBackend
     from bsopt.space.design_space import load_design_space
 
     bp = _write(tmp_path, """
@@ -579,7 +579,7 @@ def test_user_transformer_module_needs_opset_17(tmp_path, monkeypatch):
 def test_exact_front_of_a_bert_space_equals_brute_force(tmp_path):
     """The exact strategy on a transformer space (dynamic MVAUs with two inputs, a transpose's stages
     sharing one SIMD, a global MatMul backend choice) finds the front enumeration finds."""
-    from bsopt.build.estimate_backend import EstimateBackend
+    from bsopt.backends.estimate import EstimateBackend
     from bsopt.explore.exact import exact_front, why_not_separable
     from bsopt.space.design_space import load_design_space
     from bsopt.study import queries

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from finn_reference import NETWORKS, load_json, network_dirs, prepost_model
 
-from bsopt.build.estimate_backend import EstimateBackend
-from bsopt.build.result import BuildMetrics
+from bsopt.backends.estimate import EstimateBackend
+from bsopt.backends.result import BuildMetrics
 from bsopt.estimate.network import estimate_network
 from bsopt.space.design_space import load_design_space
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from finn_reference import network_dirs, prepost_model
 
-from bsopt.build.estimate_backend import EstimateBackend
+from bsopt.backends.estimate import EstimateBackend
 from bsopt.cli import main
 from bsopt.errors import InputError
 from bsopt.explore.exact import exact_front, spread, why_not_separable

@@ -16,7 +16,7 @@ import pytest
 from finn_reference import SMALL_FOLDING, network_dirs, prepost_model, synthetic_blueprint
 from optuna.trial import TrialState
 
-from bsopt.build.synthetic_backend import SyntheticBackend
+from bsopt.backends.synthetic import SyntheticBackend
 from bsopt.cli import main
 from bsopt.execute.base import BackendSpec, Task
 from bsopt.execute.local import LocalExecutor

@@ -15,8 +15,8 @@ from finn_reference import REFERENCE, SMALL_FOLDING, network_dirs, prepost_model
 from optuna.trial import TrialState
 from real_finn import finn_python
 
-from bsopt.build.finn_backend import FinnBackend
-from bsopt.build.finn_outputs import classify_failure
+from bsopt.backends.finn import FinnBackend
+from bsopt.backends.finn_outputs import classify_failure
 from bsopt.cli import main
 from bsopt.study.engine import load_study
 from bsopt.study.runner import MAX_CONSECUTIVE_FAILURES

@@ -12,8 +12,8 @@ import pytest
 from finn_reference import REFERENCE, network_dirs, prepost_model
 from optuna.trial import TrialState
 
-from bsopt.build.estimate_backend import EstimateBackend
-from bsopt.build.finn_backend import FinnBackend
+from bsopt.backends.estimate import EstimateBackend
+from bsopt.backends.finn import FinnBackend
 from bsopt.cli import main
 from bsopt.errors import InputError
 from bsopt.space.design_space import load_design_space

@@ -171,3 +171,20 @@ def test_part_resources_by_family():
     assert part_resources("xc7z020clg400-1")["URAM"] == 0
     assert part_resources("xczu7ev-ffvc1156-2-e")["URAM"] == 92
     assert part_resources("xc7k325t-ffg900-2") is None
+
+
+def test_finn_names_count_each_op_type_in_graph_order():
+    from bsopt.lowering.passes import FinnNames
+
+    names = FinnNames()
+    got = [names.next(t) for t in ("MVAU_hls", "Thresholding_rtl", "MVAU_rtl", "MVAU_hls", "Thresholding_rtl")]
+    assert got == ["MVAU_hls_0", "Thresholding_rtl_0", "MVAU_rtl_0", "MVAU_hls_1", "Thresholding_rtl_1"]
+
+
+def test_finalization_passes_run_in_finns_order():
+    from bsopt.lowering import LoweringOptions
+    from bsopt.lowering.passes import finalization
+
+    order = [p.name for p in finalization(LoweringOptions())]
+    assert order == ["InsertDuplicateStreams", "SpecializeLayers", "SetImplDefaults", "NameLayers", "MinimizeBitWidths"]
+    assert "MinimizeBitWidths" not in [p.name for p in finalization(LoweringOptions(minimize_bit_width=False))]

@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 from real_finn import SPACES, finn_command, run_finn, with_real_finn
 
-from bsopt.build.estimate_backend import EstimateBackend
+from bsopt.backends.estimate import EstimateBackend
 from bsopt.cli import main
 from bsopt.study.engine import load_study
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from finn_reference import network_dirs, synthetic_blueprint
 
-from bsopt.build.synthetic_backend import SyntheticBackend, blackbox_metrics
+from bsopt.backends.synthetic import SyntheticBackend, blackbox_metrics
 from bsopt.space.design_space import load_design_space
 from bsopt.study.engine import Runner, create_study
 

@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from bsopt.build.result import BuildResult, BuildStatus
+from bsopt.backends.result import BuildResult, BuildStatus
 
 
 @dataclass
@@ -43,7 +43,7 @@ class BackendSpec:
     workdir: str | None = None  # the study's folder (build trees of the finn backend go below it)
 
     def create(self):
-        from bsopt.build.backends import make_backend
+        from bsopt.backends.registry import make_backend
 
         return make_backend(self.name, self.model_path, self.finn_version, self.part, self.options, self.workdir)
 

@@ -6,7 +6,7 @@ local process pool whenever a build timeout is set or the backend is expensive.
 
 from __future__ import annotations
 
-from bsopt.build.result import BuildResult
+from bsopt.backends.result import BuildResult
 from bsopt.execute.base import BackendSpec, Executor, Task, run_build, worker_label
 
 

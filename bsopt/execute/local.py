@@ -25,7 +25,7 @@ import time
 from itertools import count
 from multiprocessing.connection import Connection, wait
 
-from bsopt.build.result import BuildResult
+from bsopt.backends.result import BuildResult
 from bsopt.errors import BsoptError
 from bsopt.execute.base import BackendSpec, Executor, Task, lost_result, run_build, worker_label
 

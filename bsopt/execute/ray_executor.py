@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 
-from bsopt.build.result import BuildResult
+from bsopt.backends.result import BuildResult
 from bsopt.errors import InputError, MissingDependencyError
 from bsopt.execute.base import BackendSpec, Executor, Task, lost_result, process_rss, run_build
 

@@ -315,7 +315,7 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
     t0 = time.time()
     cycle_obj, sum_idx = _objective_dims(objectives)
     if estimator is None:
-        from bsopt.build.estimate_backend import EstimateBackend
+        from bsopt.backends.estimate import EstimateBackend
 
         t = space.fixed_target()
         estimator = EstimateBackend(space.model_path, t["finn_version"], t["part"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bsopt.ir.layers import DataflowGraph
 from bsopt.lowering.builder import HANDLERS, Builder, LoweringOptions
-from bsopt.lowering.finalize import finalize
+from bsopt.lowering.passes import finalize
 
 SUPPORTED_OPS = tuple(sorted(HANDLERS))
 

@@ -1,5 +1,6 @@
-"""After the walk: choose each layer's backend (FINN's SpecializeLayers), name layers as FINN does,
-set FINN's default implementation attributes, and minimise bit widths."""
+"""FINN's rules the finalisation passes (:mod:`bsopt.lowering.passes`) apply: which backends each op
+type has and when RTL is possible (SpecializeLayers), FINN's default implementation attributes, and
+where DuplicateStreams layers go."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from qonnx.core.datatype import DataType
 
 from bsopt.errors import ModelError
 from bsopt.hw.parts import dsp_block, is_versal
-from bsopt.ir.bitwidths import DT_ATTRS, minimize_bit_widths
-from bsopt.ir.layers import DataflowGraph, Layer
+from bsopt.ir.layers import Layer
 
 #: Generic op types FINN implements, per version, with their available backends.
 BACKENDS = {
@@ -163,42 +163,3 @@ def insert_duplicate_streams(layers: list[Layer], inputs, outputs, version: str)
         result.append(layer)
         fan_out(layer.output, layer.out_shape, layer.attrs.get("outputDataType", layer.attrs.get("inputDataType", "")))
     return result
-
-
-def finalize(layers: list[Layer], inputs, outputs, options, warnings) -> DataflowGraph:
-    version = options.finn_version
-    outputs = list(outputs)
-    layers = insert_duplicate_streams(layers, inputs, outputs, version)
-    counters: dict[str, int] = {}
-    for layer in layers:
-        pref = options.preferred_impl_style.get(layer.name) or options.preferred_impl_style.get(layer.kind, "")
-        backend = choose_backend(layer, version, options.fpgapart, pref)
-        op_type = f"{layer.kind}_{backend}"
-        idx = counters.get(op_type, 0)
-        counters[op_type] = idx + 1
-        layer.op_type = op_type
-        layer.name = f"{op_type}_{idx}"
-        for key, value in IMPL_DEFAULTS.get(layer.kind, {}).items():
-            layer.attrs.setdefault(key, value)
-        if layer.kind == "MVAU":  # FINN dev's MVAU_hls defaults resType to "lut"; elsewhere "auto"
-            layer.attrs.setdefault("resType", "lut" if version != "0.10.1" and backend == "hls" else "auto")
-            if version != "0.10.1" and not layer.attrs["binaryXnorMode"]:
-                layer.attrs.setdefault("dynamic_input", 0)  # set by InferQuantizedMVAU only
-        if layer.kind == "VVAU":
-            layer.attrs.setdefault("resType", "auto")
-        if layer.kind == "Pool" and version != "0.10.1":
-            layer.attrs.setdefault("cpp_interface", "hls_vector")
-        if layer.kind == "ConvolutionInputGenerator" and backend == "rtl":
-            layer.attrs.setdefault("ram_style", "distributed")
-        layer.base_attrs = {k: v for k, v in layer.attrs.items() if k in DT_ATTRS}
-    # name tensors after their producers, as FINN users read them
-    rename = {layer.output: f"{layer.name}_out" for layer in layers}
-    for layer in layers:
-        layer.output = rename[layer.output]
-        layer.inputs = [rename.get(t, t) for t in layer.inputs]
-    outputs = [rename.get(t, t) for t in outputs]
-    graph = DataflowGraph(layers, list(inputs), list(outputs), finn_version=version, fpgapart=options.fpgapart,
-                          warnings=list(warnings))
-    if options.minimize_bit_width:
-        minimize_bit_widths(graph)
-    return graph

@@ -37,6 +37,7 @@ from bsopt.blueprint.registry import (
 from bsopt.blueprint.sections import default_resource_limits
 from bsopt.errors import BsoptError
 from bsopt.hw.parts import DEFAULT_PART, part_resources
+from bsopt.lowering.passes import FinnNames
 from bsopt.space import parameters as P
 from bsopt.space.build_config import BuildConfig, canonical_json
 from bsopt.space.folding import BACKEND_ONLY, FOLD_DIMS, impl_choices, layer_attrs, legal_fold_values
@@ -234,10 +235,9 @@ class DesignSpace:
         sliding window it feeds its PE to, if any)."""
         graph = self.model_info.dataflow
         producers = {layer.output: layer for layer in graph.layers}
-        plan, generic = [], {}
+        plan, generic = [], FinnNames()  # the generic names FINN's specialize config uses (MVAU_0, …)
         for layer in graph.layers:
-            gidx = generic.get(layer.kind, 0)
-            generic[layer.kind] = gidx + 1
+            gidx = generic.index(layer.kind)
             window = None
             if layer.kind in ("VVAU", "Pool"):
                 producer = producers.get(layer.inputs[0])
@@ -274,7 +274,7 @@ class DesignSpace:
                     per_layer.setdefault(name, {})["SIMD"] = per_layer[first]["SIMD"]
         # specialised names after backend choices (FINN renames per op type, in graph order); backend
         # choices go to FINN's specialize-layers config, keyed by the generic names (MVAU_0, …)
-        counters: dict[str, int] = {}
+        names = FinnNames()
         cfg: dict[str, Any] = {"Defaults": {}}
         spec: dict[str, Any] = {"Defaults": {}}
         for layer, gidx, usable, _ in self._folding_plan:
@@ -284,15 +284,14 @@ class DesignSpace:
                 preferred = None  # FINN falls back to the default where a backend cannot be used
             backend = entry.pop("backend", preferred or layer.backend)
             op_type = f"{layer.kind}_{backend}" if backend else layer.op_type
-            idx = counters.get(op_type, 0)
-            counters[op_type] = idx + 1
+            name = names.next(op_type)
             if backend != layer.backend:
                 spec[f"{layer.kind}_{gidx}"] = {"preferred_impl_style": backend}
             for (kind, attr), only in BACKEND_ONLY.items():
                 if layer.kind == kind and backend != only:
                     entry.pop(attr, None)
             if entry:
-                cfg[f"{op_type}_{idx}"] = entry
+                cfg[name] = entry
             original = layer.attrs.get("original_node_name")
             if original and "SIMD" in entry:  # FINN applies it to the Shuffle before decomposing it
                 cfg[original] = {"SIMD": entry["SIMD"]}

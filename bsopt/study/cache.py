@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bsopt import __version__
-from bsopt.build.result import BuildResult, BuildStatus
+from bsopt.backends.result import BuildResult, BuildStatus
 
 
 def cache_key(cfg, backend: str, identity: dict | None = None) -> str:

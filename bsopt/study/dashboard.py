@@ -135,7 +135,7 @@ def attach(ctx, t: FrozenTrial, path: Path, store) -> str:
 
 
 def _estimator(ctx):
-    from bsopt.build.estimate_backend import EstimateBackend
+    from bsopt.backends.estimate import EstimateBackend
 
     target = ctx.space.fixed_target()
     return EstimateBackend(ctx.space.model_path, target["finn_version"], target["part"])

@@ -115,7 +115,7 @@ def study_dir(space, name: str) -> Path:
 def _check_backend(space) -> None:
     """Create the blueprint's backend once, so that a misconfigured one (e.g. a FINN command that
     does not exist) is reported before a study is created."""
-    from bsopt.build.backends import make_backend
+    from bsopt.backends.registry import make_backend
 
     target = space.fixed_target()
     backend = make_backend(space.blueprint.backend, space.model_path, target["finn_version"], target["part"],

@@ -9,7 +9,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from bsopt.build.finn_config import dataflow_build_config
+from bsopt.backends.finn_config import dataflow_build_config
 from bsopt.metrics import METRICS
 from bsopt.storage import rdb
 from bsopt.study import queries
@@ -114,7 +114,7 @@ def trial_row(t: FrozenTrial, metrics: list[str]) -> dict[str, Any]:
 def export_trials(ctx, trials: list[FrozenTrial], out: str | Path) -> list[Path]:
     """Per trial: BuildConfig JSON, FINN folding/specialize configs and dataflow_build_config.json,
     metrics, and FINN's estimate reports."""
-    from bsopt.build.estimate_backend import EstimateBackend
+    from bsopt.backends.estimate import EstimateBackend
 
     out = Path(out)
     written = []

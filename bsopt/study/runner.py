@@ -27,7 +27,7 @@ import optuna
 from optuna.trial import TrialState
 
 from bsopt import settings
-from bsopt.build.result import BuildResult, BuildStatus
+from bsopt.backends.result import BuildResult, BuildStatus
 from bsopt.errors import InputError
 from bsopt.execute.base import BackendSpec, Task, worker_rss
 from bsopt.explore import SAMPLE
@@ -148,7 +148,7 @@ class Runner:
         # configuration can meet the constraints at all
         self._gate = None
         if self.expensive:
-            from bsopt.build.estimate_backend import EstimateBackend
+            from bsopt.backends.estimate import EstimateBackend
 
             self._gate = EstimateBackend(space.model_path, target["finn_version"], target["part"])
         #: multi-fidelity: at most this many expensive builds per run; build only estimate-Pareto candidates

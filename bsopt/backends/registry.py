@@ -11,15 +11,15 @@ def make_backend(name: str, model_path: str, finn_version: str = "latest", part:
                  options: dict | None = None, workdir=None):
     """The backend ``name`` for a model, FINN version and part; ``workdir`` is the study's folder."""
     if name == "estimate":
-        from bsopt.build.estimate_backend import EstimateBackend
+        from bsopt.backends.estimate import EstimateBackend
 
         return EstimateBackend(model_path, finn_version, part)
     if name == "synthetic":
-        from bsopt.build.synthetic_backend import SyntheticBackend
+        from bsopt.backends.synthetic import SyntheticBackend
 
         return SyntheticBackend(model_path, finn_version, part, options)
     if name == "finn":
-        from bsopt.build.finn_backend import FinnBackend
+        from bsopt.backends.finn import FinnBackend
 
         return FinnBackend(model_path, finn_version, part, options, workdir=workdir)
     raise InputError(f"the '{name}' backend is not available", where="backend",

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from bsopt.build.result import BuildMetrics, BuildResult, BuildStatus
+from bsopt.backends.result import BuildMetrics, BuildResult, BuildStatus
 from bsopt.errors import BsoptError
 from bsopt.estimate.autofold import set_folding, target_cycles
 from bsopt.estimate.network import NetworkEstimate, estimate_network

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bsopt.build.result import BuildMetrics
+from bsopt.backends.result import BuildMetrics
 from bsopt.estimate.network import device_fit
 
 RESOURCE_KEYS = ("LUT", "FF", "BRAM_18K", "URAM", "DSP")

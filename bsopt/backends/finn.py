@@ -4,7 +4,7 @@ bsopt never imports FINN. For each BuildConfig it prepares ``<builds_dir>/<confi
 FINN's ``build_dataflow`` command expects it — ``model.onnx``, ``dataflow_build_config.json``,
 ``folding_config.json``, ``specialize_layers_config.json`` — runs the configured command in the
 user's FINN environment (no shell; output streamed to ``build.log``), reads the reports FINN wrote
-(:mod:`bsopt.build.finn_outputs`), classifies failures from the exit status and the log, and links
+(:mod:`bsopt.backends.finn_outputs`), classifies failures from the exit status and the log, and links
 the products into an ``artifacts/`` tree: ``reports/``, ``ip_blocks/``, ``synthesis/``,
 ``bitstream/`` (whatever the output stage produced).
 
@@ -38,15 +38,15 @@ from pathlib import Path
 from typing import Any
 
 from bsopt import settings
-from bsopt.build.finn_config import dataflow_build_config
-from bsopt.build.finn_outputs import (
+from bsopt.backends.finn_config import dataflow_build_config
+from bsopt.backends.finn_outputs import (
     FINN_BANNER,
     ReportError,
     classify_failure,
     environment_failure,
     read_outputs,
 )
-from bsopt.build.result import BuildResult, BuildStatus
+from bsopt.backends.result import BuildResult, BuildStatus
 from bsopt.errors import InputError
 
 UNEXPANDED = re.compile(r"\$\{(\w+)\}|\$(\w+)")

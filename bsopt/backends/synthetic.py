@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bsopt.build.estimate_backend import EstimateBackend
-from bsopt.build.result import BuildResult, BuildStatus
+from bsopt.backends.estimate import EstimateBackend
+from bsopt.backends.result import BuildResult, BuildStatus
 from bsopt.errors import InputError
 
 OPTIONS = {"duration_s": 0.0, "failure_rate": 0.0, "failure_message": "synthetic build failure",
