@@ -166,3 +166,31 @@ def test_no_import_cycles_between_files_or_sub_packages():
 def test_the_cycle_finder_finds_cycles():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_strategies_reach_the_cost_models_only_through_a_backend():
+    """explore/ asks the estimate backend (per-node estimates, SetFolding) instead of importing
+    bsopt.estimate, so that another cost model plugs in behind the same backend interface."""
+    graph = _bsopt_import_graph()
+    reach = {m: sorted(t for t in targets if t.startswith("bsopt.estimate"))
+             for m, targets in graph.items() if m.startswith("bsopt.explore")}
+    assert reach and all(not v for v in reach.values()), reach
+    assert "bsopt.backends.estimate" in graph["bsopt.explore.exact"]
+
+
+def test_strategy_names_are_compared_only_in_explore():
+    """Outside bsopt/explore/, no code compares a value with a strategy name written as a string."""
+    # ("auto" is left out: it is also FINN's word for ram_style/resType defaults, compared in the cost models)
+    names = {"tpe", "nsga2", "nsga3", "gp", "random", "grid", "exhaustive", "exact", "surrogate"}
+    found = []
+    for p in (ROOT / "bsopt").rglob("*.py"):
+        if "explore" in p.relative_to(ROOT).parts:
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Compare):
+                consts = [c for c in [node.left, *node.comparators]
+                          for c in ([c] if not isinstance(c, (ast.Tuple, ast.List, ast.Set)) else c.elts)
+                          if isinstance(c, ast.Constant) and c.value in names]
+                if consts:
+                    found.append(f"{p.relative_to(ROOT)}:{node.lineno}")
+    assert found == []

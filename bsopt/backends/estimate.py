@@ -8,8 +8,9 @@ from typing import Any
 
 from bsopt.backends.result import BuildMetrics, BuildResult, BuildStatus
 from bsopt.errors import BsoptError
-from bsopt.estimate.autofold import set_folding, target_cycles
-from bsopt.estimate.network import NetworkEstimate, estimate_network
+from bsopt.estimate.autofold import set_folding, set_folding_spread, target_cycles
+from bsopt.estimate.base import estimate_node, normalize_version
+from bsopt.estimate.network import NetworkEstimate, configured_graph, estimate_network
 from bsopt.lowering import LoweringOptions, bit_width_passes, lower, standalone_thresholds
 
 
@@ -62,6 +63,27 @@ class EstimateBackend:
                                   finn_version=version, part=part).config
         return estimate_network(graph, folding, part=part, clock_ns=clock, finn_version=version,
                                 resource_limits=target.get("resource_limits"))
+
+    # -- per layer: what the exact solver and the seeds ask (they never reach into bsopt.estimate) ------
+    @staticmethod
+    def version(requested: str | None, default: str = "latest") -> str:
+        """FINN's version as the cost models name it (``dev`` → ``latest``); InputError if unknown."""
+        return normalize_version(requested or default)
+
+    @staticmethod
+    def configured(graph, folding: dict[str, Any] | None):
+        """``graph`` with a FINN folding config applied (a shallow copy; bit widths re-minimised)."""
+        return configured_graph(graph, folding)
+
+    @staticmethod
+    def node_estimate(op_type: str, attrs: dict[str, Any], part: str, version: str) -> dict[str, Any]:
+        """FINN's estimate of one node (resources and ``cycles``); EstimateError where FINN rejects it."""
+        return estimate_node(op_type, attrs, part, version)
+
+    @staticmethod
+    def folding_spread(graph, count: int) -> list[dict[str, Any]]:
+        """FINN's SetFolding at ``count`` frame rates from the slowest to the fastest design."""
+        return set_folding_spread(graph, count)
 
     def metrics(self, cfg) -> BuildMetrics:
         return BuildMetrics.from_estimate(self.estimate(cfg))

@@ -239,3 +239,25 @@ def _bits(name: str) -> int:
     from qonnx.core.datatype import DataType
 
     return DataType[name].bitwidth()
+
+
+def set_folding_spread(graph: DataflowGraph, count: int = 8) -> list[dict[str, Any]]:
+    """FINN's SetFolding folding configs at ``count`` cycle targets spread geometrically between the
+    slowest design (every PE = SIMD = 1) and the fastest the formulas allow."""
+    from bsopt.estimate import nodes  # noqa: F401 - registers the cost models in REGISTRY
+
+    slow = 1
+    for layer in graph.layers:
+        model = REGISTRY.get(layer.op_type)
+        if model is None:
+            continue
+        a = {**model.defaults(graph.finn_version), **layer.attrs}
+        for k in ("PE", "SIMD"):
+            if k in a:
+                a[k] = 1
+        try:
+            slow = max(slow, int(model.cycles(a, graph.finn_version)))
+        except Exception:  # noqa: BLE001 - a layer the formulas cannot fold; ignore for the spread
+            continue
+    targets = sorted({max(1, int(slow / (slow ** (i / max(count - 1, 1))))) for i in range(count)}, reverse=True)
+    return [set_folding(graph, max(t, 2)).config for t in targets]

@@ -205,21 +205,18 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
         list[LayerTable], np.ndarray, float, int]:
     """Per-group option tables for one combination of global values, plus the constant contribution
     of layers without choices (sums, max cycles) and the number of node estimates made."""
-    from bsopt.estimate.base import EstimateError, estimate_node, normalize_version
-    from bsopt.estimate.network import configured_graph
-
     base = {**space.values_at(0), **global_values}
     cfg0 = space.config_from_values(base)
     target = cfg0.target or {}
     part = target.get("part") or estimator.part
-    version = normalize_version(target.get("finn_version") or estimator.finn_version)
+    version = estimator.version(target.get("finn_version"), estimator.finn_version)
     graph = estimator.graph_for(cfg0, part, version)
-    g0 = configured_graph(graph, cfg0.folding_config)
+    g0 = estimator.configured(graph, cfg0.folding_config)
     base_attrs = {layer.name: (layer.op_type, dict(layer.attrs)) for layer in g0.layers}
     # the attributes before a layer's own folding entry (the graph's, with the config's Defaults)
     defaults = cfg0.folding_config.get("Defaults")
     plain = {layer.name: dict(layer.attrs) for layer in
-             configured_graph(graph, {"Defaults": defaults} if defaults else None).layers}
+             estimator.configured(graph, {"Defaults": defaults} if defaults else None).layers}
     grouped = {name for layers, _ in groups for name in layers}
     const = np.zeros(len(SUM_METRICS))
     const_cycles = 0.0
@@ -227,7 +224,7 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
     for name, (op, attrs) in base_attrs.items():
         if name in grouped:
             continue
-        est = estimate_node(op, attrs, part, version)
+        est = estimator.node_estimate(op, attrs, part, version)
         n_est += 1
         const += [float(est.get(k, 0)) for k in SUM_METRICS]
         const_cycles = max(const_cycles, float(est["cycles"]))
@@ -244,8 +241,8 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
                 a.update(cfg.folding_config.get(name, {}))
                 n_est += 1
                 try:
-                    est = estimate_node(base_attrs[name][0], a, part, version)
-                except (EstimateError, BsoptError):
+                    est = estimator.node_estimate(base_attrs[name][0], a, part, version)
+                except BsoptError:
                     ok = False  # FINN would reject this folding: not an option
                     break
                 c = max(c, float(est["cycles"]))

@@ -9,43 +9,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from bsopt.estimate.autofold import set_folding
-
 
 def _nearest(choices, value):
     above = [c for c in choices if c >= value]
     return min(above) if above else max(choices)
 
 
-def folding_seeds(space, count: int = 8, clock_ns: float | None = None) -> list[dict[str, Any]]:
-    """Parameter value dicts for ``count`` SetFolding results between the slowest and fastest designs."""
+def folding_seeds(space, count: int = 8, clock_ns: float | None = None, estimator=None) -> list[dict[str, Any]]:
+    """Parameter value dicts for ``count`` SetFolding results between the slowest and fastest designs
+    (``estimator``: the estimate backend whose SetFolding is asked; one for the space by default)."""
     info = space.model_info
     fold_params = [p for p in space.parameters if p.group == "folding" and p.name.count(".") == 2]
     if info is None or not fold_params or count < 1:
         return []
-    graph = info.dataflow
-    from bsopt.estimate import nodes  # noqa: F401 - registers the cost models in REGISTRY
-    from bsopt.estimate.base import REGISTRY
+    if estimator is None or not hasattr(estimator, "folding_spread"):
+        from bsopt.backends.estimate import EstimateBackend
 
-    # slowest bottleneck (everything at PE=SIMD=1) and a lower bound on the fastest
-    slow = 1
-    for layer in graph.layers:
-        model = REGISTRY.get(layer.op_type)
-        if model is None:
-            continue
-        a = {**model.defaults(graph.finn_version), **layer.attrs}
-        for k in ("PE", "SIMD"):
-            if k in a:
-                a[k] = 1
-        try:
-            slow = max(slow, int(model.cycles(a, graph.finn_version)))
-        except Exception:  # noqa: BLE001 - a layer the formulas cannot fold; ignore for the spread
-            continue
-    targets = sorted({max(1, int(slow / (slow ** (i / max(count - 1, 1))))) for i in range(count)}, reverse=True)
+        t = space.fixed_target()
+        estimator = EstimateBackend(space.model_path, t["finn_version"], t["part"])
     seeds = []
     defaults = {p.name: p.value_at(0) for p in space.parameters if p.size}
-    for target in targets:
-        cfg = set_folding(graph, max(target, 2)).config
+    for cfg in estimator.folding_spread(info.dataflow, count):
         values = dict(defaults)
         for p in fold_params:
             _, layer, attr = p.name.split(".")

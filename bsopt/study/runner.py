@@ -641,7 +641,7 @@ class Runner:
         from bsopt.explore.seeds import folding_seeds
 
         try:
-            seeds = folding_seeds(self.ctx.space)
+            seeds = folding_seeds(self.ctx.space, estimator=self._gate or self._local)
         except Exception:  # noqa: BLE001 - seeds are a convenience; never block a study on them
             return
         for values in seeds:
