@@ -20,6 +20,7 @@ from onnx import numpy_helper
 
 from bsopt.ir.layers import FOLDING_ATTRS
 from bsopt.lowering import lower
+from bsopt.lowering.passes import apply_folding
 
 NETS = network_dirs()
 pytestmark = pytest.mark.skipif(not NETS, reason="FINN reference data (../shared/finn_reference) not found")
@@ -40,7 +41,7 @@ def lowered(name: str):
         graph = lower(prepost_model(name), **lowering_kwargs(name))
         cfg = NETWORKS / name / "folding_config.json"
         if cfg.exists():
-            graph.apply_folding_config(_non_folding(load_json(cfg)), where=str(cfg))
+            apply_folding(graph, _non_folding(load_json(cfg)), where=str(cfg))
         _cache[name] = graph
     return _cache[name]
 

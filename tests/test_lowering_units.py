@@ -12,6 +12,7 @@ from bsopt.hw.parts import dsp_block, is_versal
 from bsopt.ir.bitwidths import minimize_bit_widths
 from bsopt.ir.datatypes import accumulator_dtype, label_select_dtype, rac_threshold_dtype
 from bsopt.lowering import LoweringOptions, lower
+from bsopt.lowering.passes import apply_folding
 from bsopt.lowering.state import Op, Stream
 from bsopt.lowering.thresholds import ActQuant, compute_thresholds
 
@@ -74,16 +75,16 @@ def test_runtime_writeable_weights_widen_datatypes_as_finn_does():
     assert g["MVAU_hls_0"].attrs["accDataType"] == "INT11"
     assert g["Thresholding_rtl_0"].attrs["weightDataType"] == "UINT8"
     # worst case of 784 INT2 x INT2 products: [-1568, 3136] -> INT13 (hand computed)
-    g.apply_folding_config({"MVAU_hls_0": {"runtime_writeable_weights": 1},
+    apply_folding(g, {"MVAU_hls_0": {"runtime_writeable_weights": 1},
                             "Thresholding_rtl_0": {"runtime_writeable_weights": 1}})
     assert g["MVAU_hls_0"].attrs["accDataType"] == "INT13"
     assert g["Thresholding_rtl_0"].attrs["weightDataType"] == "UINT9"
     # external weights: the last layer (64 x INT2 x INT2 worst case [-128, 256]) -> INT10 output
-    g.apply_folding_config({"MVAU_hls_3": {"mem_mode": "external"}})
+    apply_folding(g, {"MVAU_hls_3": {"mem_mode": "external"}})
     assert g["MVAU_hls_3"].attrs["outputDataType"] == "INT10"
     assert g["LabelSelect_hls_0"].attrs["inputDataType"] == "INT10"
     # and back: minimisation is recomputed from the base datatypes
-    g.apply_folding_config({"MVAU_hls_0": {"runtime_writeable_weights": 0},
+    apply_folding(g, {"MVAU_hls_0": {"runtime_writeable_weights": 0},
                             "Thresholding_rtl_0": {"runtime_writeable_weights": 0},
                             "MVAU_hls_3": {"mem_mode": "internal_decoupled"}})
     assert g["MVAU_hls_0"].attrs["accDataType"] == "INT11"

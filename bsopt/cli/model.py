@@ -126,7 +126,9 @@ def inspect(
     info = inspect_model(path, LoweringOptions(finn_version=finn_version, fpgapart=part,
                                                standalone_thresholds=standalone_thresholds))
     if folding_config is not None:
-        info.dataflow.apply_folding_config(read_json(folding_config, "folding config JSON"), where=str(folding_config))
+        from bsopt.lowering.passes import apply_folding
+
+        apply_folding(info.dataflow, read_json(folding_config, "folding config JSON"), where=str(folding_config))
     if as_json:
         print(json.dumps(info.to_dict(), indent=1))
         return

@@ -141,7 +141,7 @@ def configured_graph(graph: DataflowGraph, folding: dict[str, Any] | None, *, wh
     g = DataflowGraph(layers, list(graph.inputs), list(graph.outputs), graph.finn_version, graph.fpgapart,
                       list(graph.warnings))
     if folding:
-        g.apply_folding_config(folding, where=where, minimize=False)
+        g.apply_folding_config(folding, where=where)
         # bit widths are minimised again only when an attribute they depend on changed; results are
         # memoised per combination of those attributes
         key = tuple((layer.name, *(layer.attrs.get(k) for k in MINIMIZE_ATTRS)) for layer in g.layers

@@ -8,7 +8,7 @@ attributes change. Datatype propagation between layers follows FINN's ``InferDat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from qonnx.core.datatype import DataType
@@ -22,9 +22,7 @@ from bsopt.ir.datatypes import (
     round_up_to_bytes,
     smallest_for_range,
 )
-
-if TYPE_CHECKING:  # the graph module calls this one; types only here
-    from bsopt.ir.layers import DataflowGraph, Layer
+from bsopt.ir.layers import DataflowGraph, Layer
 
 DT_ATTRS = ("inputDataType", "weightDataType", "outputDataType", "accDataType", "InputDataType",
             "OutputDataType", "dataType", "lhs_dtype", "rhs_dtype", "out_dtype")

@@ -143,13 +143,11 @@ class DataflowGraph:
                 cfg[layer.name] = _jsonable(entry)
         return cfg
 
-    def apply_folding_config(self, config: dict[str, Any], *, where: str = "folding config",
-                             minimize: bool = True) -> DataflowGraph:
+    def apply_folding_config(self, config: dict[str, Any], *, where: str = "folding config") -> DataflowGraph:
         """Set per-layer attributes from a FINN folding-config dict (``{"Defaults": …, name: {…}}``,
-        defaults first, then per layer, as FINN's ApplyConfig) and, unless ``minimize=False``, redo
-        FINN's bit-width minimisation, which depends on some of them."""
+        defaults first, then per layer, as FINN's ApplyConfig). FINN's bit-width minimisation depends
+        on some of them: :func:`bsopt.lowering.passes.apply_folding` applies a config and redoes it."""
         from bsopt.errors import InputError
-        from bsopt.ir.bitwidths import minimize_bit_widths
 
         defaults = config.get("Defaults", {}) or {}
         for key, spec in defaults.items():
@@ -175,7 +173,7 @@ class DataflowGraph:
                     hint="known layers: " + ", ".join(self.names),
                 )
             self[name].attrs.update(entry)
-        return minimize_bit_widths(self) if minimize else self
+        return self
 
     def transpose_stages(self) -> dict[str, list[Layer]]:
         """FINN's Shuffle name -> the Outer/InnerShuffle layers its transpose decomposed into, in order."""

@@ -120,7 +120,7 @@ class ApplyFolding(Pass):
         self.config, self.where = config, where
 
     def apply(self, graph):
-        return graph.apply_folding_config(self.config, where=self.where, minimize=False)
+        return graph.apply_folding_config(self.config, where=self.where)
 
 
 class MinimizeBitWidths(Pass):
@@ -131,6 +131,14 @@ class MinimizeBitWidths(Pass):
     def apply(self, graph):
         minimize_bit_widths(graph)
         return graph
+
+
+def apply_folding(graph: DataflowGraph, config: dict[str, Any], *, where: str = "folding config",
+                  minimize: bool = True) -> DataflowGraph:
+    """A folding config applied as FINN's flow does: ApplyConfig, then (unless ``minimize=False``)
+    the bit-width minimisation that depends on some of its attributes."""
+    graph = ApplyFolding(config, where).apply(graph)
+    return MinimizeBitWidths().apply(graph) if minimize else graph
 
 
 def finalization(options) -> list[Pass]:
