@@ -26,8 +26,10 @@ class FinnVersion(enum.StrEnum):
         try:
             return cls(text)
         except ValueError:
-            raise InputError(f"unknown FINN version {str(value)!r}",
-                             hint="use " + " or ".join(f"'{v.value}'" for v in cls) + " ('dev' means latest)") from None
+            hint = "use " + " or ".join(f"'{v.value}'" for v in cls) + " ('dev' means latest)"
+            if isinstance(value, (int, float)):  # YAML read 0.10 as the number 0.1
+                hint += "; write a version in quotes, e.g. finn_version: \"0.10.1\""
+            raise InputError(f"unknown FINN version {str(value)!r}", hint=hint) from None
 
 
 class OutputStage(enum.StrEnum):

@@ -95,11 +95,36 @@ def test_api_errors_are_bsopt_errors(repo_like):
     with pytest.raises(bsopt.InputError, match="no study named"):
         bsopt.load_study("missing")
     s = bsopt.create_study("e", "search_spaces/tfc_folding.yaml")
-    with pytest.raises(bsopt.InputError, match="n-trials"):
+    with pytest.raises(bsopt.InputError, match="number of trials must be at least 1") as exc:
         s.optimize(n_trials=0)
-    with pytest.raises(TypeError):
-        s.optimize(n_trials=1, no_such_option=1)
+    assert exc.value.where == "n_trials / --n-trials"  # said in the API's and the CLI's words
+    with pytest.raises(bsopt.InputError, match="unknown run option 'worker'") as exc:
+        s.optimize(n_trials=1, worker=2)
+    assert "workers" in exc.value.hint
     with pytest.raises(bsopt.InputError, match="no trial 7"):
         s.export(repo_like / "out", trials=7)
+    with pytest.raises(bsopt.InputError, match="unknown trial selection 'knee'"):
+        s.export(repo_like / "out", trials="knee")
     with pytest.raises(bsopt.InputError, match="no study named"):
         bsopt.delete_study("missing")
+    s.optimize(n_trials=5, progress=False)
+    with pytest.raises(bsopt.InputError, match="cannot sort by 'nonexistent_metric'"):
+        s.pareto(sort="-nonexistent_metric")
+    # one metric as a string is that metric (not its letters)
+    assert s.pareto(objectives="LUT") == s.pareto(objectives=["LUT"]) and len(s.pareto(objectives="LUT")) == 1
+    # resuming with another strategy is said, not silently ignored
+    with pytest.raises(bsopt.InputError, match="cannot be resumed with sampler 'random'"):
+        bsopt.create_study("e", "search_spaces/tfc_folding.yaml", sampler="random", resume=True)
+    assert bsopt.create_study("e", "search_spaces/tfc_folding.yaml", resume=True).n_trials == 5
+
+
+def test_study_delete_without_a_terminal_refuses_and_keeps_the_study(repo_like, capsys, monkeypatch):
+    import io
+
+    bsopt.create_study("keep", "search_spaces/tfc_folding.yaml")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # a script or CI: nothing to answer with
+    assert main(["study", "delete", "keep"]) == 2
+    assert "--yes" in capsys.readouterr().err
+    assert "keep" in {s["name"] for s in bsopt.list_studies()}
+    assert main(["study", "delete", "keep", "--yes"]) == 0
+    assert "keep" not in {s["name"] for s in bsopt.list_studies()}

@@ -110,7 +110,7 @@ def test_search_and_global_sections_arrive_typed_with_defaults(tmp_path):
     space = load_design_space(str(bp))
     s, g = space.search_config, space.global_config
     assert s.strategy is StrategyName.NSGA2 and (s.seed, s.max_evaluations, s.parallel_builds) == (7, 40, 2)
-    assert s.timeout_minutes == 1.5 and s.max_consecutive_failures is None
+    assert s.timeout_minutes == 1.5 and s.max_consecutive_failures == 5  # the documented default
     assert [(c.metric, c.operator, c.value) for c in s.constraints] == [("LUT", "<=", 30000.0)]
     assert g.output_stage is OutputStage.ESTIMATES and g.timeout_minutes == 3 and g.log_level == "DEBUG"
     assert (g.cache_results, g.save_artifacts, g.working_directory) == (True, True, None)

@@ -15,6 +15,7 @@ from bsopt.blueprint.model import Blueprint, Constraint, Objective
 from bsopt.choices import OutputStage, StrategyName
 
 DEFAULT_MAX_COMBINATIONS = 100_000  # Brainsmith's default limit of an exhaustive space
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 5  # a study stops after this many failed builds in a row, none succeeding
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class SearchConfig:
     parallel_builds: int | None = None  # builds at once (default: 1 for estimates, the cores for real builds)
     seed: int | None = None  # the sampler's seed
     timeout_minutes: float | None = None  # a run's wall-time limit
-    max_consecutive_failures: int | None = None  # stop after this many failed builds in a row (None: default)
+    max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES  # failed builds in a row that stop a run (0: never)
 
     @classmethod
     def from_blueprint(cls, bp: Blueprint) -> SearchConfig:
@@ -39,7 +40,7 @@ class SearchConfig:
                    constraints=tuple(bp.constraints), objectives_defaulted=bp.objectives_defaulted,
                    max_evaluations=s.get("max_evaluations"), parallel_builds=s.get("parallel_builds"),
                    seed=s.get("seed"), timeout_minutes=s.get("timeout_minutes"),
-                   max_consecutive_failures=s.get("max_consecutive_failures"))
+                   max_consecutive_failures=s.get("max_consecutive_failures", DEFAULT_MAX_CONSECUTIVE_FAILURES))
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ def create(
     options = dict(workers=workers, executor=executor, ray_address=ray_address, build_timeout=build_timeout,
                    min_free_disk_gb=min_free_disk, finn_budget=finn_budget, pareto_candidates=pareto_candidates,
                    max_failures=max_failures)
-    RunOptions(**options).check(n_trials, timeout)  # before anything is created
+    RunOptions.of(options).check(n_trials, timeout)  # before anything is created
     study = create_study(name, blueprint, model=model, storage=storage, sampler=sampler, seed=seed, resume=resume,
                          n_trials=n_trials, warm_start_from=warm_start_from, warm_start_storage=warm_start_storage)
     for report in study.warm_starts:
@@ -165,7 +165,7 @@ def optimize(
     options = dict(workers=workers, executor=executor, ray_address=ray_address, build_timeout=build_timeout,
                    min_free_disk_gb=min_free_disk, finn_budget=finn_budget, pareto_candidates=pareto_candidates,
                    max_failures=max_failures)
-    RunOptions(**options).check(n_trials, timeout)
+    RunOptions.of(options).check(n_trials, timeout)
     _run(load_study(name, storage), n_trials, timeout, quiet=quiet, **options)
 
 
@@ -346,7 +346,9 @@ def export(
 
 
 @study_app.command("plot")
-def plot(name: str = typer.Argument(...), out: Path = typer.Option(Path("pareto.html"), "--out", "-o"),
+def plot(name: str = typer.Argument(...),
+         out: Path = typer.Option(None, "--out", "-o", help="The HTML file (default: pareto.html in the "
+                                  "study's folder)."),
          storage: str = STORAGE):
     """Write a plotly page with the Pareto front and the hypervolume history."""
     from bsopt.study.api import load_study
@@ -362,7 +364,12 @@ def delete(name: str = typer.Argument(...), storage: str = STORAGE,
 
     if name not in {s["name"] for s in list_studies(storage)}:
         raise InputError(f"no study named '{name}'")
-    if not yes and not typer.confirm(f"delete study '{name}' and all its trials?"):
-        raise typer.Exit(1)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError(f"study '{name}' not deleted: there is no terminal to confirm it on",
+                             hint=f"add --yes to delete without asking: bsopt study delete {name} --yes")
+        if not typer.confirm(f"delete study '{name}' and all its trials?"):
+            console.print(f"study {escape(name)} kept")
+            raise typer.Exit(1)
     delete_study(name, storage)
     console.print(f"deleted {escape(name)}")

@@ -44,21 +44,36 @@ class RunOptions:
         from bsopt.study.runner import EXECUTORS
 
         if n_trials is not None and n_trials < 1:
-            raise InputError(f"--n-trials must be at least 1, got {n_trials}", where="--n-trials")
+            raise InputError(f"the number of trials must be at least 1, got {n_trials}", where="n_trials / --n-trials")
         if timeout is not None and timeout <= 0:
-            raise InputError(f"--timeout must be positive, got {timeout}", where="--timeout")
+            raise InputError(f"the timeout must be a positive number of seconds, got {timeout}",
+                             where="timeout / --timeout")
         if self.workers is not None and self.workers < 1:
-            raise InputError(f"--workers must be at least 1, got {self.workers}", where="--workers")
+            raise InputError(f"workers must be at least 1, got {self.workers}", where="workers / --workers")
         if self.executor not in EXECUTORS:
-            raise InputError(f"unknown executor '{self.executor}'", where="--executor",
+            raise InputError(f"unknown executor '{self.executor}'", where="executor / --executor",
                              hint="executors: " + ", ".join(EXECUTORS))
         if self.finn_budget is not None and self.finn_budget < 1:
-            raise InputError(f"--finn-budget must be at least 1, got {self.finn_budget}", where="--finn-budget")
+            raise InputError(f"the FINN build budget must be at least 1, got {self.finn_budget}",
+                             where="finn_budget / --finn-budget")
         if self.build_timeout is not None and self.build_timeout <= 0:
-            raise InputError(f"--build-timeout must be positive, got {self.build_timeout}", where="--build-timeout")
+            raise InputError(f"the build timeout must be a positive number of seconds, got {self.build_timeout}",
+                             where="build_timeout / --build-timeout")
         if self.max_failures is not None and self.max_failures < 0:
-            raise InputError(f"--max-failures must be 0 (never stop) or more, got {self.max_failures}",
-                             where="--max-failures")
+            raise InputError(f"max_failures must be 0 (never stop) or more, got {self.max_failures}",
+                             where="max_failures / --max-failures")
+
+    @classmethod
+    def of(cls, options: dict[str, Any]) -> RunOptions:
+        """RunOptions from keyword arguments; an unknown name is an InputError naming the known ones."""
+        known = list(cls.__dataclass_fields__)
+        unknown = [k for k in options if k not in known]
+        if unknown:
+            from bsopt.blueprint.diagnostics import suggest
+
+            raise InputError(f"unknown run option '{unknown[0]}'", where="optimize()",
+                             hint=suggest(unknown[0], known) or "options: " + ", ".join(known))
+        return cls(**options)
 
 
 class Study:
@@ -125,7 +140,7 @@ class Study:
         from bsopt.study.queries import error_headline
         from bsopt.study.runner import Runner
 
-        opts = RunOptions(**options)
+        opts = RunOptions.of(options)
         opts.check(n_trials, timeout)
         runner = Runner(self._ctx, workers=opts.workers, progress=opts.progress, executor=opts.executor,
                         ray_address=opts.ray_address, build_timeout=opts.build_timeout,
@@ -184,6 +199,9 @@ class Study:
 
         all_trials = rdb.read_trials(self._ctx.study)
         directions = self._ctx.objectives.directions
+        if isinstance(trials, str) and trials not in ("pareto", "best"):
+            raise InputError(f"unknown trial selection {trials!r}", where="export(trials=...)",
+                             hint="'pareto', 'best' (the knee of the front), a trial number or a list of them")
         if trials == "pareto":
             chosen = queries.pareto_front(all_trials, directions)
         elif trials == "best":

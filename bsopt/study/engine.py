@@ -61,7 +61,8 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     if name in existing:
         if not resume:
             raise InputError(f"a study named '{name}' already exists", where=resolve_url(storage),
-                             hint="use --resume to continue it, `bsopt study optimize`, or another name")
+                             hint="continue it (resume=True / --resume, load_study / `bsopt study optimize`), or "
+                             "choose another name")
         attrs = optuna.load_study(study_name=name, storage=store).user_attrs
         if attrs.get("space_id") != space.space_id:
             raise InputError(f"study '{name}' exists with another design space: it was created from "
@@ -69,6 +70,11 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
                                                                  if attrs.get("model_path") else ""),
                              where=str(bp_path), hint="--resume continues a study with the blueprint and model it "
                              "was created with: give those, or create a study of another name")
+        if sampler is not None and str(sampler) != str(attrs.get("sampler")):
+            raise InputError(f"study '{name}' runs the {attrs.get('sampler')} strategy; it cannot be resumed with "
+                             f"sampler '{sampler}'", where=f"study {name}",
+                             hint="resume without a sampler, or create a study of another name for that sampler "
+                             "(warm_start_from / --warm-start-from starts it from this one's results)")
         return load_study(name, storage, model=model)
     try:
         size = space.get_total_combinations()

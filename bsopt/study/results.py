@@ -69,7 +69,10 @@ def _frame(rows: list[dict[str, Any]], as_frame: bool):
     return pd.DataFrame(rows)
 
 
-def resolve_objectives(metrics: list[str] | None, default: list[str], default_dirs: list[str]) -> tuple[list[str], list[str]]:
+def resolve_objectives(metrics: list[str] | str | None, default: list[str], default_dirs: list[str]
+                       ) -> tuple[list[str], list[str]]:
+    if isinstance(metrics, str):  # "LUT" or "-LUT,+throughput_fps"
+        metrics = [m for m in metrics.split(",") if m.strip()]
     if not metrics:
         return default, default_dirs
     names, dirs = [], []
@@ -90,7 +93,12 @@ def _sorted(rows: list[dict[str, Any]], sort: str | None) -> list[dict[str, Any]
     if not sort:
         return rows
     desc = sort.startswith("-")
-    key = resolve_metric(sort.lstrip("+-")) or sort.lstrip("+-")
+    name = sort.lstrip("+-")
+    key = resolve_metric(name) or name
+    if key not in METRICS and not any(key in r for r in rows):
+        raise InputError(f"cannot sort by '{name}': not a metric", where="sort",
+                         hint="a metric, '-' first for descending (e.g. -throughput_fps); metrics: "
+                         + ", ".join(METRICS))
     missing = [r for r in rows if not queries.is_finite(r.get(key))]
     present = sorted((r for r in rows if queries.is_finite(r.get(key))), key=lambda r: r[key], reverse=desc)
     return present + missing

@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 
 from bsopt import settings
 from bsopt.backends.result import BuildResult, BuildStatus
+from bsopt.blueprint.config import DEFAULT_MAX_CONSECUTIVE_FAILURES
 from bsopt.errors import InputError
 from bsopt.execute.base import BackendSpec, Task, worker_rss
 from bsopt.explore import SAMPLE
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 2
 EXECUTORS = ("local", "ray")
 #: stop launching builds after this many failed in a row with none succeeding (0: never stop)
-MAX_CONSECUTIVE_FAILURES = 5
+MAX_CONSECUTIVE_FAILURES = DEFAULT_MAX_CONSECUTIVE_FAILURES
 
 
 class _PointTrial:
@@ -156,8 +157,6 @@ class Runner:
         self.seeds = seeds  # start samplers from FINN's SetFolding at a spread of target_fps
         if max_failures is None:
             max_failures = space.search_config.max_consecutive_failures
-            if max_failures is None:
-                max_failures = MAX_CONSECUTIVE_FAILURES
         if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0:
             raise InputError(f"the number of failed builds in a row that stops a study must be a whole number "
                              f">= 0 (0: never stop), got {max_failures!r}",
@@ -675,6 +674,7 @@ class _Progress:
         self._task = None
         self._last_hv = 0.0
         self._last = 0.0
+        self._stats: RunStats | None = None
 
     def __enter__(self):
         if self.enabled:
@@ -688,13 +688,16 @@ class _Progress:
 
     def __exit__(self, *exc):
         if self._progress is not None:
+            if self._stats is not None:  # the last line shows the final front's hypervolume, not a stale one
+                self.update(self._stats, final=True)
             self._progress.__exit__(*exc)
 
-    def update(self, stats: RunStats) -> None:
+    def update(self, stats: RunStats, final: bool = False) -> None:
         if self._progress is None:
             return
+        self._stats = stats
         now = time.time()
-        if now - self._last > 2.0 or (self.total and stats.trials >= self.total):
+        if final or now - self._last > 2.0 or (self.total and stats.trials >= self.total):
             self._last_hv = self.archive.hypervolume()
             self._last = now
         rate = stats.trials / max(now - stats.started, 1e-9)
