@@ -110,6 +110,12 @@ def test_api_errors_are_bsopt_errors(repo_like):
     s.optimize(n_trials=5, progress=False)
     with pytest.raises(bsopt.InputError, match="cannot sort by 'nonexistent_metric'"):
         s.pareto(sort="-nonexistent_metric")
+    # a metric the estimate backend does not report: said, not an empty answer that reads "nothing feasible"
+    with pytest.raises(bsopt.InputError, match="no trial of study 'e' records FF"):
+        s.best("FF")
+    with pytest.raises(bsopt.InputError, match="records FF"):
+        s.pareto(objectives=["-FF", "-LUT"])
+    assert s.best("LUT") is not None
     # one metric as a string is that metric (not its letters)
     assert s.pareto(objectives="LUT") == s.pareto(objectives=["LUT"]) and len(s.pareto(objectives="LUT")) == 1
     # resuming with another strategy is said, not silently ignored

@@ -104,12 +104,29 @@ def _sorted(rows: list[dict[str, Any]], sort: str | None) -> list[dict[str, Any]
     return present + missing
 
 
+def _require_recorded(name: str, trials, metrics: list[str]) -> None:
+    """InputError when the study has finished trials but none records one of ``metrics`` (a metric
+    its backend does not report): an empty answer would read as "nothing feasible"."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not done:
+        return
+    recorded: set[str] = set()
+    for t in done[:200]:
+        recorded |= set(queries.metrics_of(t))
+    absent = [m for m in metrics if m not in recorded and not any(m in queries.metrics_of(t) for t in done)]
+    if absent:
+        raise InputError(f"no trial of study '{name}' records {', '.join(absent)}",
+                         hint="its backend does not report it; metrics its trials record: "
+                         + ", ".join(m for m in METRICS if m in recorded))
+
+
 def pareto(study, *, objectives: list[str] | None = None, where: str | None = None, sort: str | None = None,
            storage: str | None = None, as_frame: bool = False):
     """The feasible non-dominated configurations, over the study's objectives or any ``objectives``
     (metric names, optionally prefixed ``+``/``-`` for maximise/minimise)."""
-    _, trials, metrics, directions = _trials_and_objectives(study, storage)
+    study_name, trials, metrics, directions = _trials_and_objectives(study, storage)
     metrics, directions = resolve_objectives(objectives, metrics, directions)
+    _require_recorded(study_name, trials, metrics)
     if where:
         pred = queries.compile_where(where)
         trials = [t for t in trials if t.state == TrialState.COMPLETE and pred(queries.metrics_of(t))]
@@ -121,7 +138,9 @@ def best(study, metric: str | None = None, *, where: str | None = None, storage:
     """The best feasible configuration for one metric (its own direction), or — without a metric —
     the knee of the Pareto front (closest to the ideal point in normalised objectives). None if the
     study has no feasible configuration."""
-    _, trials, metrics, directions = _trials_and_objectives(study, storage)
+    study_name, trials, metrics, directions = _trials_and_objectives(study, storage)
+    if metric is not None:
+        _require_recorded(study_name, trials, resolve_objectives([metric], metrics, directions)[0])
     if where:
         pred = queries.compile_where(where)
         trials = [t for t in trials if t.state == TrialState.COMPLETE and pred(queries.metrics_of(t))]
