@@ -3,9 +3,10 @@
 The root holds the default study storage (``bsopt.db``), the shared build cache (``cache.db``),
 exported zoo models (``models/``), dashboard artifacts (``artifacts/``) and one folder per study
 (logs, FINN build folders, plots). It is set by ``bsopt --workdir DIR`` or ``$BSOPT_WORKDIR``
-(relative paths are relative to the directory bsopt runs in); a blueprint's
-``global.working_directory`` moves one study's own folder elsewhere. ``$BSOPT_MODEL_CACHE`` moves
-the exported models only.
+(relative paths are relative to the directory bsopt runs in). Without either, a blueprint's
+``global.working_directory`` moves its studies' own folders elsewhere; an explicit root wins over it,
+so that a root given on the command line holds everything a study writes. ``$BSOPT_MODEL_CACHE``
+moves the exported models only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from pathlib import Path
 WORKDIR_ENV = "BSOPT_WORKDIR"
 MODEL_CACHE_ENV = "BSOPT_MODEL_CACHE"
 DEFAULT_ROOT = "studies"
+
+
+def root_is_explicit() -> bool:
+    """Whether ``--workdir`` or ``$BSOPT_WORKDIR`` names the study root (else it is the default)."""
+    return bool(os.environ.get(WORKDIR_ENV))
 
 
 def studies_root() -> Path:

@@ -132,3 +132,15 @@ def test_unknown_finn_version_is_a_located_blueprint_error(tmp_path):
     errors = [e for e in load_design_space(str(bp)).validate() if e.severity == "error"]
     assert len(errors) == 1 and "unknown FINN version '0.9'" in errors[0].message
     assert errors[0].key_path == "target.finn_version" and "0.10.1" in errors[0].hint
+
+
+def test_an_explicit_root_wins_over_the_blueprints_working_directory(tmp_path, monkeypatch):
+    """Two roots given on the command line never share a study folder (a relative working_directory
+    would put both under the directory bsopt runs in)."""
+    monkeypatch.setenv("BSOPT_WORKDIR", "")
+    bp = blueprint(tmp_path, extra="global: {working_directory: runs/tfc}\n")
+    for root in ("wd1", "wd2"):
+        assert main(["--workdir", root, "study", "create", "w", "--blueprint", str(bp), "--n-trials", "3",
+                     "--quiet"]) == 0
+        assert (tmp_path / root / "w" / "runs.jsonl").read_text().count("\n") == 1
+    assert not (tmp_path / "runs").exists()

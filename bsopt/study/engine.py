@@ -112,10 +112,11 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
 
 
 def study_dir(space, name: str) -> Path:
-    """A study's own folder: ``<global.working_directory>/<name>`` when the blueprint names one, else
-    ``<study root>/<name>`` (relative to the directory bsopt runs in)."""
+    """A study's own folder: ``<study root>/<name>``, or ``<global.working_directory>/<name>`` when
+    the blueprint names one and no explicit root (``--workdir``, ``$BSOPT_WORKDIR``) overrides it
+    (relative paths: to the directory bsopt runs in)."""
     base = space.global_config.working_directory
-    return Path(base) / name if base else settings.study_dir(name)
+    return Path(base) / name if base and not settings.root_is_explicit() else settings.study_dir(name)
 
 
 def _check_backend(space) -> None:
