@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 from bsopt.blueprint.model import Blueprint, Constraint, Objective
@@ -72,7 +73,11 @@ class GlobalConfig:
         return cls(**values, extra=g)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain values, as a BuildConfig and the build backends carry them."""
+        """Plain values, as a BuildConfig and the build backends carry them (a new dict each call)."""
+        return dict(self._plain)
+
+    @cached_property
+    def _plain(self) -> dict[str, Any]:  # computed once: every BuildConfig of a space carries a copy
         out = asdict(self)
         out.update(out.pop("extra"))
         out["output_stage"] = str(self.output_stage)
