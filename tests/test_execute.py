@@ -163,12 +163,18 @@ def test_second_driver_on_sqlite_gets_a_clear_message(tmp_path, capsys):
                              "--workers", "1", "--quiet"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        lock = tmp_path / "studies" / ".locks" / "bsopt.db.one.lock"
+        from bsopt.study.drivers import lock_path
+
+        lock = lock_path(f"sqlite:///{tmp_path / 'studies' / 'bsopt.db'}", "one")
         _wait_for(lambda: lock.exists() and lock.read_text().startswith("pid"), 60, "the first driver's lock")
-        capsys.readouterr()
-        assert main(["study", "optimize", "one", "--n-trials", "2", "--quiet"]) == 2
-        err = capsys.readouterr().err
-        assert "being optimized by another driver" in err and f"pid {proc.pid}" in err and "postgresql" in err
+        (tmp_path / "link.db").symlink_to(tmp_path / "studies" / "bsopt.db")
+        # the same file under every spelling: default, query parameters, ./.., a symbolic link
+        for storage in ([], ["--storage", "sqlite:///studies/bsopt.db?timeout=60"],
+                        ["--storage", "sqlite:///./studies/../studies/bsopt.db"], ["--storage", "sqlite:///link.db"]):
+            capsys.readouterr()
+            assert main(["study", "optimize", "one", "--n-trials", "2", "--quiet", *storage]) == 2, storage
+            err = capsys.readouterr().err
+            assert "being optimized by another driver" in err and f"pid {proc.pid}" in err and "postgresql" in err
     finally:
         proc.kill()
         proc.wait()

@@ -70,7 +70,7 @@ def add_trials(study: optuna.Study, trials: list[FrozenTrial]) -> None:
         study.add_trials(trials)
         return
     from optuna.storages._rdb import models
-    from sqlalchemy import func, insert, select
+    from sqlalchemy import func, insert, select, update
 
     backend = _rdb(study._storage)
     T = models.TrialModel.__table__
@@ -80,6 +80,11 @@ def add_trials(study: optuna.Study, trials: list[FrozenTrial]) -> None:
     S = models.TrialSystemAttributeModel.__table__
     to_stored = models.TrialValueModel.value_to_stored_repr
     with backend.engine.begin() as conn:
+        # take the database's write lock before counting, so that the numbers this batch takes cannot
+        # be taken by another writer between the count and the insert (SQLite starts a transaction at
+        # its first write)
+        St = models.StudyModel.__table__
+        conn.execute(update(St).where(St.c.study_id == study._study_id).values(study_id=St.c.study_id))
         n0 = conn.execute(select(func.count()).select_from(T).where(T.c.study_id == study._study_id)).scalar_one()
         rows = [{"number": n0 + i, "study_id": study._study_id, "state": t.state, "datetime_start": t.datetime_start,
                  "datetime_complete": t.datetime_complete} for i, t in enumerate(trials)]

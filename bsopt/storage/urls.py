@@ -18,6 +18,28 @@ def resolve_url(url: str | None) -> str:
     return url or settings.default_storage_url()
 
 
+def storage_file(url: str | None) -> Path | None:
+    """The file a file storage (SQLite URL or journal path) lives in, whatever the spelling: query
+    parameters dropped (``?timeout=60``), relative parts and symbolic links resolved. None for
+    server databases and ``memory``."""
+    url = resolve_url(url)
+    if url == "memory":
+        return None
+    if url.startswith("sqlite:"):
+        from sqlalchemy.engine import make_url
+
+        try:
+            database = make_url(url).database
+        except Exception:  # noqa: BLE001 - a malformed URL: open_storage says what is wrong
+            return None
+        if not database or database == ":memory:":
+            return None
+        return Path(database).expanduser().resolve()
+    if "://" not in url:
+        return Path(url).expanduser().resolve()
+    return None
+
+
 def open_storage(url: str | None):
     """An Optuna storage from a URL, a journal file path (.log/.journal/.jsonl), or ``memory`` (this
     process only, nothing persisted: for benchmarks and experiments)."""

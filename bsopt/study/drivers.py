@@ -42,17 +42,24 @@ def is_shared(storage) -> bool:
 
 
 def lock_path(storage_url: str | None, study: str) -> Path | None:
-    """Where the single-driver lock of a study on a file storage lives (None: no lock needed)."""
+    """Where the single-driver lock of a study on a file storage lives (None: no lock needed). It is
+    keyed on the storage's real file — its resolved path and, once it exists, its device and inode —
+    so that every spelling of the URL (``?timeout=60``, ``./``, a symbolic or hard link) finds the
+    same lock."""
+    from bsopt.storage.urls import storage_file
+
     if not storage_url or storage_url == "memory":
         return None
-    if storage_url.startswith("sqlite:///"):
-        path = Path(storage_url[len("sqlite:///"):])
-    elif "://" not in storage_url:
-        path = Path(storage_url)
-    else:
+    path = storage_file(storage_url)
+    if path is None:
         return None
+    try:
+        st = path.stat()
+        key = f"{st.st_dev}-{st.st_ino}"
+    except OSError:
+        key = path.name
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study)
-    return path.parent / ".locks" / f"{path.name}.{safe}.lock"
+    return path.parent / ".locks" / f"{key}.{safe}.lock"
 
 
 class DriverLock:

@@ -1,0 +1,59 @@
+"""Data integrity of file storages: one lock per real file whatever the URL's spelling, and trial
+numbers that concurrent batch writers cannot both take."""
+
+from __future__ import annotations
+
+import threading
+
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from bsopt.storage import open_storage, rdb
+from bsopt.study.drivers import lock_path
+
+
+def test_lock_path_is_one_per_real_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "studies" / "bsopt.db"
+    db.parent.mkdir()
+    db.write_bytes(b"")
+    (tmp_path / "link.db").symlink_to(db)
+    (tmp_path / "hard.db").hardlink_to(db)
+    spellings = ["sqlite:///studies/bsopt.db", f"sqlite:///{db}", "sqlite:///studies/bsopt.db?timeout=60",
+                 "sqlite:///./studies/../studies/bsopt.db", "sqlite:///link.db"]
+    assert len({lock_path(u, "s") for u in spellings}) == 1
+    assert lock_path("sqlite:///studies/bsopt.db", "s") != lock_path("sqlite:///studies/bsopt.db", "t")
+    assert lock_path("sqlite:///hard.db", "s").name == lock_path(f"sqlite:///{db}", "s").name  # same inode
+    assert lock_path("memory", "s") is None and lock_path("postgresql://u@h/db", "s") is None
+
+
+def _finished(i: int):
+    return optuna.trial.create_trial(values=[float(i)], params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
+                                     user_attrs={"writer": i})
+
+
+def test_concurrent_batch_writers_never_share_a_trial_number(tmp_path):
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    optuna.create_study(study_name="s", storage=open_storage(url))
+    errors = []
+
+    def writer(spelling: str, k: int) -> None:
+        try:
+            study = optuna.load_study(study_name="s", storage=open_storage(spelling))
+            for b in range(15):
+                rdb.add_trials(study, [_finished(k * 1000 + b * 10 + j) for j in range(10)])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(u, k)) for k, u in
+               enumerate([url, url + "?timeout=60", f"sqlite:///{tmp_path}/./b.db"])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    trials = optuna.load_study(study_name="s", storage=open_storage(url)).get_trials()
+    numbers = [t.number for t in trials]
+    assert len(trials) == 3 * 15 * 10 and sorted(numbers) == list(range(len(trials)))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
