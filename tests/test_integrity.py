@@ -57,3 +57,22 @@ def test_concurrent_batch_writers_never_share_a_trial_number(tmp_path):
     numbers = [t.number for t in trials]
     assert len(trials) == 3 * 15 * 10 and sorted(numbers) == list(range(len(trials)))
     assert all(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_study_names_are_a_safe_set_and_nothing_is_written_for_others(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    import bsopt
+    from bsopt.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BSOPT_WORKDIR", raising=False)
+    bp = tmp_path / "bp.yaml"
+    bp.write_text("version: '3.0'\nname: n\nmodel: zoo:tfc?w=2&a=2\nhw_compiler: {build_steps: [step_streamline]}\n")
+    for bad in ("../../x", "/abs/x", "", ".", "..", "a\nb", "a b", "x" * 101, "-x"):
+        with pytest.raises(bsopt.InputError, match="invalid study name"):
+            bsopt.create_study(bad, bp)
+        assert main(["study", "create", bad, "--blueprint", str(bp), "--n-trials", "1", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "invalid study name" in err or (bad.startswith("-") and "No such option" in err)
+    assert not (tmp_path / "studies").exists() and not (tmp_path.parent / "x").exists()

@@ -240,9 +240,11 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     import optuna
 
     from bsopt.storage import open_storage, study_names
+    from bsopt.study.engine import check_study_name
     from bsopt.study.engine import create_study as _create
     from bsopt.study.warmstart import source_names, warm_start
 
+    check_study_name(name)  # before anything is read or written
     sources = source_names(warm_start_from) if isinstance(warm_start_from, str | None) else list(warm_start_from)
     existed = name in study_names(storage)
     if sources:  # check the sources before creating anything

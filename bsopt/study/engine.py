@@ -10,6 +10,7 @@ fails them and re-enqueues their parameters, so nothing is lost and nothing is b
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -46,11 +47,25 @@ class StudyContext:
 
 
 # ------------------------------------------------------------------------------ create / load
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_study_name(name) -> str:
+    """A study's name is also its folder's name: letters, digits, ``.``, ``_``, ``-`` (not first),
+    at most 100 characters. Anything else (``../x``, absolute paths, empty, newlines) is refused."""
+    if not isinstance(name, str) or not STUDY_NAME.fullmatch(name):
+        raise InputError(f"invalid study name {name!r}", where="study name",
+                         hint="use letters, digits, '.', '_' and '-' (starting with a letter or digit, at most "
+                         "100 characters), e.g. tfc-w2a2_run1")
+    return name
+
+
 def create_study(name: str, blueprint: str | Path, *, model: str | None = None, storage: str | None = None,
                  sampler: str | None = None, seed: int | None = None, resume: bool = False,
                  n_trials: int | None = None) -> StudyContext:
     from bsopt.space.design_space import load_design_space
 
+    check_study_name(name)
     bp_path = Path(blueprint).resolve()
     space = load_design_space(bp_path, model, for_builds=True).require_valid()
     objectives = ObjectiveSet.from_space(space)
