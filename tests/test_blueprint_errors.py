@@ -49,6 +49,32 @@ def test_duplicate_keys_are_errors(tmp_path):
         load_design_space(path)
 
 
+def test_alias_bombs_cycles_and_deep_nesting_are_refused_quickly(tmp_path, capsys):
+    import resource
+    import time
+
+    rows = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for prev, cur in zip("abcdefgh", "bcdefghi"):
+        rows.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]")  # 9^9 values when expanded
+    cases = {"bomb": ("\n".join(rows) + "\n", "expands to more than"),
+             "cycle": ("a: &a [*a]\n", "a cycle"),
+             "cycle_map": ("a: &a {b: *a}\n", "a cycle"),
+             "deep": ("x: " + "[" * 20000 + "]" * 20000 + "\n", "nested too deeply")}
+    for name, (text, message) in cases.items():
+        path = write(tmp_path, BASE + text, f"{name}.yaml")
+        t = time.perf_counter()
+        with pytest.raises(InputError, match=message):
+            load_design_space(path)
+        assert time.perf_counter() - t < 10, name
+        assert main(["blueprint", "validate", str(path)]) == 2
+        assert message in capsys.readouterr().err
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 2_000_000  # KiB: the bomb never expanded
+    # ordinary anchors and aliases still work
+    ok = write(tmp_path, BASE + "x: &pe [1, 2]\ny: *pe\n", "ok.yaml")
+    with pytest.raises(BlueprintError):  # x and y are unknown keys: located errors, not a YAML failure
+        load_design_space(ok).require_valid()
+
+
 def test_unknown_key_suggests_the_right_one(tmp_path):
     e = only_error(write(tmp_path, BASE + "search:\n  max_evalutions: 10\n"))
     assert (e.line, e.column, e.key_path) == (7, 3, "search.max_evalutions")

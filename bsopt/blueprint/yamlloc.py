@@ -47,8 +47,39 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader; duplicate mapping keys are errors, not silent overrides."""
 
 
-def _construct(loader: _Loader, node: yaml.Node, path: Path_, locs: Locations) -> Any:
+#: a blueprint is a few hundred values; aliases that expand beyond this are refused ("billion laughs")
+MAX_VALUES = 200_000
+
+
+class _Walk:
+    """What one document's construction has visited: a value count and the nodes being built."""
+
+    def __init__(self):
+        self.count = 0
+        self.open: set[int] = set()
+
+
+def _construct(loader: _Loader, node: yaml.Node, path: Path_, locs: Locations, walk: _Walk | None = None) -> Any:
+    walk = walk or _Walk()
+    where = f"{locs.file}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+    walk.count += 1
+    if walk.count > MAX_VALUES:
+        raise InputError(f"the YAML expands to more than {MAX_VALUES:,} values", where=where,
+                         hint="aliases (*name) that repeat anchors (&name) many times over; write the values out")
+    if id(node) in walk.open:
+        raise InputError("an alias refers to a value that contains it (a cycle)", where=where,
+                         hint="an anchor (&name) cannot be used (*name) inside its own value")
     locs.values[path] = (locs.file, node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        walk.open.add(id(node))
+        try:
+            return _construct_collection(loader, node, path, locs, walk)
+        finally:
+            walk.open.discard(id(node))
+    return loader.construct_object(node, deep=True)
+
+
+def _construct_collection(loader: _Loader, node: yaml.Node, path: Path_, locs: Locations, walk: _Walk) -> Any:
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         out: dict[Any, Any] = {}
@@ -66,11 +97,9 @@ def _construct(loader: _Loader, node: yaml.Node, path: Path_, locs: Locations) -
                     hint="each key may appear once per mapping; merge the two entries",
                 )
             locs.keys[path + (key,)] = (locs.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key] = _construct(loader, value_node, path + (key,), locs)
+            out[key] = _construct(loader, value_node, path + (key,), locs, walk)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, child, path + (i,), locs) for i, child in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return [_construct(loader, child, path + (i,), locs, walk) for i, child in enumerate(node.value)]
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, Locations]:
@@ -89,6 +118,9 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Locations]:
                          hint="check indentation and quoting near this position") from exc
     except yaml.YAMLError as exc:
         raise InputError(f"YAML error: {exc}", where=file) from exc
+    except RecursionError:
+        raise InputError("the YAML is nested too deeply", where=file,
+                         hint="a blueprint needs a few levels of nesting; check for runaway brackets") from None
     finally:
         loader.dispose()
 
