@@ -54,7 +54,7 @@ def test_alias_bombs_cycles_and_deep_nesting_are_refused_quickly(tmp_path, capsy
     import time
 
     rows = ["a: &a [x, x, x, x, x, x, x, x, x]"]
-    for prev, cur in zip("abcdefgh", "bcdefghi"):
+    for prev, cur in zip("abcdefgh", "bcdefghi", strict=True):
         rows.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]")  # 9^9 values when expanded
     cases = {"bomb": ("\n".join(rows) + "\n", "expands to more than"),
              "cycle": ("a: &a [*a]\n", "a cycle"),
