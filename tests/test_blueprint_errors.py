@@ -218,10 +218,10 @@ def test_cli_validate_and_count(tmp_path, capsys):
     assert main(["blueprint", "count", str(good)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "2"
     bad = write(tmp_path, BASE + "search:\n  max_evalutions: 10\n", "bad.yaml")
-    assert main(["blueprint", "validate", str(bad)]) == 1
+    assert main(["blueprint", "validate", str(bad)]) == 2  # bad input, as every command
     err = capsys.readouterr().err
     assert f"{bad}:7:3: error: search.max_evalutions: unknown key" in err
-    assert main(["blueprint", "count", str(bad)]) == 1
+    assert main(["blueprint", "count", str(bad)]) == 2
     assert main(["blueprint", "validate", str(tmp_path / "missing.yaml")]) == 2
     assert "file not found" in capsys.readouterr().err
 

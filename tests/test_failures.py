@@ -77,7 +77,7 @@ def test_the_blueprints_limit_applies_and_bad_values_are_located(tmp_path, capsy
                  "--quiet"]) == 1
     assert len([t for t in load_study("lim").study.get_trials() if t.state.is_finished()]) == 2
     bp.write_text(text.replace("max_consecutive_failures: 2", "max_consecutive_failures: -3"))
-    assert main(["blueprint", "validate", str(bp)]) == 1  # validate: 1 when the blueprint has errors
+    assert main(["blueprint", "validate", str(bp)]) == 2  # a blueprint with errors is bad input: 2
     assert "max_consecutive_failures must be 0 or more" in capsys.readouterr().err
 
 

@@ -51,7 +51,7 @@ def validate(blueprint: Path = BLUEPRINT, model: Path = MODEL):
     errors = [i for i in items if i.severity == "error"]
     if errors:
         err.print(f"[red]{len(errors)} error(s)[/] in {escape(str(blueprint))}", highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # a blueprint with errors is bad input
     bp = space.blueprint
     console.print(
         f"{blueprint}: valid {bp.format} blueprint '{escape(bp.name)}': {_count_text(space)} configurations, "
@@ -66,7 +66,7 @@ def count(blueprint: Path = BLUEPRINT, model: Path = MODEL):
     errors = [i for i in items if i.severity == "error"]
     if errors:
         _print_items(errors)
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # a blueprint with errors is bad input
     print(space.get_total_combinations())
 
 
@@ -81,7 +81,7 @@ def show(
     items = space.validate()
     _print_items(items)
     if any(i.severity == "error" for i in items):
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # a blueprint with errors is bad input
     if as_json:
         print(json.dumps({"count": str(space.get_total_combinations()) if all(
             p.size is not None for p in space.parameters) else None,
