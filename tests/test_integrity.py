@@ -76,3 +76,36 @@ def test_study_names_are_a_safe_set_and_nothing_is_written_for_others(tmp_path, 
         err = capsys.readouterr().err
         assert "invalid study name" in err or (bad.startswith("-") and "No such option" in err)
     assert not (tmp_path / "studies").exists() and not (tmp_path.parent / "x").exists()
+
+
+def test_storage_urls_never_show_passwords_and_use_the_installed_driver(tmp_path):
+    import importlib.util
+
+    import pytest
+
+    from bsopt.errors import InputError
+    from bsopt.storage.urls import _with_installed_driver, shown_url
+
+    url = "postgresql://bob:s3cr3t@127.0.0.1:1/db"  # nothing listens on port 1: refused at once
+    assert shown_url(url) == "postgresql://bob:***@127.0.0.1:1/db"
+    driver = _with_installed_driver(url).split("://")[0].split("+")[1]
+    assert importlib.util.find_spec(driver) is not None  # the form docs/study.md gives works as written
+    with pytest.raises(InputError) as exc:
+        open_storage(url)
+    text = str(exc.value)
+    assert "s3cr3t" not in text and "bob:***@" in text and "Failed to import" not in text
+
+
+def test_a_sqlite_url_with_a_missing_folder_outside_the_working_directory_creates_nothing(tmp_path, monkeypatch):
+    import pytest
+
+    from bsopt.errors import InputError
+
+    far = tmp_path / "a" / "b"
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    with pytest.raises(InputError, match="does not exist"):
+        open_storage(f"sqlite:///{far}/x.db")
+    assert not (tmp_path / "a").exists()
+    open_storage("sqlite:///new/sub/x.db")  # below the directory bsopt runs in: created
+    assert (tmp_path / "work" / "new" / "sub" / "x.db").is_file()

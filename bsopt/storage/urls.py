@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import optuna
@@ -16,6 +17,33 @@ _MEMORY_STORAGE = None
 def resolve_url(url: str | None) -> str:
     """The storage URL ``url`` stands for (None: the study root's SQLite file)."""
     return url or settings.default_storage_url()
+
+
+def shown_url(url: str | None) -> str:
+    """The storage URL as messages show it: a password is never printed."""
+    url = resolve_url(url)
+    if "://" in url and "@" in url:
+        try:
+            from sqlalchemy.engine import make_url
+
+            return make_url(url).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - not a SQLAlchemy URL: mask what looks like user:password@
+            return re.sub(r"//([^/:@]+):[^/@]*@", r"//\1:***@", url)
+    return url
+
+
+def _with_installed_driver(url: str) -> str:
+    """``postgresql://`` names no driver and SQLAlchemy's default (psycopg 3) may be missing where
+    psycopg2 (bsopt's ``postgres`` extra) is installed: use the one that is there."""
+    scheme, sep, rest = url.partition("://")
+    if scheme != "postgresql" or not sep:
+        return url
+    import importlib.util
+
+    for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2"), ("pg8000", "pg8000")):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{driver}://{rest}"
+    return url
 
 
 def storage_file(url: str | None) -> Path | None:
@@ -53,16 +81,36 @@ def open_storage(url: str | None):
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
-        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(Path(url).expanduser().resolve(), url)
         return JournalStorage(JournalFileBackend(url))
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(storage_file(url), url)
         return _sqlite_storage(url)
     try:
-        return optuna.storages.get_storage(url)
+        return optuna.storages.get_storage(_with_installed_driver(url))
     except Exception as exc:  # noqa: BLE001 - bad URLs raise many kinds of errors
-        raise InputError(f"cannot open study storage: {exc}", where=url,
-                         hint="use sqlite:///path.db, postgresql://user@host/db or a journal file path") from exc
+        text = str(exc)
+        if "@" in url:
+            text = text.replace(url, shown_url(url))
+        if "Failed to import DB access module" in text:
+            text = "no database driver for this URL is installed"
+            hint = "pip install 'bsopt[postgres]' for postgresql:// (psycopg2)"
+        else:
+            hint = "use sqlite:///path.db, postgresql://user@host/db or a journal file path"
+        raise InputError(f"cannot open study storage: {text}", where=shown_url(url), hint=hint) from None
+
+
+def _make_folder(path: Path | None, url: str) -> None:
+    """The folder of a SQLite file: created below the directory bsopt runs in or the study root; an
+    error elsewhere (a typo such as sqlite:////nonexist/x.db must not create /nonexist)."""
+    if path is None or path.parent.is_dir():
+        return
+    folder = path.parent
+    bases = (Path.cwd().resolve(), settings.studies_root().expanduser().resolve())
+    if not any(folder.is_relative_to(b) for b in bases):
+        raise InputError(f"the folder {folder} does not exist", where=shown_url(url),
+                         hint="check the path, or create the folder first")
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_storage(url: str):

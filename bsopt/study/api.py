@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bsopt.errors import BsoptError, InputError
-from bsopt.storage.urls import resolve_url
+from bsopt.storage.urls import shown_url
 
 
 class StudyFailed(BsoptError):
@@ -252,7 +252,7 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
         missing = [s for s in sources if s not in available]
         if missing:
             raise InputError(f"no study named {', '.join(repr(m) for m in missing)} to warm-start from",
-                             where=resolve_url(warm_start_storage or storage),
+                             where=shown_url(warm_start_storage or storage),
                              hint="studies: " + (", ".join(sorted(available)) or "none"))
     ctx = _create(name, blueprint, model=model, storage=storage, sampler=sampler, seed=seed, resume=resume,
                   n_trials=n_trials)
@@ -290,7 +290,7 @@ def delete_study(name: str, storage: str | None = None) -> None:
     from bsopt.storage import open_storage, study_names
 
     if name not in study_names(storage):
-        raise InputError(f"no study named '{name}'", where=resolve_url(storage))
+        raise InputError(f"no study named '{name}'", where=shown_url(storage))
     optuna.delete_study(study_name=name, storage=open_storage(storage))
 
 

@@ -22,7 +22,7 @@ import optuna
 from bsopt import __version__, settings
 from bsopt.errors import BsoptError, InputError
 from bsopt.explore import from_name, resolve
-from bsopt.storage.urls import open_storage, resolve_url, studies
+from bsopt.storage.urls import open_storage, resolve_url, shown_url, studies
 from bsopt.study.objectives import ObjectiveSet
 from bsopt.study.params import OptunaSpace
 
@@ -75,7 +75,7 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     existing = [s.study_name for s in studies(store)]
     if name in existing:
         if not resume:
-            raise InputError(f"a study named '{name}' already exists", where=resolve_url(storage),
+            raise InputError(f"a study named '{name}' already exists", where=shown_url(storage),
                              hint="continue it (resume=True / --resume, load_study / `bsopt study optimize`), or "
                              "choose another name")
         attrs = optuna.load_study(study_name=name, storage=store).user_attrs
@@ -153,7 +153,7 @@ def load_study(name: str, storage: str | None = None, *, model: str | None = Non
     store = open_storage(storage)
     names = [s.study_name for s in studies(store)]
     if name not in names:
-        raise InputError(f"no study named '{name}'", where=resolve_url(storage),
+        raise InputError(f"no study named '{name}'", where=shown_url(storage),
                          hint=("studies: " + ", ".join(names)) if names else "create one with bsopt study create")
     attrs = optuna.load_study(study_name=name, storage=store).user_attrs
     bp_path = Path(attrs["blueprint_path"])

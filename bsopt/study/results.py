@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from bsopt.errors import InputError, MissingDependencyError
 from bsopt.metrics import METRICS, resolve_metric
 from bsopt.storage import rdb
-from bsopt.storage.urls import resolve_url, studies
+from bsopt.storage.urls import shown_url, studies
 from bsopt.study import queries
 
 
@@ -35,7 +35,7 @@ def _trials_and_objectives(study, storage: str | None) -> tuple[str, list[Frozen
             study = optuna.load_study(study_name=study, storage=store)
         except KeyError:
             names = [s.study_name for s in studies(store)]
-            raise InputError(f"no study named '{study}'", where=resolve_url(storage),
+            raise InputError(f"no study named '{study}'", where=shown_url(storage),
                              hint=("studies: " + ", ".join(names)) if names else "create one with bsopt study create") from None
     if hasattr(study, "study") and hasattr(study, "objectives"):  # a StudyContext
         ctx = study
