@@ -109,3 +109,33 @@ def test_a_sqlite_url_with_a_missing_folder_outside_the_working_directory_create
     assert not (tmp_path / "a").exists()
     open_storage("sqlite:///new/sub/x.db")  # below the directory bsopt runs in: created
     assert (tmp_path / "work" / "new" / "sub" / "x.db").is_file()
+
+
+def test_ordinary_output_and_option_mistakes_are_one_clear_message(tmp_path, monkeypatch, capsys):
+    from finn_reference import prepost_model
+
+    from bsopt.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BSOPT_WORKDIR", raising=False)
+    model = str(prepost_model("tfc_w2a2"))
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    cases = [
+        (["fold", "-m", model, "--target-fps", "1000", "--out", "adir"], "is a folder"),
+        (["fold", "-m", model, "--target-fps", "1000", "--part", "foo", "--out", "f.json"], "not an AMD/Xilinx part"),
+        (["model", "inspect", model, "--part", "foo"], "not an AMD/Xilinx part"),
+    ]
+    bp = tmp_path / "bp.yaml"
+    bp.write_text(f"version: '3.0'\nname: n\nmodel: {model}\nhw_compiler: {{build_steps: [step_streamline]}}\n"
+                  "search: {strategy: random}\n")
+    assert main(["study", "create", "s", "--blueprint", str(bp), "--n-trials", "3", "--quiet"]) == 0
+    cases += [(["study", "export", "s", "--out", "afile", "--best"], "is a file, not a folder"),
+              (["study", "plot", "s", "--out", "adir"], "is a folder"),
+              (["study", "pareto", "s", "--json", "--csv"], "give one")]
+    for argv, message in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "internal error" not in err, (argv, err)
+    assert not (tmp_path / "f.json").exists()

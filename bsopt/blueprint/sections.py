@@ -11,7 +11,7 @@ from bsopt.blueprint.diagnostics import Diagnostics, suggest
 from bsopt.blueprint.model import Blueprint, Constraint, FoldingSpec, NumSpec, Objective
 from bsopt.choices import FinnVersion, OutputStage, StrategyName
 from bsopt.errors import InputError
-from bsopt.hw.parts import BOARD_PARTS, DEFAULT_RESOURCE_LIMITS, resolve_board
+from bsopt.hw.parts import BOARD_PARTS, DEFAULT_RESOURCE_LIMITS, is_part_name, resolve_board
 from bsopt.metrics import METRICS, OPERATORS, RESOURCES, resolve_metric
 
 COMMON_KEYS = ("model", "target", "folding", "parameters", "objectives", "search", "global", "backend")
@@ -187,7 +187,7 @@ def _target(d: Diagnostics, value, bp: Blueprint) -> None:
                 bp.part = part
     if "part" in t:
         part = t["part"]
-        if not isinstance(part, str) or not part.lower().startswith("xc"):
+        if not is_part_name(part):
             d.error(("target", "part"), f"expected a Xilinx part name such as xc7z020clg400-1, got {part!r}")
         else:
             bp.part = part

@@ -16,3 +16,21 @@ def read_json(path: Path, what: str = "JSON"):
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", where=str(path)) from exc
+
+
+def resolve_part(part: str | None, board: str | None) -> str:
+    from bsopt.hw.parts import BOARD_PARTS, DEFAULT_PART, PART_RESOURCES, is_part_name, resolve_board
+
+    if part is not None and not is_part_name(part):
+        raise InputError(f"'{part}' is not an AMD/Xilinx part name", where="--part",
+                         hint="e.g. xc7z020clg400-1 (Pynq-Z1), or --board NAME; parts whose resources bsopt knows: "
+                         + ", ".join(PART_RESOURCES))
+    if part and board:
+        raise InputError("give either --part or --board, not both", where="bsopt estimate")
+    if board:
+        found = resolve_board(board)
+        if found is None:
+            raise InputError(f"unknown board '{board}'", where="--board",
+                             hint="known boards: " + ", ".join(BOARD_PARTS) + "; or give --part")
+        return found
+    return part or DEFAULT_PART

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bsopt.cli.common import read_json
+from bsopt.cli.common import read_json, resolve_part
 from bsopt.errors import InputError
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -21,20 +21,6 @@ PART = typer.Option(None, "--part", help="FPGA part, e.g. xc7z020clg400-1.")
 BOARD = typer.Option(None, "--board", help="Board name, e.g. Pynq-Z1, ZCU104 (instead of --part).")
 CLOCK = typer.Option(10.0, "--clock-ns", help="Clock period in ns.")
 VERSION = typer.Option("latest", "--finn-version", help="FINN whose formulas to use: latest | 0.10.1.")
-
-
-def resolve_part(part: str | None, board: str | None) -> str:
-    from bsopt.hw.parts import BOARD_PARTS, DEFAULT_PART, resolve_board
-
-    if part and board:
-        raise InputError("give either --part or --board, not both", where="bsopt estimate")
-    if board:
-        found = resolve_board(board)
-        if found is None:
-            raise InputError(f"unknown board '{board}'", where="--board",
-                             hint="known boards: " + ", ".join(BOARD_PARTS) + "; or give --part")
-        return found
-    return part or DEFAULT_PART
 
 
 def _check_clock(clock_ns: float) -> None:
@@ -137,8 +123,9 @@ def fold(
                          where="--target-fps", hint="lower the frame rate or the clock period")
     result = set_folding(graph, target, mvau_wwidth_max=mvau_wwidth_max, two_pass_relaxation=not single_pass,
                          finn_version=finn_version, part=fpgapart)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result.config, indent=2))
+    from bsopt.paths import output_file
+
+    output_file(out, "the folding config file").write_text(json.dumps(result.config, indent=2))
     fps = 1e9 / clock_ns / result.max_cycles
     console.print(f"wrote [bold]{escape(str(out))}[/]: target {target:,} cycles/frame, reached {result.max_cycles:,} "
                   f"({escape(result.max_cycles_node_name)}) = {fps:,.1f} fps in {result.passes} pass(es)")

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bsopt.cli.common import read_json
+from bsopt.cli.common import read_json, resolve_part
 from bsopt.errors import InputError
 
 model_app = typer.Typer(help="Export quantized models to QONNX and inspect them.", no_args_is_help=True)
@@ -123,6 +123,7 @@ def inspect(
     from bsopt.lowering import LoweringOptions
     from bsopt.lowering.info import inspect_model, layer_costs
 
+    part = resolve_part(part, None)  # a typo'd part is an error, not silently estimated
     info = inspect_model(path, LoweringOptions(finn_version=finn_version, fpgapart=part,
                                                standalone_thresholds=standalone_thresholds))
     if folding_config is not None:

@@ -255,6 +255,8 @@ def pareto(
     """The feasible non-dominated configurations."""
     from bsopt.study.api import load_study
 
+    if as_json and as_csv:
+        raise InputError("--json and --csv are two output formats: give one", where="bsopt study pareto")
     study = load_study(name, storage)
     objs = [o for o in objectives.split(",") if o.strip()] if objectives else None
     rows = study.pareto(objectives=objs, where=where, sort=sort)

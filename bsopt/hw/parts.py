@@ -66,6 +66,15 @@ def part_resources(part: str) -> dict[str, int] | None:
     return PART_RESOURCES[family] if family else None
 
 
+def is_part_name(part) -> bool:
+    """Whether ``part`` reads as an AMD/Xilinx part number (xc…, xq…, xa…: xc7z020clg400-1,
+    xcu250-figd2104-2L-e, xck26-sfvc784-2LV-c …). bsopt estimates any such part; it knows the
+    resources of those in PART_RESOURCES."""
+    import re
+
+    return isinstance(part, str) and re.fullmatch(r"x[cqa][a-z0-9]{3,}[a-z0-9-]*", part.strip().lower()) is not None
+
+
 def resolve_board(board: str) -> str | None:
     """The part of a board name (case-insensitive), or None."""
     for name, part in BOARD_PARTS.items():

@@ -115,8 +115,9 @@ def export_trials(ctx, trials: list[FrozenTrial], out: str | Path) -> list[Path]
     """Per trial: BuildConfig JSON, FINN folding/specialize configs and dataflow_build_config.json,
     metrics, and FINN's estimate reports."""
     from bsopt.backends.estimate import EstimateBackend
+    from bsopt.paths import output_dir
 
-    out = Path(out)
+    out = output_dir(out, "the export folder")
     written = []
     target = ctx.space.fixed_target()
     backend = EstimateBackend(ctx.space.model_path, target["finn_version"], target["part"])
@@ -150,6 +151,9 @@ def plot(ctx, out: str | Path) -> Path:
     (the two figures the dashboard shows, on one page)."""
     from plotly.subplots import make_subplots
 
+    from bsopt.paths import output_file
+
+    out = output_file(out, "the plot file", ".html")
     metrics = ctx.objectives.metrics
     trials = rdb.read_trials(ctx.study)
     front, history = pareto_figure(ctx, trials), hypervolume_figure(ctx, trials)
@@ -169,9 +173,7 @@ def plot(ctx, out: str | Path) -> Path:
     fig.update_xaxes(title_text="trials", row=1, col=2)
     completed = sum(1 for t in trials if t.state == TrialState.COMPLETE)
     fig.update_layout(title=f"bsopt study {ctx.name} — {completed} completed trials", height=600)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(str(out), include_plotlyjs="cdn")
+    fig.write_html(str(out), include_plotlyjs=True)  # self-contained: FPGA build servers are often offline
     return out
 
 
