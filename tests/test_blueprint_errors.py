@@ -164,14 +164,18 @@ def test_per_layer_folding_without_a_model(tmp_path):
 
 
 def test_exhaustive_over_the_limit(tmp_path):
-    path = write(tmp_path, BASE + """\
+    text = """\
 target:
   clock_ns: {low: 1.0, high: 100.0, step: 0.01}
 global:
   max_combinations: 1000
-""")
+"""
+    path = write(tmp_path, BASE + text + "search: {strategy: exhaustive}\n")
     e = only_error(path)
-    assert e.key_path == "search" and "exceeds global.max_combinations (1,000)" in e.message
+    assert e.key_path == "search.strategy" and "exceeds global.max_combinations (1,000)" in e.message
+    # without a search section the strategy is auto (for v3 too): nothing to refuse
+    plain = write(tmp_path, BASE + text, "plain.yaml")
+    assert [i for i in load_design_space(plain).validate() if i.severity == "error"] == []
 
 
 def test_empty_build_steps(tmp_path):

@@ -118,9 +118,9 @@ def test_search_and_global_sections_arrive_typed_with_defaults(tmp_path):
     # a BuildConfig carries the global section as plain values (its content hash is over JSON)
     cfg = space.config(0)
     assert cfg.global_config["output_stage"] == "estimates" and type(cfg.global_config["output_stage"]) is str
-    # defaults: v3 blueprints enumerate unless told otherwise (Brainsmith's behaviour)
+    # defaults: auto for every format (a v3 blueprint without search: no longer walks the space in order)
     plain = load_design_space(str(blueprint(tmp_path, search="{}", name="plain.yaml")))
-    assert plain.search_config.strategy is StrategyName.EXHAUSTIVE and plain.search_config.seed is None
+    assert plain.search_config.strategy is StrategyName.AUTO and plain.search_config.seed is None
     assert FinnVersion.parse("dev") is FinnVersion.LATEST and FinnVersion.parse(" 0.10.1") is FinnVersion.V0_10_1
 
 

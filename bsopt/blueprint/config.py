@@ -36,8 +36,9 @@ class SearchConfig:
     @classmethod
     def from_blueprint(cls, bp: Blueprint) -> SearchConfig:
         s = bp.search
-        default = StrategyName.EXHAUSTIVE if bp.format == "v3" else StrategyName.AUTO  # Brainsmith v3 enumerates
-        return cls(strategy=StrategyName(s.get("strategy", default)), objectives=tuple(bp.objectives),
+        # auto for every format: it enumerates small spaces anyway, and a large space walked in index
+        # order (Brainsmith v3's exhaustive default) gives a one-point "front" after a budget of trials
+        return cls(strategy=StrategyName(s.get("strategy", StrategyName.AUTO)), objectives=tuple(bp.objectives),
                    constraints=tuple(bp.constraints), objectives_defaulted=bp.objectives_defaulted,
                    max_evaluations=s.get("max_evaluations"), parallel_builds=s.get("parallel_builds"),
                    seed=s.get("seed"), timeout_minutes=s.get("timeout_minutes"),
