@@ -139,3 +139,22 @@ def test_ordinary_output_and_option_mistakes_are_one_clear_message(tmp_path, mon
         err = capsys.readouterr().err
         assert message in err and "internal error" not in err, (argv, err)
     assert not (tmp_path / "f.json").exists()
+
+
+def test_a_corrupt_build_cache_is_set_aside_and_the_study_runs(tmp_path, monkeypatch, capsys):
+    from finn_reference import prepost_model
+
+    from bsopt.cli import main
+    from bsopt.study.cache import BuildCache
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BSOPT_WORKDIR", raising=False)
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "cache.db").write_bytes(b"this is not a database" * 100)
+    bp = tmp_path / "bp.yaml"
+    bp.write_text(f"version: '3.0'\nname: n\nmodel: {prepost_model('tfc_w2a2')}\n"
+                  "hw_compiler: {build_steps: [step_streamline]}\nsearch: {strategy: random}\n")
+    assert main(["study", "create", "s", "--blueprint", str(bp), "--n-trials", "3", "--quiet"]) == 0
+    assert list((tmp_path / "studies").glob("cache.db.broken-*"))  # kept for a post-mortem, not deleted
+    cache = BuildCache(tmp_path / "studies" / "cache.db")
+    assert cache.rebuilt is None and len(cache) == 1  # the new cache holds the build (a one-configuration space)

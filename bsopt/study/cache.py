@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
 
 from bsopt import __version__
 from bsopt.backends.result import BuildResult, BuildStatus
+
+log = logging.getLogger(__name__)
 
 
 def cache_key(cfg, backend: str, identity: dict | None = None) -> str:
@@ -32,10 +35,31 @@ class BuildCache:
         self._last_write = time.time()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.rebuilt: str | None = None  # why a broken cache file was set aside, if one was
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:  # not a database, or damaged: it is only a cache
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            broken = self.path.with_name(f"{self.path.name}.broken-{int(time.time())}")
+            self.path.replace(broken)
+            for suffix in ("-wal", "-shm"):
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            self.rebuilt = f"the build cache {self.path} was unreadable ({exc}); it was moved to {broken.name} " \
+                           "and a new one started"
+            log.warning(self.rebuilt)
+            self._open()
+
+    def _open(self) -> None:
         self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS builds (key TEXT PRIMARY KEY, result TEXT NOT NULL, "
-                         "created REAL NOT NULL)")
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS builds (key TEXT PRIMARY KEY, result TEXT NOT NULL, "
+                             "created REAL NOT NULL)")
+            self._db.execute("SELECT COUNT(*) FROM builds WHERE key = ''").fetchone()
+        except BaseException:
+            self._db.close()
+            raise
 
     def get(self, key: str) -> BuildResult | None:
         text = self._buffer.get(key)
