@@ -127,10 +127,17 @@ def test_api_errors_are_bsopt_errors(repo_like):
 def test_study_delete_without_a_terminal_refuses_and_keeps_the_study(repo_like, capsys, monkeypatch):
     import io
 
-    bsopt.create_study("keep", "search_spaces/tfc_folding.yaml")
+    s = bsopt.create_study("keep", "search_spaces/tfc_folding.yaml")
+    s.optimize(n_trials=2, progress=False)
+    assert (s.workdir / "runs.jsonl").is_file()
     monkeypatch.setattr("sys.stdin", io.StringIO(""))  # a script or CI: nothing to answer with
     assert main(["study", "delete", "keep"]) == 2
     assert "--yes" in capsys.readouterr().err
     assert "keep" in {s["name"] for s in bsopt.list_studies()}
     assert main(["study", "delete", "keep", "--yes"]) == 0
     assert "keep" not in {s["name"] for s in bsopt.list_studies()}
+    assert not s.workdir.exists() and s.workdir.parent.is_dir()  # its folder went, nothing above it
+    # --keep-files keeps the folder
+    k = bsopt.create_study("keep2", "search_spaces/tfc_folding.yaml")
+    k.optimize(n_trials=1, progress=False)
+    assert bsopt.delete_study("keep2", keep_files=True) is None and k.workdir.is_dir()

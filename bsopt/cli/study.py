@@ -360,8 +360,10 @@ def plot(name: str = typer.Argument(...),
 
 @study_app.command("delete")
 def delete(name: str = typer.Argument(...), storage: str = STORAGE,
-           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")):
-    """Delete a study (its trials; the shared build cache is kept)."""
+           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
+           keep_files: bool = typer.Option(False, "--keep-files", help="Keep the study's folder (logs, plots, "
+                                           "FINN build folders).")):
+    """Delete a study: its trials and its folder (the shared build cache is kept)."""
     from bsopt.study.api import delete_study, list_studies
 
     if name not in {s["name"] for s in list_studies(storage)}:
@@ -370,8 +372,9 @@ def delete(name: str = typer.Argument(...), storage: str = STORAGE,
         if not sys.stdin.isatty():
             raise InputError(f"study '{name}' not deleted: there is no terminal to confirm it on",
                              hint=f"add --yes to delete without asking: bsopt study delete {name} --yes")
-        if not typer.confirm(f"delete study '{name}' and all its trials?"):
+        what = "all its trials" + ("" if keep_files else " and its folder")
+        if not typer.confirm(f"delete study '{name}' and {what}?"):
             console.print(f"study {escape(name)} kept")
             raise typer.Exit(1)
-    delete_study(name, storage)
-    console.print(f"deleted {escape(name)}")
+    folder = delete_study(name, storage, keep_files=keep_files)
+    console.print(f"deleted {escape(name)}" + (f" and its folder {escape(str(folder))}" if folder else ""))

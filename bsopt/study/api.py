@@ -283,15 +283,28 @@ def list_studies(storage: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def delete_study(name: str, storage: str | None = None) -> None:
-    """Delete a study's trials (the shared build cache is kept)."""
+def delete_study(name: str, storage: str | None = None, *, keep_files: bool = False) -> Path | None:
+    """Delete a study: its trials and (unless ``keep_files``) its folder — logs, plots, FINN build
+    folders. The shared build cache is kept. Returns the folder removed, if any."""
+    import shutil
+
     import optuna
 
-    from bsopt.storage import open_storage, study_names
+    from bsopt.storage import open_storage, studies, study_names
 
     if name not in study_names(storage):
-        raise InputError(f"no study named '{name}'", where=shown_url(storage))
-    optuna.delete_study(study_name=name, storage=open_storage(storage))
+        names = study_names(storage)
+        raise InputError(f"no study named '{name}'", where=shown_url(storage),
+                         hint=("studies: " + ", ".join(names)) if names else None)
+    store = open_storage(storage)
+    attrs = next((s.user_attrs for s in studies(store) if s.study_name == name), {})
+    optuna.delete_study(study_name=name, storage=store)
+    folder = Path(attrs["workdir"]) if attrs.get("workdir") else None
+    # only the folder bsopt made for this study (named after it), never anything else
+    if keep_files or folder is None or folder.name != name or not folder.is_dir():
+        return None
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
 
 
 def load_study(name: str, storage: str | None = None, *, model: str | None = None) -> Study:
