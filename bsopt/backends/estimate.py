@@ -30,6 +30,12 @@ class EstimateBackend:
         self.part = part
         self._graphs: dict[tuple[str, str, str], Any] = {}
 
+    @classmethod
+    def for_space(cls, space) -> EstimateBackend:
+        """The estimate backend of a DesignSpace's model on its fixed target (part, FINN version)."""
+        target = space.fixed_target()
+        return cls(space.model_path, target["finn_version"], target["part"])
+
     def graph(self, part: str, version: str, specialize: dict[str, Any] | None = None, *,
               standalone_thresholds: bool = False, bit_widths: tuple[bool, bool] = (True, True)):
         pref = {k: v["preferred_impl_style"] for k, v in (specialize or {}).items()

@@ -258,8 +258,7 @@ def pareto(
     if as_json and as_csv:
         raise InputError("--json and --csv are two output formats: give one", where="bsopt study pareto")
     study = load_study(name, storage)
-    objs = [o for o in objectives.split(",") if o.strip()] if objectives else None
-    rows = study.pareto(objectives=objs, where=where, sort=sort)
+    rows = study.pareto(objectives=objectives, where=where, sort=sort)  # "LUT,-BRAM_18K": the API splits it
     if as_json:
         print(json.dumps(rows, indent=1))
     elif as_csv:
@@ -271,9 +270,9 @@ def pareto(
         w.writerows(rows)
         print(buf.getvalue(), end="")
     else:
-        _print_front(study, rows, study.metric_names(objs),
-                     f"feasible Pareto set of {study.name}" + (f" over {', '.join(study.metric_names(objs))}"
-                                                               if objs else ""))
+        names = study.metric_names(objectives)
+        _print_front(study, rows, names, f"feasible Pareto set of {study.name}"
+                     + (f" over {', '.join(names)}" if objectives and objectives.strip(", ") else ""))
 
 
 @study_app.command("compare")

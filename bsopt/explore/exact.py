@@ -314,8 +314,7 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
     if estimator is None:
         from bsopt.backends.estimate import EstimateBackend
 
-        t = space.fixed_target()
-        estimator = EstimateBackend(space.model_path, t["finn_version"], t["part"])
+        estimator = EstimateBackend.for_space(space)
     groups, global_params = decompose(space)
     combos = 1
     for p in global_params:

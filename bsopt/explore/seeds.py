@@ -25,8 +25,7 @@ def folding_seeds(space, count: int = 8, clock_ns: float | None = None, estimato
     if estimator is None or not hasattr(estimator, "folding_spread"):
         from bsopt.backends.estimate import EstimateBackend
 
-        t = space.fixed_target()
-        estimator = EstimateBackend(space.model_path, t["finn_version"], t["part"])
+        estimator = EstimateBackend.for_space(space)
     seeds = []
     defaults = {p.name: p.value_at(0) for p in space.parameters if p.size}
     for cfg in estimator.folding_spread(info.dataflow, count):

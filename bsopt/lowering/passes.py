@@ -2,9 +2,9 @@
 
 After the walk over the QONNX graph (:mod:`bsopt.lowering.builder`) the layers are generic (``MVAU``)
 and unnamed. Each pass below does one thing, like a qonnx ``Transformation``: ``apply(graph)``
-changes the graph in place and returns it. :func:`finalize` runs them in FINN's order; the design
-space reuses :class:`FinnNames` (FINN's naming rule) and :class:`ApplyFolding` instead of
-re-deriving them.
+changes the graph in place and returns it. :func:`finalize` runs them in FINN's order;
+:func:`apply_folding` is ApplyConfig then the bit-width minimisation; the design space names layers
+with :class:`FinnNames` (FINN's naming rule) instead of re-deriving it.
 """
 
 from __future__ import annotations

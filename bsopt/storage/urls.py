@@ -81,7 +81,7 @@ def open_storage(url: str | None):
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
-        _make_folder(Path(url).expanduser().resolve(), url)
+        _make_folder(storage_file(url), url)
         return JournalStorage(JournalFileBackend(url))
     if url.startswith("sqlite:///"):
         _make_folder(storage_file(url), url)

@@ -137,8 +137,7 @@ def attach(ctx, t: FrozenTrial, path: Path, store) -> str:
 def _estimator(ctx):
     from bsopt.backends.estimate import EstimateBackend
 
-    target = ctx.space.fixed_target()
-    return EstimateBackend(ctx.space.model_path, target["finn_version"], target["part"])
+    return EstimateBackend.for_space(ctx.space)
 
 
 def pin_figures(ctx, trials: list[FrozenTrial] | None = None) -> list[str]:

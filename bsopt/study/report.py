@@ -119,8 +119,7 @@ def export_trials(ctx, trials: list[FrozenTrial], out: str | Path) -> list[Path]
 
     out = output_dir(out, "the export folder")
     written = []
-    target = ctx.space.fixed_target()
-    backend = EstimateBackend(ctx.space.model_path, target["finn_version"], target["part"])
+    backend = EstimateBackend.for_space(ctx.space)
     for t in trials:
         t = rdb.full_trial(ctx.study, t)  # with its parameters
         values = ctx.ospace.to_values(t.params)

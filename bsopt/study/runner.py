@@ -151,7 +151,7 @@ class Runner:
         if self.expensive:
             from bsopt.backends.estimate import EstimateBackend
 
-            self._gate = EstimateBackend(space.model_path, target["finn_version"], target["part"])
+            self._gate = EstimateBackend.for_space(space)
         #: multi-fidelity: at most this many expensive builds per run; build only estimate-Pareto candidates
         self.build_budget = build_budget
         self.seeds = seeds  # start samplers from FINN's SetFolding at a spread of target_fps
@@ -425,7 +425,7 @@ class Runner:
             batched = self.batch and not self.shared and not self.expensive and waiting == 0
             self._study = self._working_copy() if batched else ctx.study
             # points a strategy chose without a sampler, in a batched run, skip Optuna's ask/tell entirely
-            direct = batched and strategy.knows_points and strategy.sampler_free and self.drivers is None
+            direct = batched and strategy.knows_points and strategy.sampler_free
             self._pending = []
             self._last_flush = time.time()
             if self.pareto_gate:  # the estimates of configurations built in earlier runs
@@ -601,15 +601,7 @@ class Runner:
         generation from the first."""
         old = self._study
         trials = old.get_trials(deepcopy=False)
-        if any(not t.state.is_finished() for t in trials):
-            return
-        if self.ctx.strategy.knows_points and self.ctx.strategy.sampler_free:
-            # the strategy proposes every point itself: the sampler reads no history, so none is kept
-            # (rebuilding the copy from a front of thousands of points made each flush cost O(front))
-            self._study = optuna.create_study(directions=self.ctx.objectives.directions,
-                                              sampler=self.ctx.strategy.sampler(None, len(self.ctx.objectives.metrics)))
-            return
-        if len(trials) <= self.max_history:
+        if len(trials) <= self.max_history or any(not t.state.is_finished() for t in trials):
             return
         prefix_fn = getattr(old.sampler, "_get_parent_cache_key_prefix", None)
         parents: tuple[str, list[int]] | None = None
