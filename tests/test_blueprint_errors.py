@@ -124,7 +124,7 @@ def test_unknown_kernel_and_backend(tmp_path):
 
 
 @pytest.mark.skipif(not HAVE_REF, reason="reference data missing")
-def test_kernel_not_applicable_to_the_model(tmp_path):
+def test_a_kernel_the_model_lacks_is_a_located_warning_as_in_brainsmith(tmp_path):
     path = write(tmp_path, f"""\
     version: "3.0"
     name: t
@@ -133,8 +133,26 @@ def test_kernel_not_applicable_to_the_model(tmp_path):
       kernels: [MVAU, LayerNorm]
       build_steps: [step_streamline]
     """)
-    e = only_error(path)
-    assert e.key_path == "hw_compiler.kernels[1]" and "does not apply to this model" in e.message
+    found = load_design_space(path).validate()
+    assert [e.severity for e in found] == ["warning"]  # a kernel that matches nothing: not an error
+    e = found[0]
+    assert (e.line, e.key_path) == (5, "hw_compiler.kernels[1]") and "matches no layer of this model" in e.message
+
+
+@pytest.mark.skipif(not HAVE_REF, reason="reference data missing")
+def test_one_problem_is_one_message_however_many_layers_it_touches(tmp_path):
+    path = write(tmp_path, f"""\
+    version: "3.0"
+    name: t
+    model: {prepost_model("tfc_w2a2")}
+    hw_compiler:
+      build_steps: [step_streamline]
+    folding:
+      kinds:
+        MVAU: {{PE: all, SIMDD: all}}
+    """)
+    found = load_design_space(path).validate()
+    assert len(found) == 1 and "'SIMDD' is not a choice" in found[0].message  # TFC has 4 MVAU layers
 
 
 @pytest.mark.skipif(not HAVE_REF, reason="reference data missing")

@@ -148,3 +148,23 @@ backend: {{name: finn, options: {{command: {json.dumps(finn_command())}}}}}
     assert len(built) == 4
     _assert_metrics_equal_the_estimate(ctx, built)
     assert len({t.user_attrs["m:LUT"] for t in built}) == 3  # without the step, the option changes nothing
+
+
+def test_the_build_cache_key_names_the_finn_that_builds(tmp_path):
+    """A cached FINN result is reused only by the same FINN: its location, source and Vivado setting
+    are in the key, as the command's own Python reports them."""
+    from finn_reference import prepost_model
+
+    from bsopt.backends.finn import FinnBackend
+
+    def identity(**env):
+        b = FinnBackend(str(prepost_model("tfc_w2a2")), options={"command": finn_command(), "env": env},
+                        workdir=tmp_path)
+        b.check_environment()
+        return b.cache_identity()
+
+    tools = identity()["tools"]
+    assert Path(tools["finn"]["path"]).name == "build_dataflow.py" and tools["finn"]["mtime"] > 0
+    assert Path(tools["qonnx"]["path"]).name == "modelwrapper.py"
+    assert tools["vivado"]  # FINN's env.sh points XILINX_VIVADO at a version folder
+    assert identity(XILINX_VIVADO="/opt/Xilinx/Vivado/2022.2")["tools"]["vivado"] == "/opt/Xilinx/Vivado/2022.2"

@@ -96,15 +96,50 @@ class FinnBackend:
         timeout = self.options["timeout_s"]
         self.timeout = float(timeout) if timeout else None
 
+    #: what the FINN command's Python reports about its tools (one JSON line): FINN's and qonnx's
+    #: versions and, for a source checkout, its git commit; Vivado's location when set
+    #: what the FINN command's Python reports about its tools (one JSON line): per package (finn, qonnx)
+    #: where it is, its version, the git commit of a source checkout and when its files last changed;
+    #: Vivado's location when set
+    _TOOLS_PROBE = r"""
+import importlib.util, json, os, pathlib, sys
+if importlib.util.find_spec('finn.builder.build_dataflow') is None:
+    sys.exit(1)
+out = {}
+for name, module in (('finn', 'finn.builder.build_dataflow'), ('qonnx', 'qonnx.core.modelwrapper')):
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        continue
+    origin = pathlib.Path(spec.origin).resolve()
+    info = {'path': str(origin), 'mtime': origin.stat().st_mtime}
+    try:
+        from importlib.metadata import version
+        info['version'] = version(name)
+    except Exception:
+        pass
+    for parent in origin.parents:
+        head = parent / '.git' / 'HEAD'
+        if head.is_file():
+            ref = head.read_text().strip()
+            if ref.startswith('ref: '):
+                f = parent / '.git' / ref[5:]
+                ref = f.read_text().strip() if f.is_file() else ref
+            info['commit'] = ref
+            break
+    out[name] = info
+out['vivado'] = os.environ.get('XILINX_VIVADO') or os.environ.get('VIVADO_PATH')
+print(json.dumps(out))
+"""
+
     def check_environment(self) -> None:
         """Before any build: when the command is ``PYTHON -m finn.builder.build_dataflow``, that Python
-        must find FINN (the default ``python`` is often bsopt's own, which has no FINN)."""
+        must find FINN (the default ``python`` is often bsopt's own, which has no FINN). Its tools'
+        versions are noted for the build cache (:meth:`cache_identity`)."""
         if self.command[1:3] != ["-m", "finn.builder.build_dataflow"]:
             return  # a docker wrapper or a script of the user's: only a build can tell
-        probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('finn.builder.build_dataflow') else 1)"
         try:
-            proc = subprocess.run([self.command[0], "-c", probe], env={**os.environ, **self.env}, capture_output=True,
-                                  text=True, timeout=120, stdin=subprocess.DEVNULL)
+            proc = subprocess.run([self.command[0], "-c", self._TOOLS_PROBE], env={**os.environ, **self.env},
+                                  capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
             found = proc.returncode == 0
         except (OSError, subprocess.TimeoutExpired):
             found = False
@@ -114,11 +149,18 @@ class FinnBackend:
                              hint="point the command at FINN's environment: its venv python (e.g. the bin/python "
                              "that ../shared/finn_src/setup_finn.sh makes), or FINN's docker wrapper "
                              "[/path/to/finn/run-docker.sh, build_custom, '{build_dir}'] (docs/finn_backend.md)")
+        try:
+            self._tools = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            self._tools = None
 
     def cache_identity(self) -> dict[str, Any]:
-        """What decides a build's result besides the configuration: the FINN that runs it (the command
-        and its environment) and whether negative slack fails a build."""
-        return {"command": self.command, "env": self.env, "timing_constraint": bool(self.options["timing_constraint"])}
+        """What decides a build's result besides the configuration: the FINN that runs it (the command,
+        its environment and, where the command is FINN's Python, where FINN and qonnx are, their
+        versions or source commits and when their files changed, Vivado's location) and whether negative
+        slack fails a build."""
+        return {"command": self.command, "env": self.env, "timing_constraint": bool(self.options["timing_constraint"]),
+                "tools": getattr(self, "_tools", None)}
 
     # -- preparing the build folder ---------------------------------------------------------------
     def prepare(self, cfg) -> tuple[Path, dict[str, Any]]:

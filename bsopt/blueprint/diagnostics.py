@@ -66,7 +66,9 @@ class Diagnostics:
 
     def _add(self, severity: str, path, message: str, hint: str | None, key: bool) -> None:
         file, line, col = self.locs.of(tuple(path), key=key)
-        self.items.append(ValidationError(file, line, col, format_path(tuple(path)), message, hint, severity))
+        item = ValidationError(file, line, col, format_path(tuple(path)), message, hint, severity)
+        if item not in self.items:  # one problem, one message (e.g. a kind's typo met once per layer)
+            self.items.append(item)
 
     def error(self, path, message: str, hint: str | None = None, *, key: bool = False) -> None:
         self._add("error", path, message, hint, key)

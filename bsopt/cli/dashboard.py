@@ -30,5 +30,5 @@ def dashboard(
         out = dash.publish(load_study(publish, storage), directory=artifact_dir)
         console.print(f"{publish}: {out['files']} artifact file(s) for {out['trials']} trial(s), "
                       f"{out['figures']} figure(s)")
-    console.print(f"optuna-dashboard on http://{host}:{port}/dashboard (Ctrl-C stops it)")
-    dash.serve(storage, host=host, port=port, artifact_path=artifact_dir)
+    dash.serve(storage, host=host, port=port, artifact_path=artifact_dir,
+               ready=lambda: console.print(f"optuna-dashboard on http://{host}:{port}/dashboard (Ctrl-C stops it)"))

@@ -55,11 +55,8 @@ def _run(study, n_trials, timeout, *, quiet, **options):
         why = study.why_nothing_feasible()
         if why:
             raise BsoptError(why.message, where=f"study {study.name}", hint=why.hint)
-    if _large(study):
-        console.print(f"{_large(study)} trials in the study: the Pareto set is one query away (it reads every "
-                      f"trial): bsopt study pareto {study.name}")
-    else:
-        _print_front(study, study.pareto(), study.metric_names(), f"feasible Pareto set of {study.name}", limit=20)
+    # reads two of each trial's ~30 attributes, and all of them for the front only: bounded for any study
+    _print_front(study, study.pareto(), study.metric_names(), f"feasible Pareto set of {study.name}", limit=20)
 
 
 def _print_run(study, stats) -> None:
@@ -80,8 +77,8 @@ def _print_run(study, stats) -> None:
 
 
 def _large(study) -> int:
-    """The study's trial count when summaries that read every trial should not run after a study
-    (the run itself stays bounded in memory; these are on demand)."""
+    """The study's trial count when the plot (a page with every trial's point) should not be written
+    after a run (it stays available on demand: bsopt study plot)."""
     from bsopt.study.dashboard import PUBLISH_MAX_TRIALS
 
     n = study.n_trials
@@ -200,7 +197,8 @@ def status(name: str = typer.Argument(...), storage: str = STORAGE,
                  f"max_evaluations, ETA {st['eta_seconds']:.0f} s")
     console.print(f"[bold]{escape(name)}[/] ({st['sampler']}, space {st['space_size'] or 'continuous'}): "
                   f"{st['trials']} trials ({states}); feasible {st['feasible']}; cache hits {st['cache_hits']}; "
-                  f"Pareto set {st['pareto_size']}; hypervolume {st['hypervolume']:.4f}; {rate}"
+                  f"Pareto set {st['pareto_size']}; hypervolume {st['hypervolume']:.4f}"
+                  + ("" if st["hypervolume_fixed"] else " (provisional)") + f"; {rate}"
                   + (f"; {st['timeouts']} timed out" if st["timeouts"] else "")
                   + (f"; {st['retried']} retried" if st["retried"] else ""))
     out = st["outcomes"]
@@ -215,11 +213,24 @@ def status(name: str = typer.Argument(...), storage: str = STORAGE,
             f"{escape(name)} violated by {n}" for name, n in out["violated"].items()))
     for reason, n in out["pruned_reasons"].items():
         console.print(f"pruned {n}x by the estimate gate: {escape(reason)}")
+    if st["hypervolume_box"]:
+        box = st["hypervolume_box"]
+        from bsopt.study.queries import HV_MEANING
+
+        bounds = ", ".join(f"{o['metric']} {_bound(lo, o['direction'])}..{_bound(hi, o['direction'])}" for o, lo, hi
+                           in zip(st["objectives"]["objectives"], box["ideal"], box["nadir"], strict=True))
+        console.print(f"hypervolume: {HV_MEANING}" + ("" if st["hypervolume_fixed"] else
+                      " — provisional: the box of the trials so far") + f"; box {bounds}")
     r = st.get("resources")
     if r:
         console.print(f"resources (last run): driver RSS {r['driver_rss_mb']:.0f} MB (peak {r['peak_driver_rss_mb']:.0f}), "
                       f"workers RSS {r['workers_rss_mb']:.0f} MB (peak {r['peak_workers_rss_mb']:.0f}), study folder "
                       f"{r['artifacts_mb']:.1f} MB, free disk {r['free_disk_gb']:.1f} GB")
+
+
+def _bound(v: float, direction: str) -> str:
+    """A box bound in the metric's own sign (the box is stored in minimisation form)."""
+    return f"{(-v if direction == 'maximize' else v) + 0.0:.4g}"  # + 0.0: no "-0"
 
 
 def _print_front(study, rows, metrics, title, limit: int | None = None):

@@ -21,6 +21,25 @@ from bsopt.errors import InputError, MissingDependencyError
 from bsopt.execute.base import BackendSpec, Executor, Task, lost_result, process_rss, run_build
 
 
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """An InputError within seconds when nothing accepts connections at ``HOST:PORT`` (a Ray head's GCS)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if address.startswith("ray://"):
+        host, sep, port = address[len("ray://"):].rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise InputError(f"'{address}' is not a Ray address", where="--ray-address",
+                         hint="HOST:PORT of the cluster's head (e.g. 10.0.0.5:6379), or auto")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot join the Ray cluster at {address}: nothing answers there ({exc.strerror or exc})",
+                         where="--ray-address", hint="check the address and that the head runs (`ray status` on "
+                         "the head node); without --ray-address bsopt starts a local Ray instance") from exc
+
+
 def _ray():
     try:
         import ray
@@ -78,9 +97,14 @@ class RayExecutor(Executor):
         self.spec, self.slots, self.timeout = spec, max(1, int(slots)), timeout
         self._initialized = False
         if not ray.is_initialized():
+            if address and address != "auto":
+                _check_reachable(address)  # Ray itself retries an unreachable address for minutes
+            # a local instance: on the loopback address (Ray's token authentication stays on)
+            local = {} if address else {"num_cpus": max(self.slots, os.cpu_count() or 1),
+                                        "_node_ip_address": "127.0.0.1"}
             try:
                 ray.init(address=address, log_to_driver=False, include_dashboard=False,
-                         configure_logging=False, **({} if address else {"num_cpus": max(self.slots, os.cpu_count() or 1)}))
+                         configure_logging=False, **local)
             except Exception as exc:  # noqa: BLE001 - connection, authentication, bad address
                 raise InputError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: {exc}",
                                  where="--ray-address", hint="check the address (`ray status` on the head node); "

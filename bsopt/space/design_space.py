@@ -497,10 +497,10 @@ def _check_kernels(d: Diagnostics, bp: Blueprint, ops: dict[str, int] | None, in
                         "backends of " + opt.name + ": " + ", ".join(backends_of(opt.name)))
             if ops is not None and (ops or kinds) and k.name not in INFRASTRUCTURE:
                 present = set(ops) | kinds
-                if not any(t in present for t in k.implements):
-                    d.error(entry.path, f"kernel '{opt.name}' does not apply to this model: it has no "
-                            + " / ".join(k.implements) + " layer",
-                            "drop the kernel or check that the blueprint and the model belong together")
+                if not any(t in present for t in k.implements):  # Brainsmith: a kernel that matches nothing
+                    d.warning(entry.path, f"kernel '{opt.name}' matches no layer of this model (it has no "
+                              + " / ".join(k.implements) + " layer): it changes nothing",
+                              "drop the kernel, or check that the blueprint and the model belong together")
 
 
 #: the QONNX quantisers whose presence makes FINN's step_qonnx_to_finn run (dev 73ba5ed and v0.10.1)

@@ -176,9 +176,34 @@ def publish(ctx, *, extra: dict[int, str | None] | None = None, directory: str |
     return {"trials": len(chosen), "files": uploaded, "figures": len(figures)}
 
 
+def _check_port(host: str, port: int) -> None:
+    """An InputError for a port that is out of range or that another program listens on."""
+    import socket
+
+    from bsopt.errors import InputError
+
+    if not 0 < port < 65536:
+        raise InputError(f"port {port} is out of range", where="--port", hint="a port from 1 to 65535, e.g. 8080")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise InputError(f"cannot listen on host '{host}': {exc.strerror or exc}", where="--host",
+                         hint="an address of this machine, e.g. 127.0.0.1") from exc
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", where="--port",
+                             hint="another program (an earlier dashboard?) uses it: choose another port with "
+                             "--port, or stop that program" if exc.errno in (98, 48) else
+                             "choose another port (ports below 1024 need administrator rights) or host") from exc
+
+
 def serve(storage_url: str | None, *, host: str = "127.0.0.1", port: int = 8080,
-          artifact_path: str | Path | None = None) -> None:
-    """Run optuna-dashboard on the storage with bsopt's artifact store (blocks)."""
+          artifact_path: str | Path | None = None, ready=None) -> None:
+    """Run optuna-dashboard on the storage with bsopt's artifact store (blocks). ``ready()`` is called
+    once the port is known to be free, before serving."""
     from bsopt.errors import MissingDependencyError
     from bsopt.storage import open_storage, studies
 
@@ -187,8 +212,11 @@ def serve(storage_url: str | None, *, host: str = "127.0.0.1", port: int = 8080,
     except ImportError as exc:
         raise MissingDependencyError("bsopt dashboard needs optuna-dashboard",
                                      hint='pip install "bsopt[dashboard]"') from exc
+    _check_port(host, port)  # before printing anything about listening
     storage = open_storage(storage_url)
     if artifact_path is None:
         dirs = {s.user_attrs.get("artifact_dir") for s in studies(storage)} - {None}
         artifact_path = sorted(dirs)[0] if dirs else settings.artifact_root()
+    if ready is not None:
+        ready()
     run_server(storage, host=host, port=port, artifact_store=artifact_store(artifact_path))

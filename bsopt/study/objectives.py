@@ -76,6 +76,8 @@ class ObjectiveSet:
             for res, limit in sorted(target["resource_limits"].items()):
                 if res == "FF":  # the estimates have no flip-flop count
                     continue
+                if any(c.metric == f"{res}_util" and c.operator in ("<=", "<") and c.value <= limit for c in cons):
+                    continue  # a blueprint constraint at least as tight says it already (one message, not two)
                 cons.append(Constraint(f"device {res} <= {limit:g}", f"{res}_util", "<=", float(limit)))
         return cls([o.metric for o in objs], [o.direction for o in objs], cons)
 

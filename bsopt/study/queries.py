@@ -42,28 +42,82 @@ def pareto_front(trials: list[FrozenTrial], directions: list[str]) -> list[Froze
 
 def metric_front(trials: list[FrozenTrial], metrics: list[str], directions: list[str]) -> list[FrozenTrial]:
     """Feasible non-dominated trials over any metrics recorded on them (not only the objectives)."""
-    cands = [t for t in trials if feasible(t) and all(is_finite(metrics_of(t).get(m)) for m in metrics)]
+    cands, rows = [], []
+    for t in trials:
+        if not feasible(t):
+            continue
+        attrs = t.user_attrs
+        row = [attrs.get("m:" + m) for m in metrics]
+        if all(is_finite(v) for v in row):
+            cands.append(t)
+            rows.append(_minimization(row, directions))
     if not cands:
         return []
-    pts = np.array([_minimization([metrics_of(t)[m] for m in metrics], directions) for t in cands], dtype=float)
-    return [cands[i] for i in front_indices(pts)]
+    return [cands[i] for i in front_indices(np.array(rows, dtype=float))]
 
 
-def hypervolume(trials: list[FrozenTrial], directions: list[str], reference: list[float] | None = None) -> float:
-    """Hypervolume of the feasible front in minimisation form (maximised objectives negated).
+#: what the hypervolume bsopt shows means (progress bar, status, plots, docs/study.md)
+HV_MEANING = ("the share of the study's reference box that the feasible Pareto front dominates (the box: "
+              "each objective from the best to the worst feasible value when it was fixed, at the end of the "
+              "first run with 20 feasible trials, widened by 10%): 0 to 1, never decreasing as trials are added")
+#: the study user attribute holding the reference box
+HV_BOX_ATTR = "hv_box"
 
-    Without a reference point, objectives are normalised to [0, 1] by the feasible trials' range and
-    the reference point is 1.1 in every dimension (log10 for cycle/throughput-like positive values
-    is left to callers that need it).
-    """
+
+def reference_box(lo, hi) -> dict[str, list[float]]:
+    """A hypervolume reference box in minimisation form from the range ``lo``..``hi`` of feasible points:
+    widened by 10% of the range on each side (a range of 0: by 10% of the value, at least 1), without
+    crossing 0 where the range does not."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    span = hi - lo
+    pad = np.where(span > 0, 0.1 * span, np.maximum(0.1 * np.abs(lo), 1.0))
+    ideal, nadir = lo - pad, hi + pad
+    # metrics that cannot change sign (resources, throughput) keep it: no LUT below 0
+    ideal = np.where(lo >= 0, np.maximum(ideal, 0.0), ideal)
+    nadir = np.where(hi <= 0, np.minimum(nadir, 0.0), nadir)
+    return {"ideal": ideal.tolist(), "nadir": nadir.tolist()}
+
+
+def trials_box(trials: list, directions: list[str]) -> dict[str, list[float]] | None:
+    """The reference box of feasible ``trials`` (None: none is feasible): a provisional box, for studies
+    whose box is not fixed yet."""
+    pts = [_minimization(t.values, directions) for t in trials if feasible(t)]
+    if not pts:
+        return None
+    arr = np.asarray(pts, dtype=float)
+    return reference_box(arr.min(axis=0), arr.max(axis=0))
+
+
+def box_hypervolume(front, box: dict[str, list[float]]) -> float:
+    """The share of ``box`` that minimisation points ``front`` dominate (points outside the box are
+    clipped to it): in [0, 1], and adding points never lowers it."""
+    pts = np.asarray(front, dtype=float)
+    if len(pts) == 0:
+        return 0.0
+    ideal, nadir = np.asarray(box["ideal"], dtype=float), np.asarray(box["nadir"], dtype=float)
+    span = np.where(nadir > ideal, nadir - ideal, 1.0)
+    unit = np.clip((pts - ideal) / span, 0.0, 1.0)
+    return float(points_volume(unit, np.ones(pts.shape[1])))
+
+
+def study_box(study) -> dict[str, list[float]] | None:
+    """The reference box recorded on a study (None: not fixed yet)."""
+    box = study.user_attrs.get(HV_BOX_ATTR)
+    return box if isinstance(box, dict) and "ideal" in box and "nadir" in box else None
+
+
+def hypervolume(trials: list[FrozenTrial], directions: list[str], reference: list[float] | None = None,
+                box: dict[str, list[float]] | None = None) -> float:
+    """Hypervolume of the feasible front in minimisation form (maximised objectives negated): the share
+    of ``box`` it dominates (see :data:`HV_MEANING`; without a box, the box of these trials), or the
+    plain volume against an explicit ``reference`` point."""
     front = pareto_front(trials, directions)
     if not front:
         return 0.0
     pts = np.array([_minimization(t.values, directions) for t in front], dtype=float)
     if reference is not None:
         return points_hypervolume(pts, reference=np.asarray(reference, dtype=float))
-    allpts = np.array([_minimization(t.values, directions) for t in trials if feasible(t)], dtype=float)
-    return points_hypervolume(pts, allpts.min(axis=0), allpts.max(axis=0))
+    return box_hypervolume(pts, box or trials_box(trials, directions))
 
 
 def points_hypervolume(front: np.ndarray, lo=None, hi=None, reference=None) -> float:
@@ -91,8 +145,10 @@ class FrontArchive:
         self._front = np.empty((0, len(directions)))
         self._pending: list[list[float]] = []
         self._lo = self._hi = None
+        self.count = 0  # points added
 
     def add(self, values: list[float]) -> None:
+        self.count += 1
         self._pending.append(_minimization(values, self.directions))
         if len(self._pending) >= self.batch:
             self._merge()
@@ -122,9 +178,14 @@ class FrontArchive:
         self._merge()
         return self._hi
 
-    def hypervolume(self) -> float:
-        front = self.front
-        return points_hypervolume(front, self._lo, self._hi) if self._lo is not None else 0.0
+    def box(self) -> dict[str, list[float]] | None:
+        """The reference box of the points added so far (None: none)."""
+        return reference_box(self.lo, self.hi) if self.lo is not None else None
+
+    def hypervolume(self, box: dict[str, list[float]] | None = None) -> float:
+        """The share of ``box`` (default: the box of the points so far) the front dominates."""
+        box = box or self.box()
+        return box_hypervolume(self.front, box) if box is not None else 0.0
 
 
 def knee(front: list[FrozenTrial], directions: list[str]) -> FrozenTrial | None:
@@ -152,6 +213,15 @@ _CMP = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE:
         ast.Eq: operator.eq, ast.NotEq: operator.ne}
 
 
+def where_names(expr: str) -> set[str]:
+    """The metric names a ``--where`` expression uses (empty if it does not parse)."""
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
 def compile_where(expr: str):
     """A safe filter: comparisons of metric names with numbers, joined by and/or/not, parentheses.
 
@@ -162,6 +232,13 @@ def compile_where(expr: str):
     except SyntaxError as exc:
         raise InputError(f"cannot parse --where expression: {exc.msg}", where=f"--where {expr!r}",
                          hint='e.g. "LUT < 20000 and throughput_fps > 1e5"') from exc
+    allowed = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.Compare, ast.Name,
+               ast.Load, *_CMP)
+    for node in ast.walk(tree):  # the whole expression is checked before any trial is
+        if not (isinstance(node, allowed) or (isinstance(node, ast.Constant) and isinstance(node.value, (int, float))
+                                              and not isinstance(node.value, bool))):
+            raise InputError(f"unsupported element in --where: {ast.dump(node)[:40]}",
+                             hint="use metric names, numbers, comparisons, and/or/not")
 
     def ev(node, env):
         if isinstance(node, ast.Expression):

@@ -14,14 +14,21 @@ from bsopt.metrics import METRICS
 from bsopt.storage import rdb
 from bsopt.study import queries
 
+#: the user attributes a status or a why-nothing-feasible answer reads (not the ~20 metrics per trial)
+OUTCOME_KEYS = ("c:", "cache_hit", "status", "warnings", "error", "log", "pruned_reason")
+
 
 def status(ctx) -> dict[str, Any]:
     study = ctx.study
-    trials = rdb.read_trials(study)
+    trials = rdb.read_trials(study, keys=OUTCOME_KEYS)
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    feasible = [t for t in trials if queries.feasible(t)]
+    box = queries.study_box(study)
+    fixed = box is not None
+    if box is None:  # provisional: the box of the feasible trials so far
+        box = queries.trials_box(feasible, ctx.objectives.directions)
     started = [t.datetime_start.timestamp() for t in trials if t.datetime_start]
     ended = [t.datetime_complete.timestamp() for t in trials if t.datetime_complete]
     span = (max(ended) - min(started)) if started and ended else 0.0
@@ -36,12 +43,14 @@ def status(ctx) -> dict[str, Any]:
         "space_size": int(size) if size else None,
         "states": counts,
         "trials": len(trials),
-        "feasible": sum(1 for t in complete if queries.feasible(t)),
+        "feasible": len(feasible),
         "cache_hits": sum(1 for t in trials if t.user_attrs.get("cache_hit")),
         "timeouts": sum(1 for t in trials if t.user_attrs.get("status") == "TIMEOUT"),
         "retried": sum(1 for t in trials if "retried after" in str(t.user_attrs.get("warnings", ""))),
-        "pareto_size": len(queries.pareto_front(complete, ctx.objectives.directions)),
-        "hypervolume": queries.hypervolume(complete, ctx.objectives.directions),
+        "pareto_size": len(queries.pareto_front(feasible, ctx.objectives.directions)),
+        "hypervolume": queries.hypervolume(feasible, ctx.objectives.directions, box=box),
+        "hypervolume_box": box,
+        "hypervolume_fixed": fixed,
         "trials_per_s": rate,
         "max_evaluations": budget,
         "eta_seconds": (remaining / rate) if rate and remaining is not None else None,
@@ -61,7 +70,7 @@ def why_nothing_feasible(ctx, exact_info: dict | None = None) -> NothingFeasible
     """None when the study has a feasible trial; else what happened instead — how many builds failed
     (the most frequent message), how many were infeasible and by which constraints, how many the
     estimate gate pruned and why, or that the exact strategy's front is empty — and what to do."""
-    trials = rdb.read_trials(ctx.study)
+    trials = rdb.read_trials(ctx.study, keys=OUTCOME_KEYS)
     if any(queries.feasible(t) for t in trials):
         return None
     summary = queries.outcome_summary(trials)
@@ -217,27 +226,21 @@ def hypervolume_figure(ctx, trials=None):
     fig = go.Figure(go.Scatter(x=[h[0] for h in history], y=[h[1] for h in history], mode="lines+markers",
                                name="hypervolume"))
     fig.update_layout(title=f"{ctx.name}: hypervolume of the feasible front", xaxis_title="trials",
-                      yaxis_title="hypervolume (normalised objectives, reference 1.1)")
+                      yaxis_title="hypervolume (share of the study's reference box)")
     return fig
 
 
 def hypervolume_history(ctx, points: int = 50, trials=None) -> list[tuple[int, float]]:
-    """Hypervolume of the feasible front after n trials, normalised once by the feasible range of all
-    trials (reference point 1.1 in normalised units), so that the curve is comparable across n. The
-    front is kept incrementally while walking the trials."""
-    import numpy as np
-
-    trials = rdb.read_trials(ctx.study) if trials is None else trials
+    """Hypervolume of the feasible front after n trials: the share of the study's reference box it
+    dominates (:data:`queries.HV_MEANING`; before the box is fixed, the box of all feasible trials), so
+    that the curve never decreases. The front is kept incrementally while walking the trials."""
+    trials = rdb.read_trials(ctx.study, keys=("c:",)) if trials is None else trials
     trials = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.number)
     dirs = ctx.objectives.directions
     feas = [t for t in trials if queries.feasible(t)]
     if not feas:
         return []
-    allpts = np.array([queries._minimization(t.values, dirs) for t in feas], dtype=float)
-    lo, hi = allpts.min(axis=0), allpts.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    ref = lo + 1.1 * span
-    scale = float(np.prod(span))
+    box = queries.study_box(ctx.study) or queries.trials_box(feas, dirs)
     steps = sorted({max(1, int(len(trials) * i / points)) for i in range(1, points + 1)})
     archive = queries.FrontArchive(dirs)
     out, i = [], 0
@@ -246,7 +249,5 @@ def hypervolume_history(ctx, points: int = 50, trials=None) -> list[tuple[int, f
             if queries.feasible(t):
                 archive.add(t.values)
         i = n
-        out.append((n, queries.points_hypervolume(archive.front, reference=ref) / scale))
+        out.append((n, archive.hypervolume(box)))
     return out
-
-

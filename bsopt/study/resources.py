@@ -30,6 +30,16 @@ def dir_size(path: Path) -> int:
     return total
 
 
+def peak_rss() -> int:
+    """This process's true peak resident size in bytes (the kernel's high-water mark, not a sample)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if os.uname().sysname == "Darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
 @dataclass
 class Resources:
     driver_rss_mb: float = 0.0
@@ -67,7 +77,7 @@ class Monitor:
         r.max_worker_rss_mb = max(worker_rss, default=0) / MB
         r.artifacts_mb = dir_size(self.workdir) / MB if self.workdir.exists() else 0.0
         r.free_disk_gb = self.free_gb()
-        r.peak_driver_rss_mb = max(r.peak_driver_rss_mb, r.driver_rss_mb)
+        r.peak_driver_rss_mb = max(r.peak_driver_rss_mb, r.driver_rss_mb, peak_rss() / MB)
         r.peak_workers_rss_mb = max(r.peak_workers_rss_mb, r.workers_rss_mb)
         r.updated = t
         return r

@@ -27,8 +27,8 @@ from bsopt.storage.urls import shown_url, studies
 from bsopt.study import queries
 
 
-def _trials_and_objectives(study, storage: str | None) -> tuple[str, list[FrozenTrial], list[str], list[str]]:
-    """(name, trials, objective metrics, directions) of a study given in any accepted form."""
+def _objectives(study, storage: str | None) -> tuple[optuna.Study, str, list[str], list[str]]:
+    """(optuna study, name, objective metrics, directions) of a study given in any accepted form."""
     if isinstance(study, str):
         store = _storage(storage)
         try:
@@ -39,12 +39,26 @@ def _trials_and_objectives(study, storage: str | None) -> tuple[str, list[Frozen
                              hint=("studies: " + ", ".join(names)) if names else "create one with bsopt study create") from None
     if hasattr(study, "study") and hasattr(study, "objectives"):  # a StudyContext
         ctx = study
-        return ctx.name, rdb.read_trials(ctx.study), list(ctx.objectives.metrics), \
-            list(ctx.objectives.directions)
+        return ctx.study, ctx.name, list(ctx.objectives.metrics), list(ctx.objectives.directions)
     objectives = study.user_attrs.get("objectives", {}).get("objectives", [])
     metrics = [o["metric"] for o in objectives] or list(study.metric_names or [])
     directions = [o["direction"] for o in objectives] or [d.name.lower() for d in study.directions]
-    return study.study_name, rdb.read_trials(study), metrics, directions
+    return study, study.study_name, metrics, directions
+
+
+def _read(study: optuna.Study, metrics: list[str], where: str | None = None, sort: str | None = None) -> list:
+    """The trials with what a query over ``metrics`` (and a ``where`` filter, a ``sort`` key) needs:
+    constraints and those metrics only — the other attributes are read for the answer's trials."""
+    names = set(metrics) | (queries.where_names(where) if where else set())
+    if sort:
+        names.add(resolve_metric(sort.lstrip("+-")) or sort.lstrip("+-"))
+    return rdb.read_trials(study, keys=("c:", *(f"m:{n}" for n in sorted(names))))
+
+
+def _trials_and_objectives(study, storage: str | None) -> tuple[str, list[FrozenTrial], list[str], list[str]]:
+    """(name, trials with every attribute, objective metrics, directions)."""
+    study, name, metrics, directions = _objectives(study, storage)
+    return name, rdb.read_trials(study), metrics, directions
 
 
 def _storage(url: str | None):
@@ -124,34 +138,43 @@ def pareto(study, *, objectives: list[str] | None = None, where: str | None = No
            storage: str | None = None, as_frame: bool = False):
     """The feasible non-dominated configurations, over the study's objectives or any ``objectives``
     (metric names, optionally prefixed ``+``/``-`` for maximise/minimise)."""
-    study_name, trials, metrics, directions = _trials_and_objectives(study, storage)
+    ostudy, study_name, metrics, directions = _objectives(study, storage)
     metrics, directions = resolve_objectives(objectives, metrics, directions)
+    trials = _read(ostudy, metrics, where, sort)
     _require_recorded(study_name, trials, metrics)
     if where:
-        pred = queries.compile_where(where)
-        trials = [t for t in trials if t.state == TrialState.COMPLETE and pred(queries.metrics_of(t))]
-    front = queries.metric_front(trials, metrics, directions)
+        trials = _filtered(ostudy, trials, where)
+    front = rdb.complete_attrs(ostudy, queries.metric_front(trials, metrics, directions))
     return _frame(_sorted([record(t) for t in front], sort), as_frame)
+
+
+def _filtered(study: optuna.Study, trials: list, where: str) -> list:
+    """The completed trials that satisfy ``where``; a name no trial records is an InputError."""
+    pred = queries.compile_where(where)
+    recorded = rdb.attr_names(study, "m:")
+    unknown = sorted(n for n in queries.where_names(where) if n not in recorded)
+    if unknown and recorded:
+        raise InputError(f"unknown metric '{unknown[0]}' in --where", hint="metrics: " + ", ".join(sorted(recorded)))
+    return [t for t in trials if t.state == TrialState.COMPLETE and pred(queries.metrics_of(t))]
 
 
 def best(study, metric: str | None = None, *, where: str | None = None, storage: str | None = None):
     """The best feasible configuration for one metric (its own direction), or — without a metric —
     the knee of the Pareto front (closest to the ideal point in normalised objectives). None if the
     study has no feasible configuration."""
-    study_name, trials, metrics, directions = _trials_and_objectives(study, storage)
+    ostudy, study_name, metrics, directions = _objectives(study, storage)
+    wanted = resolve_objectives([metric], metrics, directions)[0] if metric is not None else []
+    trials = _read(ostudy, metrics + wanted, where)
     if metric is not None:
-        _require_recorded(study_name, trials, resolve_objectives([metric], metrics, directions)[0])
+        _require_recorded(study_name, trials, wanted)
     if where:
-        pred = queries.compile_where(where)
-        trials = [t for t in trials if t.state == TrialState.COMPLETE and pred(queries.metrics_of(t))]
+        trials = _filtered(ostudy, trials, where)
     if metric is None:
         t = queries.knee(queries.metric_front(trials, metrics, directions), directions) if trials else None
-        if t is None:
-            return None
-        return record(t)
-    (name,), (direction,) = resolve_objectives([metric], metrics, directions)
-    t = queries.best(trials, name, direction)
-    return None if t is None else record(t)
+    else:
+        (name,), (direction,) = resolve_objectives([metric], metrics, directions)
+        t = queries.best(trials, name, direction)
+    return None if t is None else record(rdb.complete_attrs(ostudy, [t])[0])
 
 
 def knee(study, *, storage: str | None = None):

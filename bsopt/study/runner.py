@@ -32,6 +32,7 @@ from bsopt.blueprint.config import DEFAULT_MAX_CONSECUTIVE_FAILURES
 from bsopt.errors import InputError
 from bsopt.execute.base import BackendSpec, Task, worker_rss
 from bsopt.explore import SAMPLE
+from bsopt.explore.samplers import continue_generations
 from bsopt.storage import rdb
 from bsopt.study import queries
 from bsopt.study.cache import BuildCache, cache_key
@@ -42,6 +43,7 @@ from bsopt.study.resources import Monitor
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 2
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 EXECUTORS = ("local", "ray")
 #: stop launching builds after this many failed in a row with none succeeding (0: never stop)
 MAX_CONSECUTIVE_FAILURES = DEFAULT_MAX_CONSECUTIVE_FAILURES
@@ -194,7 +196,7 @@ class Runner:
         """Fail RUNNING trials left by killed drivers and re-enqueue their parameters (on a shared
         storage only those whose driver's heartbeat stopped)."""
         study = self.ctx.study
-        stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        stale = rdb.trials_in(study, (TrialState.RUNNING,))
         if self.drivers is not None:
             alive = self.drivers.alive()
             stale = [t for t in stale if self.drivers.is_stale(t, alive)]
@@ -421,9 +423,15 @@ class Runner:
                 timeout = float(ctx.space.search_config.timeout_minutes) * 60.0  # the blueprint's run limit
             if n_trials is None and timeout is None:
                 n_trials = strategy.default_trials(ctx.space)
-            waiting = len(ctx.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+            waiting = len(rdb.trials_in(ctx.study, (TrialState.WAITING,)))
             batched = self.batch and not self.shared and not self.expensive and waiting == 0
-            self._study = self._working_copy() if batched else ctx.study
+            # the stored trials, light (objective values and constraints): the front so far, the history
+            done = rdb.read_trials(ctx.study, states=_FINISHED, keys=("c:",))
+            front = queries.pareto_front(done, ctx.objectives.directions)
+            self._study = self._working_copy(done, front) if batched else ctx.study
+            if self._study is ctx.study:
+                continue_generations(ctx.study, [t._trial_id for t in front],
+                                     lambda key: rdb.max_system_attr(ctx.study, key))
             # points a strategy chose without a sampler, in a batched run, skip Optuna's ask/tell entirely
             direct = batched and strategy.knows_points and strategy.sampler_free
             self._pending = []
@@ -438,15 +446,17 @@ class Runner:
             points = strategy.points(ctx, n_trials=n_trials, estimator=self._local, gate=self._gate,
                                      build_budget=self.build_budget)
             self.exact_info = getattr(strategy, "info", None)
-            if points is None and not ctx.study.trials and self.seeds:
+            if points is None and not done and waiting == 0 and self.seeds:
                 self._enqueue_seeds()
             deadline = time.time() + timeout if timeout else None
             self.executor = self._make_executor()
             self._archive = queries.FrontArchive(ctx.objectives.directions)
-            for t in self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            for t in done:
                 if queries.feasible(t):
                     self._archive.add(t.values)
-            progress = _Progress(ctx, n_trials, enabled=self.progress, archive=self._archive)
+            del done, front
+            box = queries.study_box(ctx.study)
+            progress = _Progress(ctx, n_trials, enabled=self.progress, archive=self._archive, box=box)
             exhausted = False
             with progress, self.executor:
                 while True:
@@ -502,12 +512,29 @@ class Runner:
         finally:
             self._flush(force=True)
             self._flush_cache()
+            self._fix_reference_box()
             if self.publish and stats.trials:
                 self._publish(stats)
             self._log_run(stats)
             if lock is not None:
                 lock.release()
         return stats
+
+    #: the hypervolume reference box is fixed once the study has this many feasible trials
+    box_after = 20
+
+    def _fix_reference_box(self) -> None:
+        """Record the study's hypervolume reference box (see :data:`queries.HV_MEANING`) at the end of
+        the first run that leaves it with :attr:`box_after` feasible trials; it never changes after."""
+        archive = self._archive
+        if archive.count < self.box_after or queries.study_box(self.ctx.study) is not None:
+            return
+        try:
+            self.ctx.study.set_user_attr(queries.HV_BOX_ATTR, {**archive.box(), "metrics": list(
+                self.ctx.objectives.metrics), "directions": list(self.ctx.objectives.directions),
+                "feasible_trials": archive.count})
+        except Exception:  # noqa: BLE001 - the trials are stored; the box is fixed by a later run
+            log.warning("could not record the hypervolume reference box of study %s", self.ctx.name)
 
     def _publish(self, stats: RunStats) -> None:
         """Artifacts and figures for optuna-dashboard (never fails the run; skipped for huge studies)."""
@@ -558,17 +585,26 @@ class Runner:
             pass
 
     # -- batched persistence ---------------------------------------------------------------------
-    def _working_copy(self) -> optuna.Study:
-        """An in-memory study holding the stored trials (the sampler's history)."""
+    def _working_copy(self, done: list, front: list) -> optuna.Study:
+        """An in-memory study holding the sampler's history: the stored Pareto front and the most recent
+        finished trials (a quarter of :attr:`max_history`; :meth:`_trim` keeps up to all of it), read with their
+        parameters from the storage by id — not the whole study. ``done``: the stored finished trials
+        (light records), ``front``: their feasible Pareto front."""
         ctx = self.ctx
         mem = optuna.create_study(directions=ctx.objectives.directions,
                                   sampler=ctx.strategy.sampler(ctx.study.user_attrs.get("seed"),
                                                                len(ctx.objectives.metrics)))
-        if ctx.strategy.knows_points and ctx.strategy.sampler_free:
+        if (ctx.strategy.knows_points and ctx.strategy.sampler_free) or not done:
             return mem  # its sampler reads no history (see _trim)
-        done = [t for t in ctx.study.get_trials(deepcopy=False) if t.state.is_finished()]
-        if done:
-            mem.add_trials(done)
+        recent = done[-(self.max_history // 4):]  # plenty for a sampler; the run's trimming keeps more
+        ids = {t._trial_id for t in recent} | {t._trial_id for t in front}
+        kept = sorted(rdb.full_trials(ctx.study, ids, user_attrs=False), key=lambda t: t.number)
+        mem.add_trials(kept)
+        new_id = {t_old._trial_id: t_new._trial_id
+                  for t_old, t_new in zip(kept, mem.get_trials(deepcopy=False), strict=True)}
+        continue_generations(mem, [new_id[t._trial_id] for t in front if t._trial_id in new_id],
+                             lambda key: max((t.system_attrs[key] for t in kept if t.state == TrialState.COMPLETE
+                                              and key in t.system_attrs), default=None))
         return mem
 
     def _finished(self, trial) -> None:
@@ -659,9 +695,11 @@ def _copied_result(owner, cfg) -> BuildResult:
 class _Progress:
     """A rich progress bar: trials, feasible, hypervolume, rate, ETA (or nothing with --quiet)."""
 
-    def __init__(self, ctx, total: int | None, enabled: bool, archive: queries.FrontArchive):
+    def __init__(self, ctx, total: int | None, enabled: bool, archive: queries.FrontArchive,
+                 box: dict[str, list[float]] | None = None):
         self.ctx, self.total, self.enabled = ctx, total, enabled
         self.archive = archive
+        self.box = box  # the study's fixed hypervolume reference box (None: provisional, the points so far)
         self._progress = None
         self._task = None
         self._last_hv = 0.0
@@ -672,10 +710,13 @@ class _Progress:
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+            # fits 80 columns: a short bar, and the study name cut to 16 characters
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=12),
+                                      MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
+                                      transient=False)
             self._progress.__enter__()
-            self._task = self._progress.add_task(self.ctx.name, total=self.total, info="")
+            name = self.ctx.name if len(self.ctx.name) <= 16 else self.ctx.name[:15] + "…"
+            self._task = self._progress.add_task(name, total=self.total, info="")
         return self
 
     def __exit__(self, *exc):
@@ -690,8 +731,8 @@ class _Progress:
         self._stats = stats
         now = time.time()
         if final or now - self._last > 2.0 or (self.total and stats.trials >= self.total):
-            self._last_hv = self.archive.hypervolume()
+            self._last_hv = self.archive.hypervolume(self.box)
             self._last = now
         rate = stats.trials / max(now - stats.started, 1e-9)
         self._progress.update(self._task, completed=stats.trials, info=(
-            f"feasible {stats.feasible} · cache {stats.cache_hits} · HV {self._last_hv:.4f} · {rate:.1f} trials/s"))
+            f"ok {stats.feasible} · HV {self._last_hv:.3f}{'' if self.box else '*'} · {rate:.0f}/s"))
