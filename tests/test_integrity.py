@@ -3,12 +3,15 @@ numbers that concurrent batch writers cannot both take."""
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 
 import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
+import bsopt
 from bsopt.storage import open_storage, rdb
 from bsopt.study.drivers import lock_path
 
@@ -132,13 +135,26 @@ def test_ordinary_output_and_option_mistakes_are_one_clear_message(tmp_path, mon
     assert main(["study", "create", "s", "--blueprint", str(bp), "--n-trials", "3", "--quiet"]) == 0
     cases += [(["study", "export", "s", "--out", "afile", "--best"], "is a file, not a folder"),
               (["study", "plot", "s", "--out", "adir"], "is a folder"),
-              (["study", "pareto", "s", "--json", "--csv"], "give one")]
+              (["study", "pareto", "s", "--json", "--csv"], "give one"),
+              (["dashboard", "--port", "99999"], "port 99999 is out of range"),
+              (["study", "create", "r", "--blueprint", str(bp), "-n", "2", "--executor", "ray",
+                "--ray-address", "127.0.0.1:1"], "nothing answers there"),
+              (["study", "create", "r", "--blueprint", str(bp), "-n", "2", "--executor", "ray",
+                "--ray-address", "head-node"], "is not a Ray address")]
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    cases.append((["dashboard", "--port", str(busy.getsockname()[1])], "Address already in use"))
     for argv, message in cases:
         capsys.readouterr()
+        started = time.time()
         assert main(argv) == 2, argv
-        err = capsys.readouterr().err
+        out, err = capsys.readouterr()
         assert message in err and "internal error" not in err, (argv, err)
+        assert "optuna-dashboard on" not in out and time.time() - started < 30, argv
+    busy.close()
     assert not (tmp_path / "f.json").exists()
+    assert [s["name"] for s in bsopt.list_studies()] == ["s"]  # no empty study left by a refused run
 
 
 def test_a_corrupt_build_cache_is_set_aside_and_the_study_runs(tmp_path, monkeypatch, capsys):
@@ -158,3 +174,61 @@ def test_a_corrupt_build_cache_is_set_aside_and_the_study_runs(tmp_path, monkeyp
     assert list((tmp_path / "studies").glob("cache.db.broken-*"))  # kept for a post-mortem, not deleted
     cache = BuildCache(tmp_path / "studies" / "cache.db")
     assert cache.rebuilt is None and len(cache) == 1  # the new cache holds the build (a one-configuration space)
+
+
+def test_ctrl_c_says_how_to_resume_and_loses_nothing(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from finn_reference import prepost_model
+
+    bp = tmp_path / "bp.yaml"
+    bp.write_text(f"version: '3.0'\nname: n\nmodel: {prepost_model('tfc_w2a2')}\n"
+                  "hw_compiler: {build_steps: [step_streamline]}\nsearch: {strategy: random}\n"
+                  "folding: {kinds: {MVAU: {PE: all, SIMD: all}}}\n")
+    env = {k: v for k, v in os.environ.items() if k != "BSOPT_WORKDIR"}
+    proc = subprocess.Popen([sys.executable, "-m", "bsopt.cli", "study", "create", "c", "--blueprint", str(bp),
+                             "-n", "1000000", "--quiet"], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    db = tmp_path / "studies" / "bsopt.db"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # until trials are being stored
+        time.sleep(0.5)
+        if db.exists() and optuna.study.get_all_study_names(open_storage(f"sqlite:///{db}")) and \
+                rdb.n_trials(optuna.load_study(study_name="c", storage=open_storage(f"sqlite:///{db}"))) > 0:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    stored = rdb.n_trials(optuna.load_study(study_name="c", storage=open_storage(f"sqlite:///{db}")))
+    assert f"interrupted: {stored} trial(s) of study c are stored; resume with: bsopt study optimize c" in err
+    assert "internal error" not in err
+
+
+def test_list_and_best_answer_in_json_and_best_takes_where(tmp_path, monkeypatch, capsys):
+    import json
+
+    from finn_reference import prepost_model
+
+    from bsopt.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BSOPT_WORKDIR", raising=False)
+    bp = tmp_path / "bp.yaml"
+    bp.write_text(f"version: '3.0'\nname: n\nmodel: {prepost_model('tfc_w2a2')}\n"
+                  "hw_compiler: {build_steps: [step_streamline]}\nsearch: {strategy: random}\n"
+                  "folding: {kinds: {MVAU: {PE: all, SIMD: all}}}\n")
+    assert main(["study", "create", "j", "--blueprint", str(bp), "-n", "40", "--seed", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["study", "list", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["name"] == "j" and listed["trials"] == 40 and listed["sampler"] == "random"
+    assert main(["study", "best", "j", "--metric", "LUT", "--json"]) == 0
+    best = json.loads(capsys.readouterr().out)
+    assert best == bsopt.load_study("j").best("LUT")
+    limit = sorted(r["throughput_fps"] for r in bsopt.load_study("j").pareto())[-1]
+    assert main(["study", "best", "j", "--metric", "LUT", "--where", f"throughput_fps >= {limit}", "--json"]) == 0
+    fast = json.loads(capsys.readouterr().out)
+    assert fast["throughput_fps"] >= limit and fast["LUT"] >= best["LUT"]

@@ -48,8 +48,17 @@ def _quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
 
 
-def _run(study, n_trials, timeout, *, quiet, **options):
-    stats = study.optimize(n_trials=n_trials, timeout=timeout, progress=not quiet, **options)
+def _run(study, n_trials, timeout, *, quiet, storage=None, **options):
+    try:
+        stats = study.optimize(n_trials=n_trials, timeout=timeout, progress=not quiet, **options)
+    except KeyboardInterrupt:  # the runner stored every finished trial on its way out
+        from bsopt.storage.urls import shown_url
+
+        where = f" --storage {shown_url(storage)}" if storage else ""
+        Console(stderr=True).print(f"interrupted: {study.n_trials} trial(s) of study {escape(study.name)} are stored; "
+                                   f"resume with: bsopt study optimize {escape(study.name)}{escape(where)}",
+                                   highlight=False, soft_wrap=True)
+        raise
     _print_run(study, stats)
     if stats.feasible == 0:
         why = study.why_nothing_feasible()
@@ -129,7 +138,15 @@ def create(
     console.print(f"study [bold]{escape(name)}[/]: {study.strategy} sampler, objectives "
                   + ", ".join(f"{d} {m}" for m, d in study.objectives))
     if n_trials is not None or timeout is not None:
-        _run(study, n_trials, timeout, quiet=quiet, **options)
+        existed = resume and study.n_trials > 0
+        try:
+            _run(study, n_trials, timeout, quiet=quiet, storage=storage, **options)
+        except InputError:
+            if not existed and study.n_trials == 0:  # a mistake found at the start: nothing half-made stays,
+                from bsopt.study.api import delete_study  # and the corrected command is not "already exists"
+
+                delete_study(name, storage)
+            raise
         if _large(study) and plot_out is None:
             console.print(f"plot skipped for {_large(study)} trials: bsopt study plot {name}")
             return
@@ -163,18 +180,24 @@ def optimize(
                    min_free_disk_gb=min_free_disk, finn_budget=finn_budget, pareto_candidates=pareto_candidates,
                    max_failures=max_failures)
     RunOptions.of(options).check(n_trials, timeout)
-    _run(load_study(name, storage), n_trials, timeout, quiet=quiet, **options)
+    _run(load_study(name, storage), n_trials, timeout, quiet=quiet, storage=storage, **options)
 
 
 @study_app.command("list")
-def list_(storage: str = STORAGE):
+def list_(storage: str = STORAGE, as_json: bool = typer.Option(False, "--json", help="One JSON object per study, "
+                                                                 "in a list.")):
     """List the studies in a storage."""
     from bsopt.study.api import list_studies
 
+    studies = list_studies(storage)
+    if as_json:
+        print(json.dumps([{**s, "created": s["created"].isoformat() if s["created"] else None} for s in studies],
+                         indent=1))
+        return
     table = Table(title="studies")
     for col in ("name", "trials", "sampler", "objectives", "created"):
         table.add_column(col)
-    for s in list_studies(storage):
+    for s in studies:
         table.add_row(s["name"], str(s["trials"]), s["sampler"], ", ".join(s["objectives"]),
                       s["created"].strftime("%Y-%m-%d %H:%M") if s["created"] else "")
     console.print(table)
@@ -318,6 +341,8 @@ def best(
     metric: str = typer.Option(None, "--metric", help="Best feasible value of this metric (default: the knee "
                                "point of the Pareto front)."),
     direction: str = typer.Option(None, "--direction", help="minimize | maximize (default: the metric's)."),
+    where: str = typer.Option(None, "--where", help='Only trials satisfying this, e.g. "LUT < 20000".'),
+    as_json: bool = typer.Option(False, "--json", help="The configuration's record as JSON."),
 ):
     """The best feasible configuration for one metric, or the knee point of the front."""
     from bsopt.study.api import load_study
@@ -325,11 +350,16 @@ def best(
     if direction not in (None, "minimize", "maximize"):
         raise InputError(f"--direction must be minimize or maximize, got '{direction}'", where="--direction")
     study = load_study(name, storage)
-    row = study.best(None if metric is None else {"minimize": "-", "maximize": "+", None: ""}[direction] + metric)
+    row = study.best(None if metric is None else {"minimize": "-", "maximize": "+", None: ""}[direction] + metric,
+                     where=where)
     if row is None:
-        why = study.why_nothing_feasible()
-        raise InputError(why.message if why else f"study '{name}' has no feasible trial with {metric}",
-                         hint=why.hint if why else "run more trials or relax constraints")
+        why = None if where else study.why_nothing_feasible()
+        raise InputError(why.message if why else f"study '{name}' has no feasible trial"
+                         + (f" with {metric}" if metric else "") + (f" where {where}" if where else ""),
+                         hint=why.hint if why else "run more trials, relax the constraints or the --where filter")
+    if as_json:
+        print(json.dumps(row, indent=1, default=str))
+        return
     how = f"best {metric}" if metric else "knee point of the Pareto front"
     console.print(f"{how}: trial {row['trial']} ({row['config_id']})")
     for k, v in sorted(row.items()):

@@ -21,7 +21,7 @@ from bsopt.errors import InputError, MissingDependencyError
 from bsopt.execute.base import BackendSpec, Executor, Task, lost_result, process_rss, run_build
 
 
-def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+def check_reachable(address: str, timeout_s: float = 10.0) -> None:
     """An InputError within seconds when nothing accepts connections at ``HOST:PORT`` (a Ray head's GCS)."""
     import socket
 
@@ -98,7 +98,7 @@ class RayExecutor(Executor):
         self._initialized = False
         if not ray.is_initialized():
             if address and address != "auto":
-                _check_reachable(address)  # Ray itself retries an unreachable address for minutes
+                check_reachable(address)  # Ray itself retries an unreachable address for minutes
             # a local instance: on the loopback address (Ray's token authentication stays on)
             local = {} if address else {"num_cpus": max(self.slots, os.cpu_count() or 1),
                                         "_node_ip_address": "127.0.0.1"}

@@ -62,6 +62,10 @@ class RunOptions:
         if self.max_failures is not None and self.max_failures < 0:
             raise InputError(f"max_failures must be 0 (never stop) or more, got {self.max_failures}",
                              where="max_failures / --max-failures")
+        if self.executor == "ray" and self.ray_address and self.ray_address != "auto":
+            from bsopt.execute.ray_executor import check_reachable
+
+            check_reachable(self.ray_address)  # in seconds (Ray retries an unreachable head for minutes)
 
     @classmethod
     def of(cls, options: dict[str, Any]) -> RunOptions:
