@@ -3,11 +3,13 @@ numbers that concurrent batch writers cannot both take."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 
 import optuna
+import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
@@ -232,3 +234,97 @@ def test_list_and_best_answer_in_json_and_best_takes_where(tmp_path, monkeypatch
     assert main(["study", "best", "j", "--metric", "LUT", "--where", f"throughput_fps >= {limit}", "--json"]) == 0
     fast = json.loads(capsys.readouterr().out)
     assert fast["throughput_fps"] >= limit and fast["LUT"] >= best["LUT"]
+
+
+def _cli(args, cwd, **kw):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "BSOPT_WORKDIR"}
+    return subprocess.run([sys.executable, "-m", "bsopt.cli", *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=300, **kw)
+
+
+def _small_study(tmp_path, n: int = 5):
+    from finn_reference import prepost_model
+
+    bp = tmp_path / "bp.yaml"
+    bp.write_text(f"version: '3.0'\nname: n\nmodel: {prepost_model('tfc_w2a2')}\n"
+                  "hw_compiler: {build_steps: [step_streamline]}\nsearch: {strategy: random}\n"
+                  "folding: {kinds: {MVAU: {PE: all, SIMD: all}}}\n")
+    p = _cli(["study", "create", "a", "--blueprint", str(bp), "-n", str(n), "--quiet"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    return bp
+
+
+def test_a_damaged_study_storage_is_one_clear_message(tmp_path):
+    bp = _small_study(tmp_path)
+    db = tmp_path / "studies" / "bsopt.db"
+    db.write_bytes(b"not a database at all" * 200)
+    for args in (["study", "list"], ["study", "status", "a"], ["study", "create", "b", "--blueprint", str(bp)]):
+        p = _cli(args, tmp_path)
+        assert p.returncode == 2 and "is not an SQLite database" in p.stderr and "internal error" not in p.stderr, \
+            (args, p.stderr)
+    assert db.read_bytes().startswith(b"not a database")  # left as it was, for the user to recover
+
+
+def test_a_read_only_study_root_answers_queries_and_refuses_runs_clearly(tmp_path):
+    import os
+    import shutil
+    import stat
+
+    _small_study(tmp_path)
+    root = tmp_path / "studies"
+    for f in root.glob("bsopt.db-*"):
+        f.unlink()
+    prefix = []
+    if os.geteuid() == 0:  # root writes anywhere: drop the capabilities that let it
+        if not shutil.which("capsh"):
+            pytest.skip("running as root without capsh: cannot make a folder read-only to bsopt")
+        prefix = ["capsh", "--drop=cap_dac_override,cap_dac_read_search,cap_fowner", "--"]
+    for path in [root, *root.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        def run(*args):
+            import subprocess
+            import sys
+
+            cmd = [sys.executable, "-m", "bsopt.cli", *args]
+            if prefix:
+                import shlex
+                cmd = [*prefix, "-c", shlex.join(cmd)]
+            env = {k: v for k, v in os.environ.items() if k != "BSOPT_WORKDIR"}
+            return subprocess.run(cmd, cwd=tmp_path, env=env, text=True, capture_output=True, timeout=300)
+
+        listed = run("study", "list")
+        assert listed.returncode == 0 and "│ a " in listed.stdout, listed.stderr
+        status = run("study", "status", "a")
+        assert status.returncode == 0 and "5 trials" in status.stdout, status.stderr
+        for args in (("study", "optimize", "a", "-n", "2"), ("study", "create", "b", "--blueprint", "bp.yaml")):
+            p = run(*args)
+            assert p.returncode == 2 and "is read-only here" in p.stderr and "internal error" not in p.stderr, p.stderr
+    finally:
+        for path in [root, *root.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def test_a_full_disk_during_a_run_is_diagnosed_and_keeps_what_was_stored(tmp_path):
+    import os
+    import resource
+    import signal
+
+    _small_study(tmp_path)
+    db = tmp_path / "studies" / "bsopt.db"
+    limit = sum(f.stat().st_size for f in db.parent.glob("bsopt.db*")) + 300_000
+
+    def small_disk():  # files may not grow past `limit`: the write fails as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    p = _cli(["study", "optimize", "a", "-n", "100000", "--quiet"], tmp_path, preexec_fn=small_disk)
+    assert p.returncode == 2 and "cannot write" in p.stderr and "full disk" in p.stderr, p.stderr
+    assert "internal error" not in p.stderr
+    after = _cli(["study", "status", "a", "--json"], tmp_path)
+    assert after.returncode == 0 and json.loads(after.stdout)["trials"] >= 5  # nothing stored before is lost
+    assert os.path.getsize(db) <= limit

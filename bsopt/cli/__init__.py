@@ -77,6 +77,22 @@ def _root(
         settings.set_studies_root(workdir)
 
 
+def _storage_problem(exc: BaseException):
+    """A database error from the study storage (read-only, full disk, damaged, locked) as an InputError
+    saying what to do; None for anything else."""
+    import sqlite3
+
+    sa = sys.modules.get("sqlalchemy.exc")
+    seen = 0
+    while exc is not None and seen < 10:  # Optuna wraps some (StorageInternalError from a failed commit)
+        if isinstance(exc, sqlite3.Error) or (sa is not None and isinstance(exc, sa.DBAPIError)):
+            from bsopt.storage.urls import explain_storage_error
+
+            return explain_storage_error(exc)
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -105,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an internal error: say so, and how to get details
         if debug:
             raise
+        known = _storage_problem(exc)
+        if known is not None:
+            err_console.print(f"[bold red]error:[/] {escape(str(known))}", highlight=False, soft_wrap=True)
+            return known.exit_code
         err_console.print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
             "  run again with --debug for the traceback, and please report it",

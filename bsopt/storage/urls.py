@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import optuna
 
 from bsopt import settings
 from bsopt.errors import InputError
+
+log = logging.getLogger(__name__)
 
 _MEMORY_STORAGE = None
 
@@ -113,12 +116,35 @@ def _make_folder(path: Path | None, url: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
+#: the SQLite files opened by this process (named by :func:`explain_storage_error`)
+_OPENED: list[Path] = []
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 def _sqlite_storage(url: str):
     """SQLite with write-ahead logging and normal sync: safe against process kills (not against power
-    loss of the last transactions), and an order of magnitude faster per trial than the defaults."""
-    from sqlalchemy import event
+    loss of the last transactions), and an order of magnitude faster per trial than the defaults.
 
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    A file that is not an SQLite database is an InputError; a database bsopt may not write (a
+    read-only folder: WAL needs its ``-shm`` file even to read) is opened read-only, so that queries
+    work and writes fail with :func:`explain_storage_error`'s message."""
+    from sqlalchemy import event, exc
+
+    path = storage_file(url)
+    if path is not None and path.is_file():
+        _OPENED.append(path)
+        with open(path, "rb") as fh:
+            head = fh.read(len(_SQLITE_HEADER))
+        if head and head != _SQLITE_HEADER:
+            raise InputError(f"{path} is not an SQLite database (damaged, or another file)", where=shown_url(url),
+                             hint=f"restore it from a backup, or move it aside (mv {path} {path}.broken) to start "
+                             "a new storage; `sqlite3 FILE .recover` may save the rows of a damaged database")
+    try:
+        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    except exc.DatabaseError as error:
+        if path is not None and path.is_file() and _read_only(error):
+            return _read_only_storage(path)
+        raise explain_storage_error(error) or error from None
 
     @event.listens_for(storage.engine, "connect")
     def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised through every sqlite study
@@ -129,6 +155,57 @@ def _sqlite_storage(url: str):
 
     storage.engine.dispose()  # connections made before the listener existed get the pragmas too
     return storage
+
+
+def _read_only(error) -> bool:
+    text = str(getattr(error, "orig", error)).lower()
+    return "readonly" in text or "read-only" in text or "unable to open database file" in text
+
+
+def _read_only_storage(path: Path):
+    """``path`` opened read-only and immutable (no lock, no WAL files): for reading a study where bsopt
+    may not write."""
+    from urllib.parse import quote
+
+    log.warning("%s is read-only here: opened for reading only", path)
+    storage = optuna.storages.RDBStorage(f"sqlite:///file:{quote(str(path))}?mode=ro&immutable=1&uri=true")
+    storage.bsopt_read_only = path  # see read_only()
+    return storage
+
+
+def read_only(storage) -> Path | None:
+    """The file of a storage :func:`open_storage` opened read-only (None: it is writable)."""
+    return getattr(getattr(storage, "_backend", storage), "bsopt_read_only", None)
+
+
+def explain_storage_error(error) -> InputError | None:
+    """A storage error as bsopt's users meet it (read-only, full disk, damaged, locked): what happened
+    and what to do; None for other errors."""
+    text = str(getattr(error, "orig", error))
+    low = text.lower()
+    where = str(_OPENED[-1]) if _OPENED else None
+    name = where or "the study storage"
+    if "readonly" in low or "read-only" in low:
+        return InputError(f"cannot write {name}: it is read-only here", where=where,
+                          hint="queries work on a read-only storage; to run trials make the file and its folder "
+                          "writable (SQLite writes -wal/-shm files beside it), or copy the folder somewhere "
+                          "writable and use --workdir/--storage there")
+    if "disk is full" in low or "disk i/o error" in low:
+        return InputError(f"cannot write {name}: {text.split(chr(10))[0]} (a full disk or a file-size limit)",
+                          where=where, hint="free disk space (df -h) or move the study root with --workdir; "
+                          "the trials stored before the error are kept")
+    if "not a database" in low or "malformed" in low:
+        return InputError(f"{name} is damaged: {text.split(chr(10))[0]}", where=where,
+                          hint="restore it from a backup, or move it aside to start a new storage; `sqlite3 FILE "
+                          ".recover` may save its rows")
+    if "database is locked" in low:
+        return InputError(f"{name} stayed locked by another process for 60 s", where=where,
+                          hint="another bsopt (or a sqlite3 shell) holds a write transaction: let it finish; "
+                          "several drivers at once need PostgreSQL (docs/scaling.md)")
+    if "unable to open database file" in low:
+        return InputError(f"cannot open {name}", where=where,
+                          hint="check that the folder exists and bsopt may read and write it")
+    return None
 
 
 def studies(storage) -> list:

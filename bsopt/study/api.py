@@ -22,6 +22,11 @@ from bsopt.errors import BsoptError, InputError
 from bsopt.storage.urls import shown_url
 
 
+READ_ONLY_HINT = ("queries (status, pareto, best, export) work; to run trials make the file and its folder "
+                  "writable (SQLite writes -wal/-shm files beside it), or copy the folder somewhere writable and "
+                  "use --workdir/--storage there")
+
+
 class StudyFailed(BsoptError):
     """A run stopped because its builds kept failing (the same error, again and again)."""
 
@@ -146,6 +151,12 @@ class Study:
 
         opts = RunOptions.of(options)
         opts.check(n_trials, timeout)
+        from bsopt.storage.urls import read_only
+
+        locked = read_only(self._ctx.study._storage)
+        if locked is not None:
+            raise InputError(f"cannot run trials: {locked} is read-only here", where=f"study {self.name}",
+                             hint=READ_ONLY_HINT)
         runner = Runner(self._ctx, workers=opts.workers, progress=opts.progress, executor=opts.executor,
                         ray_address=opts.ray_address, build_timeout=opts.build_timeout,
                         min_free_disk_gb=opts.min_free_disk_gb, build_budget=opts.finn_budget,
@@ -249,6 +260,12 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     from bsopt.study.warmstart import source_names, warm_start
 
     check_study_name(name)  # before anything is read or written
+    from bsopt.storage.urls import read_only
+
+    locked = read_only(open_storage(storage))
+    if locked is not None and not resume:
+        raise InputError(f"cannot create study '{name}': {locked} is read-only here", where=shown_url(storage),
+                         hint=READ_ONLY_HINT)
     sources = source_names(warm_start_from) if isinstance(warm_start_from, str | None) else list(warm_start_from)
     existed = name in study_names(storage)
     if sources:  # check the sources before creating anything

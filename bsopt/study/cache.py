@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bsopt import __version__
 from bsopt.backends.result import BuildResult, BuildStatus
+from bsopt.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,16 @@ class BuildCache:
         except sqlite3.DatabaseError as exc:  # not a database, or damaged: it is only a cache
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 raise
+            if isinstance(exc, sqlite3.OperationalError) and ("readonly" in str(exc) or "unable to open" in str(exc)):
+                raise InputError(f"cannot write the build cache {self.path}: {exc}", where=str(self.path),
+                                 hint="make the study root writable, or move it with --workdir") from exc
             broken = self.path.with_name(f"{self.path.name}.broken-{int(time.time())}")
-            self.path.replace(broken)
+            try:
+                self.path.replace(broken)
+            except OSError as move:
+                raise InputError(f"the build cache {self.path} is unreadable ({exc}) and cannot be moved aside "
+                                 f"({move.strerror})", where=str(self.path),
+                                 hint="delete it (it is only a cache) or make its folder writable") from exc
             for suffix in ("-wal", "-shm"):
                 self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
             self.rebuilt = f"the build cache {self.path} was unreadable ({exc}); it was moved to {broken.name} " \
