@@ -21,7 +21,6 @@ from typing import Any
 from bsopt.errors import BsoptError, InputError
 from bsopt.storage.urls import shown_url
 
-
 READ_ONLY_HINT = ("queries (status, pareto, best, export) work; to run trials make the file and its folder "
                   "writable (SQLite writes -wal/-shm files beside it), or copy the folder somewhere writable and "
                   "use --workdir/--storage there")
