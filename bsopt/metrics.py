@@ -49,9 +49,11 @@ METRIC_ALIASES = {
 
 def resolve_metric(name) -> str | None:
     """A metric's canonical name (aliases included), or None."""
+    if not isinstance(name, str):
+        return None
     if name in METRICS:
         return name
-    return METRIC_ALIASES.get(str(name).lower())
+    return METRIC_ALIASES.get(name.lower())
 
 
 #: What a blueprint without objectives optimises (documented in docs/blueprint.md).

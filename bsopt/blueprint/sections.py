@@ -329,7 +329,10 @@ def read_constraints(d: Diagnostics, value, path) -> list[Constraint]:
             continue
         metric, op, val = resolve_metric(cm["metric"]) or cm["metric"], str(cm["operator"]), cm["value"]
         ok = True
-        if metric not in METRICS:
+        if not isinstance(metric, str):
+            d.error(p + ("metric",), f"expected a metric name, got {metric!r}"[:200], "metrics: " + ", ".join(METRICS))
+            ok = False
+        elif metric not in METRICS:
             d.error(p + ("metric",), f"unknown metric '{metric}'", suggest(str(metric), METRICS) or
                     "metrics: " + ", ".join(METRICS))
             ok = False
@@ -414,6 +417,10 @@ def read_objectives(d: Diagnostics, value, path, base_dir: Path) -> list[Objecti
                 continue
             d.keys(m, p, ("metric", "direction"), "objective")
             metric, direction = m.get("metric"), m.get("direction")
+            if not isinstance(metric, str):
+                d.error(p + ("metric",), f"expected a metric name, got {metric!r}"[:200],
+                        "metrics: " + ", ".join(METRICS))
+                continue
         metric = resolve_metric(metric) or metric
         if metric not in METRICS:
             d.error(p, f"unknown metric '{metric}'", suggest(str(metric), METRICS) or "metrics: " + ", ".join(METRICS))
@@ -437,7 +444,11 @@ def _objectives_file(d: Diagnostics, name: str, path, base_dir: Path) -> list[Ob
     candidates = [base_dir / name] if name.endswith((".yaml", ".yml")) else []
     candidates += [p / f"{name}.yaml" for p in objectives_search_dirs(base_dir)]
     for cand in candidates:
-        if cand.is_file():
+        try:
+            found = cand.is_file()
+        except (OSError, ValueError):  # a name no file can have (too long, NUL)
+            found = False
+        if found:
             data, locs = load_yaml(cand)
             sub = Diagnostics(locs)
             m = sub.mapping(data, ())

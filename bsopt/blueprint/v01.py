@@ -123,7 +123,17 @@ def resolve_extends(path: Path, d_outer: Diagnostics | None = None, chain: tuple
 def _norm(value):
     """A step or branch for matching: branches compare as sets with skips as '~'."""
     if isinstance(value, list):
-        return frozenset(SKIP if v in (None, "", SKIP) else v for v in value)
+        return frozenset(SKIP if v in (None, "", SKIP) else _hashable(v) for v in value)
+    return _hashable(value)
+
+
+def _hashable(value):
+    """``value`` itself, or its text when it cannot be hashed (a mapping or list where a step belongs:
+    it then matches nothing and the operation reports it)."""
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
     return value
 
 

@@ -104,7 +104,12 @@ def _construct_collection(loader: _Loader, node: yaml.Node, path: Path_, locs: L
 
 def parse_yaml(text: str, file: str) -> tuple[Any, Locations]:
     locs = Locations(file)
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a control character (NUL, …) where YAML allows none
+        raise InputError(f"the file holds a character YAML does not allow (#x{exc.character:04x})",
+                         where=f"{file}: character {exc.position + 1}",
+                         hint="remove it (a blueprint is plain UTF-8 text)") from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -116,6 +121,10 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Locations]:
         problem = exc.problem or exc.context or "invalid YAML"
         raise InputError(f"YAML syntax error: {problem}", where=where,
                          hint="check indentation and quoting near this position") from exc
+    except yaml.reader.ReaderError as exc:
+        raise InputError(f"the file holds a character YAML does not allow (#x{exc.character:04x})",
+                         where=f"{file}: character {exc.position + 1}",
+                         hint="remove it (a blueprint is plain UTF-8 text)") from None
     except yaml.YAMLError as exc:
         raise InputError(f"YAML error: {exc}", where=file) from exc
     except RecursionError:

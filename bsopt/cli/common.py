@@ -12,10 +12,17 @@ def read_json(path: Path, what: str = "JSON"):
     """A JSON file's content, or an InputError naming the file, the line and the column."""
     if not path.exists():
         raise InputError("file not found", where=str(path), hint=f"pass the {what} file")
+    if path.is_dir():
+        raise InputError(f"expected a {what} file but this is a folder", where=str(path))
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", where=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError("not a text file (UTF-8 expected)", where=str(path)) from exc
+    except RecursionError:
+        raise InputError("the JSON is nested too deeply", where=str(path),
+                         hint=f"a {what} needs two or three levels") from None
 
 
 def resolve_part(part: str | None, board: str | None) -> str:

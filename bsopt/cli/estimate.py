@@ -51,7 +51,11 @@ def estimate(
     _check_clock(clock_ns)
     fpgapart = resolve_part(part, board)
     graph = _load_graph(model, fpgapart, finn_version)
-    cfg = read_json(folding, "folding config JSON") if folding else None
+    cfg = None
+    if folding:
+        from bsopt.ir.folding_config import check_folding_config
+
+        cfg = check_folding_config(read_json(folding, "folding config JSON"), str(folding))
     est = estimate_network(graph, cfg, part=fpgapart, clock_ns=clock_ns, finn_version=finn_version)
     if out is not None:
         est.write_reports(out)

@@ -127,9 +127,11 @@ def inspect(
     info = inspect_model(path, LoweringOptions(finn_version=finn_version, fpgapart=part,
                                                standalone_thresholds=standalone_thresholds))
     if folding_config is not None:
+        from bsopt.estimate.network import estimate_network
         from bsopt.lowering.passes import apply_folding
 
         apply_folding(info.dataflow, read_json(folding_config, "folding config JSON"), where=str(folding_config))
+        estimate_network(info.dataflow, part=part, finn_version=finn_version)  # what FINN rejects, as estimate does
     if as_json:
         print(json.dumps(info.to_dict(), indent=1))
         return
@@ -153,8 +155,10 @@ def inspect(
         )
     console.print(table)
     t = info.totals
+    qonnx_macs = t.get("total_macs")
     console.print(
-        f"  total MACs {t.get('dataflow_macs', 0):,} (qonnx: {t.get('total_macs', 'n/a'):,}), "
+        f"  total MACs {t.get('dataflow_macs', 0):,} (qonnx: "
+        f"{f'{qonnx_macs:,}' if isinstance(qonnx_macs, (int, float)) else 'n/a'}), "
         f"weights {t.get('dataflow_params', 0):,} ({t.get('dataflow_param_bits', 0):,} bits), "
         f"threshold bits {t.get('dataflow_threshold_bits', 0):,}"
     )

@@ -51,6 +51,9 @@ def read_onnx(path: str | Path) -> onnx.ModelProto:
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         raise ModelError(f"invalid ONNX model: {first}", where=str(p)) from exc
+    except (UnicodeDecodeError, ValueError) as exc:  # damaged strings inside an otherwise parseable file
+        raise ModelError(f"invalid ONNX model: {type(exc).__name__}: {exc}"[:300], where=str(p),
+                         hint="the file is damaged: re-export the model") from exc
     return model
 
 

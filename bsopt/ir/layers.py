@@ -148,7 +148,9 @@ class DataflowGraph:
         defaults first, then per layer, as FINN's ApplyConfig). FINN's bit-width minimisation depends
         on some of them: :func:`bsopt.lowering.passes.apply_folding` applies a config and redoes it."""
         from bsopt.errors import InputError
+        from bsopt.ir.folding_config import check_folding_config
 
+        check_folding_config(config, where)
         defaults = config.get("Defaults", {}) or {}
         for key, spec in defaults.items():
             value, kinds = (spec if isinstance(spec, list) and len(spec) == 2 else (spec, ["all"]))

@@ -727,6 +727,10 @@ def _select(d: Diagnostics, path, spec, allowed, attr: str, layer) -> list[Any]:
     if isinstance(spec, dict):
         d.keys(spec, path, ("min", "max"), attr)
         lo, hi = spec.get("min", -math.inf), spec.get("max", math.inf)
+        bad = [(k, b) for k, b in (("min", lo), ("max", hi)) if isinstance(b, bool) or not isinstance(b, (int, float))]
+        if bad:
+            d.error(path + (bad[0][0],), f"{attr} {bad[0][0]} must be a number, got {bad[0][1]!r}"[:200])
+            return []
         values = [v for v in allowed if isinstance(v, (int, float)) and lo <= v <= hi]
         if not values:
             d.error(path, f"no legal {attr} of {layer.name} lies in [{lo}, {hi}]",
