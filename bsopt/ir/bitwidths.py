@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 from qonnx.core.datatype import DataType
-from qonnx.util.basic import calculate_matvec_accumulator_range
 
 from bsopt.ir.datatypes import (
     accumulator_dtype,
@@ -49,9 +48,19 @@ def _matvec_weights(layer: Layer) -> np.ndarray:
     return 2 * w - 1 if layer.attrs.get("binaryXnorMode") else w
 
 
+def matvec_accumulator_range(matrix: np.ndarray, vec_dt) -> tuple[float, float]:
+    """The smallest and largest value of ``x @ matrix`` (``matrix``: MW x MH) over inputs ``x`` of
+    datatype ``vec_dt``: each output column takes, per weight, the input extreme that pushes it furthest
+    (as qonnx's calculate_matvec_accumulator_range, which FINN's MinimizeAccumulatorWidth uses; this
+    module does not import qonnx.util, which imports onnx)."""
+    hi_in = np.where(matrix > 0, vec_dt.max(), vec_dt.min())
+    lo_in = np.where(matrix > 0, vec_dt.min(), vec_dt.max())
+    return (matrix * lo_in).sum(axis=0).min(), (matrix * hi_in).sum(axis=0).max()
+
+
 def _worst_case(layer: Layer, wdt, idt, shape) -> tuple[float, float]:
-    lower = calculate_matvec_accumulator_range(wdt.min() * np.ones(shape), idt)
-    upper = calculate_matvec_accumulator_range(wdt.max() * np.ones(shape), idt)
+    lower = matvec_accumulator_range(wdt.min() * np.ones(shape), idt)
+    upper = matvec_accumulator_range(wdt.max() * np.ones(shape), idt)
     return min(min(lower), min(upper)), max(max(lower), max(upper))
 
 
@@ -178,7 +187,7 @@ def _acc_range(layer: Layer, worst: bool) -> tuple[float, float]:
     if worst:
         result = _worst_case(layer, _dt(a["weightDataType"]), idt, weights.shape)
     else:
-        lo, hi = calculate_matvec_accumulator_range(weights, idt)
+        lo, hi = matvec_accumulator_range(weights, idt)
         result = (float(lo), float(hi))
     if len(_ACC_CACHE) >= _ACC_CACHE_MAX:
         _ACC_CACHE.clear()

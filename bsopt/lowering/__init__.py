@@ -5,27 +5,43 @@ from __future__ import annotations
 from pathlib import Path
 
 from bsopt.ir.layers import DataflowGraph
-from bsopt.lowering.builder import HANDLERS, Builder, LoweringOptions
-from bsopt.lowering.passes import finalize
+from bsopt.lowering.options import LoweringOptions
 
-SUPPORTED_OPS = tuple(sorted(HANDLERS))
+
+def __getattr__(name: str):
+    # the builder imports onnx (over a second): only when a model is really lowered
+    if name == "SUPPORTED_OPS":
+        from bsopt.lowering.builder import HANDLERS
+
+        return tuple(sorted(HANDLERS))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def lower(model, options: LoweringOptions | None = None, *, where: str | None = None, **kwargs) -> DataflowGraph:
     """Lower a QONNX model (a path or a qonnx ``ModelWrapper``) to a :class:`DataflowGraph`.
 
     Keyword arguments are :class:`LoweringOptions` fields (``finn_version``, ``fpgapart``,
-    ``standalone_thresholds``, ``preferred_impl_style``, ``minimize_bit_width``).
+    ``standalone_thresholds``, ``preferred_impl_style``, ``minimize_bit_width``). A model given as a
+    path is lowered once per content and options (:mod:`bsopt.lowering.cache`).
     """
-    from bsopt.intake.load import load_model
-
     if options is None:
         options = LoweringOptions(**kwargs)
     elif kwargs:
         raise TypeError("pass either options or keyword arguments, not both")
-    where = where or "model"
     if isinstance(model, (str, Path)):
-        where = str(model)
+        from bsopt.lowering.cache import cached
+
+        path = model
+        return cached(path, "graph", options, lambda: _lower(path, options, str(path)))
+    return _lower(model, options, where or "model")
+
+
+def _lower(model, options: LoweringOptions, where: str) -> DataflowGraph:
+    from bsopt.intake.load import load_model
+    from bsopt.lowering.builder import Builder
+    from bsopt.lowering.passes import finalize
+
+    if isinstance(model, (str, Path)):
         model = load_model(model)
     builder = Builder(model, options, where=where).run()
     return finalize(builder.layers, builder.graph_inputs, builder.graph_outputs, options, builder.warnings)

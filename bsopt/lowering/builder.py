@@ -8,7 +8,6 @@ choice and bit-width minimisation happen afterwards (:mod:`bsopt.lowering.finali
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,47 +15,15 @@ import onnx
 from onnx import helper as oh
 from qonnx.core.datatype import DataType
 
-from bsopt.choices import FinnVersion
-from bsopt.errors import InputError, ModelError, UnsupportedOpError
+from bsopt.errors import ModelError, UnsupportedOpError
 from bsopt.ir.datatypes import add_dtype, global_acc_pool_dtype, label_select_dtype, rac_threshold_dtype
 from bsopt.ir.layers import Layer
 from bsopt.lowering import transformer
+from bsopt.lowering.options import LoweringOptions
 from bsopt.lowering.state import INT32, Op, QConst, Stream, channel_vector
 from bsopt.lowering.thresholds import ActQuant, compute_thresholds, float_thresholds
 
 SHAPE_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose")
-
-
-@dataclass
-class LoweringOptions:
-    """Choices that change the dataflow graph FINN builds from the same model.
-
-    ``finn_version``: ``"latest"`` (FINN dev, the default) or ``"0.10.1"``.
-    ``standalone_thresholds``: keep activations as separate Thresholding layers (FINN's
-    ``standalone_thresholds`` build option) instead of absorbing them into MVAU/VVAU.
-    ``preferred_impl_style``: per generic op type (``"MVAU"``) or per layer name, ``"hls"``/``"rtl"``.
-    ``minimize_bit_width``: FINN's MinimizeWeightBitWidth/MinimizeAccumulatorWidth ran (its
-    ``minimize_bit_width`` option with ``step_minimize_bit_width`` in the flow).
-    ``round_thresholds``: FINN dev's RoundAndClipThresholds ran (``step_minimize_bit_width`` always runs
-    it); a flow without that step leaves standalone thresholds FLOAT32, as its streamlining made them.
-    """
-
-    finn_version: FinnVersion = FinnVersion.LATEST
-    fpgapart: str = "xc7z020clg400-1"
-    standalone_thresholds: bool = False
-    preferred_impl_style: dict[str, str] = field(default_factory=dict)
-    minimize_bit_width: bool = True
-    round_thresholds: bool = True
-
-    def __post_init__(self):
-        try:
-            self.finn_version = FinnVersion.parse(self.finn_version)
-        except InputError as exc:
-            raise ModelError(exc.message, hint=exc.hint) from None
-
-    @property
-    def legacy(self) -> bool:
-        return self.finn_version == FinnVersion.V0_10_1
 
 
 class Builder:

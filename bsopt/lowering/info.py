@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 from qonnx.core.datatype import DataType
 
-from bsopt.intake.load import load_model
 from bsopt.ir.bitwidths import input_datatype, output_datatype
 from bsopt.ir.layers import DataflowGraph, Layer
 from bsopt.lowering import LoweringOptions, lower
@@ -123,7 +122,18 @@ def _qonnx_totals(model) -> dict[str, Any]:
 
 
 def inspect_model(path: str | Path, options: LoweringOptions | None = None, **kwargs) -> ModelInfo:
-    """Load, check and lower a QONNX model; return its :class:`ModelInfo`."""
+    """Load, check and lower a QONNX model; return its :class:`ModelInfo` (once per content and
+    options: :mod:`bsopt.lowering.cache`)."""
+    from bsopt.lowering.cache import cached
+
+    info = cached(path, "info", (options, sorted(kwargs.items())), lambda: _inspect(path, options, **kwargs))
+    info.path = str(Path(path))  # the same content may sit at another path than when it was cached
+    return info
+
+
+def _inspect(path: str | Path, options: LoweringOptions | None = None, **kwargs) -> ModelInfo:
+    from bsopt.intake.load import load_model
+
     p = Path(path)
     model = load_model(p)
     graph = lower(model, options, where=str(p), **kwargs)

@@ -397,19 +397,26 @@ def _needs_ir(bp: Blueprint) -> bool:
 
 
 def _read_model(d: Diagnostics, bp: Blueprint, path: str, where: str | None):
-    """Check a model file exists and parses; its sha256 and ONNX op histogram."""
-    from bsopt.intake.load import read_onnx
+    """Check a model file exists and parses; its sha256 and ONNX op histogram (once per content:
+    :mod:`bsopt.lowering.cache`)."""
+    from bsopt.lowering.cache import cached
 
     try:
-        proto = read_onnx(path)
+        hist = cached(path, "ops", None, lambda: _op_histogram(path))
     except BsoptError as exc:
         _model_error(d, bp, exc, where)
         return None, {}
-    hist: dict[str, int] = {}
-    for node in proto.graph.node:
-        hist[node.op_type] = hist.get(node.op_type, 0) + 1
     data = Path(path).read_bytes()
     return hashlib.sha256(data).hexdigest(), hist
+
+
+def _op_histogram(path: str) -> dict[str, int]:
+    from bsopt.intake.load import read_onnx
+
+    hist: dict[str, int] = {}
+    for node in read_onnx(path).graph.node:
+        hist[node.op_type] = hist.get(node.op_type, 0) + 1
+    return hist
 
 
 def _model_error(d: Diagnostics, bp: Blueprint, exc: BsoptError, where: str | None) -> None:

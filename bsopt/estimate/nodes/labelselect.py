@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from qonnx.core.datatype import DataType
-from qonnx.util.basic import roundup_to_integer_multiple
 
 from bsopt.estimate.base import (
     NodeModel,
@@ -31,7 +30,7 @@ from bsopt.estimate.base import (
 def default_output_dtype(labels: int):
     """FINN's choice of outputDataType when none is given."""
     odt = DataType.get_smallest_possible(labels - 1)
-    bw = roundup_to_integer_multiple(odt.bitwidth(), 8)
+    bw = -(-odt.bitwidth() // 8) * 8  # qonnx's roundup_to_integer_multiple(bits, 8)
     return DataType[odt.name.replace(str(odt.bitwidth()), str(bw))]
 
 
