@@ -1,0 +1,71 @@
+"""The on-disk cache of lowered models: a second command on the same model reads the lowered graph
+instead of importing onnx and lowering again; the result equals a fresh lowering; other options,
+other content or edited lowering code are other entries; a damaged entry is computed again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from finn_reference import network_dirs, prepost_model
+
+pytestmark = pytest.mark.skipif(not network_dirs(), reason="FINN reference data not found")
+
+PROBE = """
+import sys, time
+from bsopt.lowering import lower
+from bsopt.lowering.info import inspect_model
+t = time.time()
+g = lower(sys.argv[1], fpgapart=sys.argv[2])
+info = inspect_model(sys.argv[1])
+print(len(g.layers), 'onnx' in sys.modules, g.to_json() == info.dataflow.to_json() or sys.argv[2] != 'xc7z020clg400-1')
+"""
+
+
+def _probe(tmp_path, model, part="xc7z020clg400-1", **env):
+    out = subprocess.run([sys.executable, "-c", PROBE, str(model), part], capture_output=True, text=True, check=True,
+                         env={**os.environ, "BSOPT_MODEL_CACHE": str(tmp_path / "models"), **env}).stdout.split()
+    return int(out[0]), out[1] == "True", out[2] == "True"
+
+
+def test_a_second_command_reads_the_lowered_model_without_onnx(tmp_path):
+    model = prepost_model("tfc_w2a2")
+    n, onnx_loaded, _ = _probe(tmp_path, model)
+    assert onnx_loaded  # the first lowers
+    entries = sorted((tmp_path / "models" / "lowered").glob("*.pkl"))
+    assert len(entries) == 2  # the graph and the model's information
+    n2, onnx_loaded2, same = _probe(tmp_path, model)
+    assert (n2, onnx_loaded2, same) == (n, False, True)
+    # other options: another entry, lowered again
+    _probe(tmp_path, model, part="xczu7ev-ffvc1156-2-e")
+    assert len(list((tmp_path / "models" / "lowered").glob("*.pkl"))) == 3
+
+
+def test_cached_lowering_equals_a_fresh_one_and_damaged_entries_are_recomputed(tmp_path, monkeypatch):
+    from bsopt.lowering import lower
+
+    monkeypatch.setenv("BSOPT_MODEL_CACHE", str(tmp_path / "models"))
+    model = prepost_model("cnv_w1a1")
+    first = lower(model).to_json()
+    monkeypatch.setenv("BSOPT_LOWERING_CACHE", "0")
+    fresh = lower(model).to_json()
+    monkeypatch.delenv("BSOPT_LOWERING_CACHE")
+    assert lower(model).to_json() == first == fresh
+    (entry,) = (tmp_path / "models" / "lowered").glob("*-graph-*.pkl")
+    entry.write_bytes(b"damaged")
+    assert lower(model).to_json() == fresh
+    assert entry.read_bytes() != b"damaged"  # written again
+
+
+def test_the_same_content_elsewhere_is_one_entry_and_reports_its_own_path(tmp_path, monkeypatch):
+    from bsopt.lowering.info import inspect_model
+
+    monkeypatch.setenv("BSOPT_MODEL_CACHE", str(tmp_path / "models"))
+    src = prepost_model("tfc_w2a2")
+    copy = tmp_path / ("copy" + "".join(src.suffixes))
+    copy.write_bytes(src.read_bytes())
+    assert inspect_model(src).sha256 == inspect_model(copy).sha256
+    assert inspect_model(copy).path == str(copy)
+    assert len(list((tmp_path / "models" / "lowered").glob("*-info-*.pkl"))) == 1
