@@ -31,9 +31,10 @@ def _minimization(values: list[float], directions: list[str]) -> list[float]:
     return [v if d == "minimize" else -v for v, d in zip(values, directions, strict=True)]
 
 
-def pareto_front(trials: list[FrozenTrial], directions: list[str]) -> list[FrozenTrial]:
-    """Feasible non-dominated trials (duplicates of the same objective vector: the first is kept)."""
-    cands = [t for t in trials if feasible(t) and t.values is not None]
+def pareto_front(trials: list[FrozenTrial], directions: list[str], *, all_feasible: bool = False) -> list[FrozenTrial]:
+    """Feasible non-dominated trials (duplicates of the same objective vector: the first is kept).
+    ``all_feasible``: the caller already kept only feasible trials."""
+    cands = [t for t in trials if (all_feasible or feasible(t)) and t.values is not None]
     if not cands:
         return []
     pts = np.array([_minimization(t.values, directions) for t in cands], dtype=float)

@@ -15,12 +15,23 @@ from bsopt.storage import rdb
 from bsopt.study import queries
 
 #: the user attributes a status or a why-nothing-feasible answer reads (not the ~20 metrics per trial)
-OUTCOME_KEYS = ("c:", "cache_hit", "status", "warnings", "error", "log", "pruned_reason")
+OUTCOME_KEYS = ("feasible", "cache_hit", "status", "warnings", "error", "log", "pruned_reason")
+
+
+def outcome_trials(study) -> list:
+    """Every trial with what says how it ended: the attributes :data:`OUTCOME_KEYS`, and its constraint
+    violations (``c:``) where they matter — completed trials bsopt did not record as feasible (the
+    violated constraints are reported) or that predate that record — so that ``queries.feasible``
+    answers as for a full read, reading a few attributes of most trials."""
+    trials = rdb.read_trials(study, keys=OUTCOME_KEYS)
+    check = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("feasible") is not True]
+    rdb.add_attrs(study, check, ("c:",))
+    return trials
 
 
 def status(ctx) -> dict[str, Any]:
     study = ctx.study
-    trials = rdb.read_trials(study, keys=OUTCOME_KEYS)
+    trials = outcome_trials(study)
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
@@ -29,6 +40,7 @@ def status(ctx) -> dict[str, Any]:
     fixed = box is not None
     if box is None:  # provisional: the box of the feasible trials so far
         box = queries.trials_box(feasible, ctx.objectives.directions)
+    front = queries.pareto_front(feasible, ctx.objectives.directions, all_feasible=True)
     started = [t.datetime_start.timestamp() for t in trials if t.datetime_start]
     ended = [t.datetime_complete.timestamp() for t in trials if t.datetime_complete]
     span = (max(ended) - min(started)) if started and ended else 0.0
@@ -47,8 +59,9 @@ def status(ctx) -> dict[str, Any]:
         "cache_hits": sum(1 for t in trials if t.user_attrs.get("cache_hit")),
         "timeouts": sum(1 for t in trials if t.user_attrs.get("status") == "TIMEOUT"),
         "retried": sum(1 for t in trials if "retried after" in str(t.user_attrs.get("warnings", ""))),
-        "pareto_size": len(queries.pareto_front(feasible, ctx.objectives.directions)),
-        "hypervolume": queries.hypervolume(feasible, ctx.objectives.directions, box=box),
+        "pareto_size": len(front),
+        "hypervolume": queries.box_hypervolume(
+            [queries._minimization(t.values, ctx.objectives.directions) for t in front], box) if front else 0.0,
         "hypervolume_box": box,
         "hypervolume_fixed": fixed,
         "trials_per_s": rate,
@@ -70,7 +83,7 @@ def why_nothing_feasible(ctx, exact_info: dict | None = None) -> NothingFeasible
     """None when the study has a feasible trial; else what happened instead — how many builds failed
     (the most frequent message), how many were infeasible and by which constraints, how many the
     estimate gate pruned and why, or that the exact strategy's front is empty — and what to do."""
-    trials = rdb.read_trials(ctx.study, keys=OUTCOME_KEYS)
+    trials = outcome_trials(ctx.study)
     if any(queries.feasible(t) for t in trials):
         return None
     summary = queries.outcome_summary(trials)
