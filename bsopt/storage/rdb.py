@@ -268,8 +268,9 @@ def attr_names(study: optuna.Study, prefix: str) -> set[str]:
             .where(T.c.study_id == study._study_id, _key_filter(U.c.key, [prefix])))}
 
 
-def add_attrs(study: optuna.Study, records: list, keys) -> list:
-    """``records`` (from :func:`read_trials` with ``keys``) with the user attributes ``keys`` read too."""
+def add_attrs(study: optuna.Study, records: list, keys=None) -> list:
+    """``records`` (from :func:`read_trials` with ``keys``) with the user attributes ``keys`` read too
+    (``None``: all of them; the records are then complete)."""
     backend = _at_head(study._storage)
     todo = {r._trial_id: r for r in records if getattr(r, "partial", False)}
     if backend is None or not todo:
@@ -281,30 +282,17 @@ def add_attrs(study: optuna.Study, records: list, keys) -> list:
     ids = list(todo)
     with backend.engine.connect() as conn:
         for i in range(0, len(ids), 500):
-            _fill_attrs(todo, conn.execute(select(U.c.trial_id, U.c.key, U.c.value_json)
-                                           .where(U.c.trial_id.in_(ids[i:i + 500]), _key_filter(U.c.key, keys))))
+            where = [U.c.trial_id.in_(ids[i:i + 500])] + ([_key_filter(U.c.key, keys)] if keys is not None else [])
+            _fill_attrs(todo, conn.execute(select(U.c.trial_id, U.c.key, U.c.value_json).where(*where)))
+    if keys is None:
+        for rec in todo.values():
+            rec.partial = False
     return records
 
 
 def complete_attrs(study: optuna.Study, records: list) -> list:
     """``records`` (from :func:`read_trials` with ``keys``) with all their user attributes read."""
-    backend = _at_head(study._storage)
-    todo = {r._trial_id: r for r in records if getattr(r, "partial", False)}
-    if backend is None or not todo:
-        return records
-    from optuna.storages._rdb import models
-    from sqlalchemy import select
-
-    U = models.TrialUserAttributeModel.__table__
-    ids = list(todo)
-    with backend.engine.connect() as conn:
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            _fill_attrs(todo, conn.execute(select(U.c.trial_id, U.c.key, U.c.value_json)
-                                           .where(U.c.trial_id.in_(chunk))))
-    for rec in todo.values():
-        rec.partial = False
-    return records
+    return add_attrs(study, records)
 
 
 def _rdb_any(storage):
