@@ -201,3 +201,12 @@ def test_front_archive_box_matches_the_points():
         archive.add(list(p))
     assert archive.count == 3
     assert archive.box() == queries.reference_box(pts.min(axis=0), pts.max(axis=0))
+
+
+def test_an_exact_study_says_when_its_whole_front_is_evaluated(tfc):
+    study = bsopt.create_study("ex", tfc("exact"))
+    first = study.optimize(progress=False)  # the whole front
+    assert first.trials == study.exact_front["front_size"] > 0
+    again = study.optimize(n_trials=50, progress=False)
+    assert again.trials == 0
+    assert f"every point of the exact front ({first.trials}) is evaluated" in again.stopped

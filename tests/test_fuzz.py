@@ -361,7 +361,8 @@ def test_the_inputs_issue_19_names_are_clear_errors(tfc, tmp_path, monkeypatch):
     foldings = {"bool-entry": '{"MVAU_hls_0": true}', "string-pe": '{"MVAU_hls_0": {"PE": "4"}}',
                 "list-pe": '{"MVAU_hls_0": {"PE": [4]}}', "top-list": "[1, 2]",
                 "deep": "[" * 100000 + "]" * 100000, "nan-simd": '{"MVAU_hls_0": {"SIMD": NaN}}',
-                "defaults-kinds": '{"Defaults": {"PE": [2, [3]]}}'}
+                "defaults-kinds": '{"Defaults": {"PE": [2, [3]]}}',
+                "typo-attribute": '{"MVAU_hls_0": {"PE": 4, "SIMDD": 2}}'}
     for name, text in foldings.items():
         path = tmp_path / f"{name}.json"
         path.write_text(text)

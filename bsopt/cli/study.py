@@ -214,7 +214,7 @@ def status(name: str = typer.Argument(...), storage: str = STORAGE,
         print(json.dumps(st, indent=1))
         return
     states = ", ".join(f"{k} {v}" for k, v in sorted(st["states"].items()))
-    rate = f"{st['trials_per_s']:.2f} trials/s" if st["trials_per_s"] else "n/a"
+    rate = f"{st['trials_per_s']:.2f} trials/s over the study's runs" if st["trials_per_s"] else "n/a"
     if st["eta_seconds"] is not None:
         rate += (f"; {st['max_evaluations'] - min(st['trials'], st['max_evaluations'])} trials to the blueprint's "
                  f"max_evaluations, ETA {st['eta_seconds']:.0f} s")

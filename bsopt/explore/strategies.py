@@ -124,7 +124,8 @@ class ExactStrategy(Strategy):
         k = None if n_trials is None else n_trials + evaluated
         chosen = exact.spread(front.points, ctx.objectives, k)
         self.info = {"front_size": len(front.points), "selected": len(chosen), "seconds": round(front.seconds, 3),
-                     "node_estimates": front.options, "space_size": str(front.space_size)}
+                     "node_estimates": front.options, "space_size": str(front.space_size),
+                     "evaluated_before": evaluated}
         try:
             ctx.study.set_user_attr("exact_front", self.info)
         except Exception:  # noqa: BLE001 - bookkeeping only
@@ -133,7 +134,15 @@ class ExactStrategy(Strategy):
         return (({**base, **p["values"]}, {"exact_front": True}) for p in chosen if id_of[id(p)] not in done)
 
     def exhausted(self, space) -> str:
-        return ""  # the exact front's summary says it
+        info = getattr(self, "info", None) or {}
+        n = info.get("front_size")
+        if n is None:
+            return ""
+        if n == 0:
+            return "the exact front is empty: no configuration meets the constraints"
+        return (f"every point of the exact front ({n}) is evaluated: the exact strategy has nothing more to run "
+                "(its front is the true Pareto front of the space; another sampler would only find dominated "
+                "designs)")
 
 
 class SurrogateStrategy(Strategy):

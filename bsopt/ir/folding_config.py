@@ -22,6 +22,36 @@ TEXT = {"ram_style", "ram_style_thresholds", "resType", "mem_mode", "preferred_i
 #: lists of whole numbers >= 0
 DEPTH_LISTS = {"inFIFODepths", "outFIFODepths"}
 
+#: every node attribute name FINN (dev 73ba5ed) and its qonnx define (``get_nodeattr_types`` of their
+#: custom ops): FINN's ApplyConfig sets a folding entry's attributes with ``set_nodeattr``, which raises
+#: for a name the node does not define — a name outside this set fails on every node
+FINN_NODE_ATTRS = frozenset({
+    "AccumBits", "ActVal", "BatchSize", "Channels", "ChannelsPerStream", "ConvKernelDim", "CropEast", "CropNorth",
+    "CropSouth", "CropWest", "DataType", "Dilation", "Dim", "Direction", "DynIters", "ElemWidth", "EmbeddingDim",
+    "EmbeddingType", "Function", "HI", "HO", "IFMChannels", "IFMDim", "ImgDim", "InputDataType", "InputShape",
+    "InputType", "K", "Kernel", "KernelSize", "Labels", "M", "MH", "MW", "NumChannels", "NumEmbeddings",
+    "NumIters", "NumOutputStreams", "OFMDim", "OutImgDims", "OutputDataType", "PE", "Padding", "Protocol", "SIMD",
+    "Size", "StreamWidth", "Stride", "WI", "WO", "accDataType", "backend", "batchSize", "binaryXnorMode", "body",
+    "burstMode", "ceil_mode", "code_gen_dir_cppsim", "code_gen_dir_ipgen", "cpp_interface", "cycles_estimate",
+    "cycles_rtlsim", "dataType", "data_layout", "data_type", "deep_pipeline", "depth", "depth_monitor",
+    "depth_trigger_bram", "depth_trigger_uram", "depthwise", "device_id", "dilations", "direction",
+    "dynamic_input", "dynamic_mode", "epsilon", "exec_mode", "executable_path", "export_debug_name",
+    "ext_mem_width", "folded_shape", "gen_top_module", "group", "has_inf", "has_nan", "has_subnormal", "hls_style",
+    "ibits", "ifm_dim", "impl_style", "inFIFODepths", "inWidth", "in_shape", "inputDataType", "inputDataTypes",
+    "input_data_type", "input_shape", "instance_name", "intfName", "intfWidth", "io_chrc_in", "io_chrc_out",
+    "io_chrc_pads_in", "io_chrc_pads_out", "io_chrc_period", "ip_path", "ip_vlnv", "ipgen_path", "is1D",
+    "items_per_word", "iteration", "iteration_context_path", "kernel", "kernel_shape", "kernel_size", "lhs_dtype",
+    "lhs_shape", "lhs_style", "loop_coeffs", "mem_mode", "mem_port", "mlo_max_iter", "model", "momentum", "narrow",
+    "noActivation", "normal_shape", "numInputVectors", "numSteps", "obits", "original_node_name", "original_simd",
+    "outFIFODepths", "outWidth", "out_bias", "out_dtype", "out_scale", "out_shape", "outputDataType",
+    "output_hook", "pad_amount", "pad_value", "pads", "parallel_window", "partition_id", "perm",
+    "preferred_impl_style", "pumpedCompute", "pumpedMemory", "ram_style", "ram_style_thresholds", "resType",
+    "res_estimate", "res_hls", "res_synth", "return_full_exec_context", "rhs_dtype", "rhs_shape", "rhs_style",
+    "rounding_mode", "rtlsim_so", "rtlsim_trace", "runtime_writeable_weights", "saturation", "shape", "signed",
+    "slr", "streamWidth", "stride", "strides", "transpose_in_shape", "transpose_out_shape", "uniform_thres",
+    "weightDataType", "words_per_frame",
+})
+
 _SHAPE_HINT = 'a FINN folding config is {"Defaults": {}, "<layer name>": {"PE": 4, "SIMD": 8, …}, …}'
 
 
@@ -65,6 +95,12 @@ def check_folding_config(config: Any, where: str = "folding config") -> dict[str
             raise InputError(f"entry '{name}' must be an object of attributes, got {entry!r}"[:300], where=where,
                              hint=_SHAPE_HINT)
         for attr, value in entry.items():
+            if name != "Defaults" and attr not in FINN_NODE_ATTRS:
+                from bsopt.blueprint.diagnostics import suggest
+
+                raise InputError(f"{name}: '{attr}' is not an attribute of any FINN node (FINN's ApplyConfig "
+                                 "rejects it)"[:300], where=where,
+                                 hint=suggest(str(attr), sorted(FINN_NODE_ATTRS)) or _SHAPE_HINT)
             if name == "Defaults" and isinstance(value, list) and len(value) == 2 and isinstance(value[1], list):
                 if not all(isinstance(k, str) for k in value[1]):
                     raise InputError(f"Defaults: {attr}'s op types must be names, got {value[1]!r}"[:300],

@@ -60,7 +60,8 @@ def metric_front(trials: list[FrozenTrial], metrics: list[str], directions: list
 #: what the hypervolume bsopt shows means (progress bar, status, plots, docs/study.md)
 HV_MEANING = ("the share of the study's reference box that the feasible Pareto front dominates (the box: "
               "each objective from the best to the worst feasible value when it was fixed, at the end of the "
-              "first run with 20 feasible trials, widened by 10%): 0 to 1, never decreasing as trials are added")
+              "first run with 20 feasible trials, widened by 10%): 0 to 1, never decreasing as trials are added; "
+              "each study has its own box, so compare studies with `bsopt study compare`")
 #: the study user attribute holding the reference box
 HV_BOX_ATTR = "hv_box"
 
