@@ -253,20 +253,20 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     start this one; if they cannot, nothing is created."""
     import optuna
 
-    from bsopt.storage import open_storage, study_names
+    from bsopt.storage import open_storage, studies, study_names
+    from bsopt.storage.urls import read_only
     from bsopt.study.engine import check_study_name
     from bsopt.study.engine import create_study as _create
     from bsopt.study.warmstart import source_names, warm_start
 
     check_study_name(name)  # before anything is read or written
-    from bsopt.storage.urls import read_only
-
-    locked = read_only(open_storage(storage))
+    store = open_storage(storage)
+    locked = read_only(store)
     if locked is not None and not resume:
         raise InputError(f"cannot create study '{name}': {locked} is read-only here", where=shown_url(storage),
                          hint=READ_ONLY_HINT)
     sources = source_names(warm_start_from) if isinstance(warm_start_from, str | None) else list(warm_start_from)
-    existed = name in study_names(storage)
+    existed = name in {s.study_name for s in studies(store)}
     if sources:  # check the sources before creating anything
         available = set(study_names(warm_start_storage or storage))
         missing = [s for s in sources if s not in available]

@@ -116,10 +116,17 @@ def hypervolume(trials: list[FrozenTrial], directions: list[str], reference: lis
     front = pareto_front(trials, directions)
     if not front:
         return 0.0
-    pts = np.array([_minimization(t.values, directions) for t in front], dtype=float)
     if reference is not None:
+        pts = np.array([_minimization(t.values, directions) for t in front], dtype=float)
         return points_hypervolume(pts, reference=np.asarray(reference, dtype=float))
-    return box_hypervolume(pts, box or trials_box(trials, directions))
+    return front_hypervolume(front, directions, box or trials_box(trials, directions))
+
+
+def front_hypervolume(front: list, directions: list[str], box: dict[str, list[float]] | None) -> float:
+    """The share of ``box`` that the trials of a Pareto ``front`` dominate (0 without a front or box)."""
+    if not front or box is None:
+        return 0.0
+    return box_hypervolume([_minimization(t.values, directions) for t in front], box)
 
 
 def points_hypervolume(front: np.ndarray, lo=None, hi=None, reference=None) -> float:

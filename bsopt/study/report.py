@@ -60,8 +60,7 @@ def status(ctx) -> dict[str, Any]:
         "timeouts": sum(1 for t in trials if t.user_attrs.get("status") == "TIMEOUT"),
         "retried": sum(1 for t in trials if "retried after" in str(t.user_attrs.get("warnings", ""))),
         "pareto_size": len(front),
-        "hypervolume": queries.box_hypervolume(
-            [queries._minimization(t.values, ctx.objectives.directions) for t in front], box) if front else 0.0,
+        "hypervolume": queries.front_hypervolume(front, ctx.objectives.directions, box),
         "hypervolume_box": box,
         "hypervolume_fixed": fixed,
         "trials_per_s": rate,

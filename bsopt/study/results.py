@@ -118,16 +118,14 @@ def _sorted(rows: list[dict[str, Any]], sort: str | None) -> list[dict[str, Any]
     return present + missing
 
 
-def _require_recorded(name: str, trials, metrics: list[str]) -> None:
+def _require_recorded(study: optuna.Study, name: str, trials, metrics: list[str]) -> None:
     """InputError when the study has finished trials but none records one of ``metrics`` (a metric
-    its backend does not report): an empty answer would read as "nothing feasible"."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    if not done:
+    its backend does not report): an empty answer would read as "nothing feasible". What the trials
+    record is asked of the database (``trials`` hold only the metrics a query reads)."""
+    if not any(t.state == TrialState.COMPLETE for t in trials):
         return
-    recorded: set[str] = set()
-    for t in done[:200]:
-        recorded |= set(queries.metrics_of(t))
-    absent = [m for m in metrics if m not in recorded and not any(m in queries.metrics_of(t) for t in done)]
+    recorded = rdb.attr_names(study, "m:")
+    absent = [m for m in metrics if m not in recorded]
     if absent:
         raise InputError(f"no trial of study '{name}' records {', '.join(absent)}",
                          hint="its backend does not report it; metrics its trials record: "
@@ -141,7 +139,7 @@ def pareto(study, *, objectives: list[str] | None = None, where: str | None = No
     ostudy, study_name, metrics, directions = _objectives(study, storage)
     metrics, directions = resolve_objectives(objectives, metrics, directions)
     trials = _read(ostudy, metrics, where, sort)
-    _require_recorded(study_name, trials, metrics)
+    _require_recorded(ostudy, study_name, trials, metrics)
     if where:
         trials = _filtered(ostudy, trials, where)
     front = rdb.complete_attrs(ostudy, queries.metric_front(trials, metrics, directions))
@@ -166,7 +164,7 @@ def best(study, metric: str | None = None, *, where: str | None = None, storage:
     wanted = resolve_objectives([metric], metrics, directions)[0] if metric is not None else []
     trials = _read(ostudy, metrics + wanted, where)
     if metric is not None:
-        _require_recorded(study_name, trials, wanted)
+        _require_recorded(ostudy, study_name, trials, wanted)
     if where:
         trials = _filtered(ostudy, trials, where)
     if metric is None:
