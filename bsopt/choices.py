@@ -60,3 +60,9 @@ class StrategyName(enum.StrEnum):
     def enumerates(self) -> bool:
         """Evaluates every configuration in turn (so the space must be countable and not too large)."""
         return self in (StrategyName.GRID, StrategyName.EXHAUSTIVE)
+
+
+#: the estimate backend's ``insert`` option: which nodes a real FINN build inserts between layers the
+#: network estimate includes (none; the data-width converters; and the FIFOs, as FINN's res_estimation
+#: reports them after InsertDWC + InsertFIFO)
+INSERT_MODES = ("none", "dwc", "dwc_fifo")

@@ -22,7 +22,7 @@ version: "3.0"
 name: big
 model: {model}
 hw_compiler:
-  build_steps: [step_streamline]
+  build_steps: [step_streamline, step_minimize_bit_width]
 target: {{board: Pynq-Z1, clock_ns: 10.0}}
 search: {{strategy: {strategy}, constraints: [{{metric: LUT_util, operator: "<=", value: 0.7}}]}}
 objectives: [{{metric: throughput_fps, direction: maximize}}, {{metric: LUT, direction: minimize}}]

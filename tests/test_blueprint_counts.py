@@ -29,7 +29,7 @@ version: "3.0"
 name: fold
 model: {prepost_model(network)}
 {head}hw_compiler:
-  build_steps: [step_streamline]
+  build_steps: [step_streamline, step_minimize_bit_width]
 search: {{strategy: tpe}}
 folding:
 {folding}
@@ -40,7 +40,7 @@ V3_HEAD = """
 version: "3.0"
 name: t
 hw_compiler:
-  build_steps: [step_streamline]
+  build_steps: [step_streamline, step_minimize_bit_width]
 """
 
 
@@ -188,7 +188,7 @@ model: {prepost_model("tfc_w2a2")}
 target: {{part: xczu7ev-ffvc1156-2-e}}
 hw_compiler:
   kernels: [[Thresholding, [hls, rtl]]]
-  build_steps: [step_streamline]
+  build_steps: [step_streamline, step_minimize_bit_width]
 search: {{strategy: tpe}}
 folding:
   kinds:

@@ -32,7 +32,7 @@ version: "3.0"
 name: t
 hw_compiler:
   kernels: [MVAU]
-  build_steps: [step_streamline]
+  build_steps: [step_streamline, step_minimize_bit_width]
 """
 
 
@@ -115,7 +115,7 @@ def test_unknown_kernel_and_backend(tmp_path):
     name: t
     hw_compiler:
       kernels: [MVUA, [Thresholding, [hls, vhdl]]]
-      build_steps: [step_streamline]
+      build_steps: [step_streamline, step_minimize_bit_width]
     """)
     errs = [e for e in load_design_space(path).validate() if e.severity == "error"]
     assert [(e.line, e.key_path) for e in errs] == [(4, "hw_compiler.kernels[0]"), (4, "hw_compiler.kernels[1]")]
@@ -131,7 +131,7 @@ def test_a_kernel_the_model_lacks_is_a_located_warning_as_in_brainsmith(tmp_path
     model: {prepost_model("tfc_w2a2")}
     hw_compiler:
       kernels: [MVAU, LayerNorm]
-      build_steps: [step_streamline]
+      build_steps: [step_streamline, step_minimize_bit_width]
     """)
     found = load_design_space(path).validate()
     assert [e.severity for e in found] == ["warning"]  # a kernel that matches nothing: not an error
@@ -146,7 +146,7 @@ def test_one_problem_is_one_message_however_many_layers_it_touches(tmp_path):
     name: t
     model: {prepost_model("tfc_w2a2")}
     hw_compiler:
-      build_steps: [step_streamline]
+      build_steps: [step_streamline, step_minimize_bit_width]
     folding:
       kinds:
         MVAU: {{PE: all, SIMDD: all}}
@@ -168,7 +168,7 @@ def test_one_problem_is_one_message_however_many_layers_it_touches(tmp_path):
 )
 def test_illegal_folding(tmp_path, folding, path, words):
     text = (f'version: "3.0"\nname: t\nmodel: {prepost_model("tfc_w2a2")}\nhw_compiler:\n'
-            f"  build_steps: [step_streamline]\nsearch: {{strategy: tpe}}\nfolding:\n  {folding}\n")
+            f"  build_steps: [step_streamline, step_minimize_bit_width]\nsearch: {{strategy: tpe}}\nfolding:\n  {folding}\n")
     bp = tmp_path / "bp.yaml"
     bp.write_text(text)
     errs = [e for e in load_design_space(bp).validate() if e.severity == "error"]
@@ -203,7 +203,7 @@ def test_empty_build_steps(tmp_path):
 
 
 def test_unknown_steps_are_warnings_unless_the_backend_runs_them(tmp_path):
-    text = BASE.replace("[step_streamline]", "[step_streamline, my_custom_step]")
+    text = BASE.replace("step_minimize_bit_width]", "step_minimize_bit_width, my_custom_step]")
     warn = [e for e in load_design_space(write(tmp_path, text)).validate()]
     assert [e.severity for e in warn] == ["warning"] and "my_custom_step" in warn[0].message
     errs = [e for e in load_design_space(write(tmp_path, text + "backend: finn\n", "f.yaml")).validate()]

@@ -45,7 +45,7 @@ model: {prepost_model("tfc_w2a2")}
 target: {{part: xczu7ev-ffvc1156-2-e, clock_ns: 5.0}}
 hw_compiler:
   kernels: [[Thresholding, [rtl, hls]]]
-  build_steps: [step_streamline]
+  build_steps: [step_streamline, step_minimize_bit_width]
 search: {{strategy: tpe}}
 folding:
   kinds:

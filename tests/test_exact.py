@@ -27,7 +27,7 @@ version: "3.0"
 name: exact-test
 model: {prepost_model("tfc_w2a2")}
 hw_compiler:
-  build_steps: [step_streamline]
+  build_steps: [step_streamline, step_minimize_bit_width]
 {kernels}
 target: {{board: Pynq-Z1, clock_ns: 10.0}}
 objectives: {objectives}

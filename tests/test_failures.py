@@ -100,7 +100,7 @@ def test_an_empty_exact_front_is_an_error_naming_it(tmp_path, capsys):
 version: "3.0"
 name: nothing-fits
 model: {prepost_model("tfc_w2a2")}
-hw_compiler: {{build_steps: [step_streamline]}}
+hw_compiler: {{build_steps: [step_streamline, step_minimize_bit_width]}}
 target: {{board: Pynq-Z1, clock_ns: 10.0}}
 folding:
 {SMALL}
@@ -129,7 +129,7 @@ def test_a_finn_build_that_always_fails_stops_with_finns_error_and_hint(tmp_path
 version: "3.0"
 name: finn-fails
 model: {prepost_model("tfc_w2a2")}
-hw_compiler: {{build_steps: [step_qonnx_to_finn, step_streamline, step_apply_folding_config,
+hw_compiler: {{build_steps: [step_qonnx_to_finn, step_streamline, step_apply_folding_config, step_minimize_bit_width,
                              step_generate_estimate_reports]}}
 target: {{board: Pynq-Z1, clock_ns: 10.0}}
 backend: {{name: finn, options: {{command: [{sys.executable}, {FAKE}, "{{build_dir}}"],
@@ -198,7 +198,7 @@ def test_finn_ignoring_a_folding_entry_is_a_warning_on_the_build(tmp_path):
 version: "3.0"
 name: warn
 model: {prepost_model("tfc_w2a2")}
-hw_compiler: {{build_steps: [step_qonnx_to_finn, step_apply_folding_config, step_generate_estimate_reports]}}
+hw_compiler: {{build_steps: [step_qonnx_to_finn, step_apply_folding_config, step_minimize_bit_width, step_generate_estimate_reports]}}
 target: {{board: Pynq-Z1, clock_ns: 10.0}}
 backend: {{name: finn, options: {{command: [{sys.executable}, {FAKE}, "{{build_dir}}"],
                                  env: {{FAKE_FINN_REFERENCE: {REFERENCE / "networks" / "tfc_w2a2"}}}}}}}
@@ -222,7 +222,7 @@ def _finn_blueprint(tmp_path: Path, command: str, env: str = "", name: str = "cm
 version: "3.0"
 name: commands
 model: {prepost_model("tfc_w2a2")}
-hw_compiler: {{build_steps: [step_qonnx_to_finn, step_apply_folding_config, step_generate_estimate_reports]}}
+hw_compiler: {{build_steps: [step_qonnx_to_finn, step_apply_folding_config, step_minimize_bit_width, step_generate_estimate_reports]}}
 target: {{board: Pynq-Z1, clock_ns: 10.0}}
 backend: {{name: finn, options: {{command: {command}{env}}}}}
 search: {{strategy: grid}}

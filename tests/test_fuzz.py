@@ -342,7 +342,7 @@ def test_the_inputs_issue_19_names_are_clear_errors(tfc, tmp_path, monkeypatch):
     """The fuzzed inputs that ended in internal errors before, each by name."""
     monkeypatch.chdir(tmp_path)
     budget = Budget()
-    base = f"version: '3.0'\nname: n\nmodel: {tfc}\nhw_compiler: {{build_steps: [step_streamline]}}\n"
+    base = f"version: '3.0'\nname: n\nmodel: {tfc}\nhw_compiler: {{build_steps: [step_streamline, step_minimize_bit_width]}}\n"
     blueprints = {
         "nul": base + "search: {strategy: \x00\x01}\n",
         "extends-nul": "extends: 'a\x00b.yaml'\n" + base,

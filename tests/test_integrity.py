@@ -73,7 +73,7 @@ def test_study_names_are_a_safe_set_and_nothing_is_written_for_others(tmp_path, 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("BSOPT_WORKDIR", raising=False)
     bp = tmp_path / "bp.yaml"
-    bp.write_text("version: '3.0'\nname: n\nmodel: zoo:tfc?w=2&a=2\nhw_compiler: {build_steps: [step_streamline]}\n")
+    bp.write_text("version: '3.0'\nname: n\nmodel: zoo:tfc?w=2&a=2\nhw_compiler: {build_steps: [step_streamline, step_minimize_bit_width]}\n")
     for bad in ("../../x", "/abs/x", "", ".", "..", "a\nb", "a b", "x" * 101, "-x"):
         with pytest.raises(bsopt.InputError, match="invalid study name"):
             bsopt.create_study(bad, bp)
@@ -132,7 +132,7 @@ def test_ordinary_output_and_option_mistakes_are_one_clear_message(tmp_path, mon
         (["model", "inspect", model, "--part", "foo"], "not an AMD/Xilinx part"),
     ]
     bp = tmp_path / "bp.yaml"
-    bp.write_text(f"version: '3.0'\nname: n\nmodel: {model}\nhw_compiler: {{build_steps: [step_streamline]}}\n"
+    bp.write_text(f"version: '3.0'\nname: n\nmodel: {model}\nhw_compiler: {{build_steps: [step_streamline, step_minimize_bit_width]}}\n"
                   "search: {strategy: random}\n")
     assert main(["study", "create", "s", "--blueprint", str(bp), "--n-trials", "3", "--quiet"]) == 0
     cases += [(["study", "export", "s", "--out", "afile", "--best"], "is a file, not a folder"),
@@ -171,7 +171,7 @@ def test_a_corrupt_build_cache_is_set_aside_and_the_study_runs(tmp_path, monkeyp
     (tmp_path / "studies" / "cache.db").write_bytes(b"this is not a database" * 100)
     bp = tmp_path / "bp.yaml"
     bp.write_text(f"version: '3.0'\nname: n\nmodel: {prepost_model('tfc_w2a2')}\n"
-                  "hw_compiler: {build_steps: [step_streamline]}\nsearch: {strategy: random}\n")
+                  "hw_compiler: {build_steps: [step_streamline, step_minimize_bit_width]}\nsearch: {strategy: random}\n")
     assert main(["study", "create", "s", "--blueprint", str(bp), "--n-trials", "3", "--quiet"]) == 0
     assert list((tmp_path / "studies").glob("cache.db.broken-*"))  # kept for a post-mortem, not deleted
     cache = BuildCache(tmp_path / "studies" / "cache.db")
@@ -188,7 +188,7 @@ def test_ctrl_c_says_how_to_resume_and_loses_nothing(tmp_path):
 
     bp = tmp_path / "bp.yaml"
     bp.write_text(f"version: '3.0'\nname: n\nmodel: {prepost_model('tfc_w2a2')}\n"
-                  "hw_compiler: {build_steps: [step_streamline]}\nsearch: {strategy: random}\n"
+                  "hw_compiler: {build_steps: [step_streamline, step_minimize_bit_width]}\nsearch: {strategy: random}\n"
                   "folding: {kinds: {MVAU: {PE: all, SIMD: all}}}\n")
     env = {k: v for k, v in os.environ.items() if k != "BSOPT_WORKDIR"}
     proc = subprocess.Popen([sys.executable, "-m", "bsopt.cli", "study", "create", "c", "--blueprint", str(bp),
@@ -220,7 +220,7 @@ def test_list_and_best_answer_in_json_and_best_takes_where(tmp_path, monkeypatch
     monkeypatch.delenv("BSOPT_WORKDIR", raising=False)
     bp = tmp_path / "bp.yaml"
     bp.write_text(f"version: '3.0'\nname: n\nmodel: {prepost_model('tfc_w2a2')}\n"
-                  "hw_compiler: {build_steps: [step_streamline]}\nsearch: {strategy: random}\n"
+                  "hw_compiler: {build_steps: [step_streamline, step_minimize_bit_width]}\nsearch: {strategy: random}\n"
                   "folding: {kinds: {MVAU: {PE: all, SIMD: all}}}\n")
     assert main(["study", "create", "j", "--blueprint", str(bp), "-n", "40", "--seed", "1", "--quiet"]) == 0
     capsys.readouterr()
@@ -251,7 +251,7 @@ def _small_study(tmp_path, n: int = 5):
 
     bp = tmp_path / "bp.yaml"
     bp.write_text(f"version: '3.0'\nname: n\nmodel: {prepost_model('tfc_w2a2')}\n"
-                  "hw_compiler: {build_steps: [step_streamline]}\nsearch: {strategy: random}\n"
+                  "hw_compiler: {build_steps: [step_streamline, step_minimize_bit_width]}\nsearch: {strategy: random}\n"
                   "folding: {kinds: {MVAU: {PE: all, SIMD: all}}}\n")
     p = _cli(["study", "create", "a", "--blueprint", str(bp), "-n", str(n), "--quiet"], tmp_path)
     assert p.returncode == 0, p.stderr

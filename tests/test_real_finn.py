@@ -93,7 +93,12 @@ def test_finns_own_target_fps_folding_equals_bsopts_set_folding(tmp_path):
     its own reproduction of it: both must give the same design."""
     ctx = _study(tmp_path, "tfc_brainsmith.yaml", 4, strategy="random")
     built = _built_by_finn(ctx)
-    assert len(built) == 4
+    # a flow that skips step_minimize_bit_width keeps fractional thresholds, which FINN's code
+    # generation rejects: the estimate gate keeps such a configuration from FINN
+    pruned = [t for t in ctx.study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED]
+    assert all("integer thresholds" in t.user_attrs["pruned_reason"] for t in pruned)
+    assert all(t.params["step.minimize_bit_width"] == "~" for t in pruned if "step.minimize_bit_width" in t.params)
+    assert len(built) + len(pruned) == 4 and len(built) >= 2
     _assert_metrics_equal_the_estimate(ctx, built)
     assert len({t.user_attrs["m:max_cycles"] for t in built}) > 1  # different targets, different designs
 
@@ -119,7 +124,10 @@ def test_exported_pareto_folders_build_with_finn_unchanged(tmp_path):
 
 def test_skipped_or_disabled_bit_width_minimisation_equals_finn(tmp_path):
     """FINN's step_minimize_bit_width minimises weights/accumulators (its minimize_bit_width option) and
-    always rounds thresholds; a flow without the step does neither. Every combination, built by FINN."""
+    always rounds thresholds; a flow without the step does neither. Every combination with the step is
+    built by FINN; without it the thresholds stay fractional, which FINN's code generation rejects, so
+    the estimate gate keeps those from FINN (their estimates equal FINN's all the same: the reference
+    networks' tests)."""
     bp = tmp_path / "bits.yaml"
     bp.write_text(f"""
 name: bit-widths
@@ -145,9 +153,11 @@ backend: {{name: finn, options: {{command: {json.dumps(finn_command())}}}}}
                  "--quiet"]) == 0
     ctx = load_study("bits")
     built = _built_by_finn(ctx)
-    assert len(built) == 4
+    assert len(built) == 2
     _assert_metrics_equal_the_estimate(ctx, built)
-    assert len({t.user_attrs["m:LUT"] for t in built}) == 3  # without the step, the option changes nothing
+    assert len({t.user_attrs["m:LUT"] for t in built}) == 2  # the option minimises or not
+    pruned = [t for t in ctx.study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED]
+    assert len(pruned) == 2 and all("integer thresholds" in t.user_attrs["pruned_reason"] for t in pruned)
 
 
 def test_the_build_cache_key_names_the_finn_that_builds(tmp_path):
@@ -168,3 +178,52 @@ def test_the_build_cache_key_names_the_finn_that_builds(tmp_path):
     assert Path(tools["qonnx"]["path"]).name == "modelwrapper.py"
     assert tools["vivado"].endswith("2024.2")  # FINN's wrapper points XILINX_VIVADO at a version folder
     assert identity(FINN_EXTRA="1") != identity()  # the environment is part of it too
+
+
+PW_BLUEPRINT = """
+version: "3.0"
+name: cnv-parallel-window
+model: zoo:cnv?w=1&a=1
+hw_compiler:
+  kernels: [MVAU, ConvolutionInputGenerator, Pool, Thresholding, LabelSelect]
+target: {{part: xcu250-figd2104-2L-e, clock_ns: 2.5}}
+folding:
+  defaults: {{PE: all, SIMD: all}}
+  kinds:
+    ConvolutionInputGenerator: {{parallel_window: all}}
+objectives: cycles_area
+search: {{strategy: exact}}
+backend: {{name: finn, options: {{command: {command}}}}}
+global: {{output_stage: estimates}}
+"""
+
+
+def test_parallel_window_front_points_built_by_finn_have_bsopts_metrics(tmp_path):
+    """A CNV on a large part at a fast clock with 'parallel_window: all': the exact front holds
+    designs whose sliding windows use FINN's parallel implementation, and real FINN, given their
+    folding configs, reports the metrics bsopt's front says (a sample of them; the benchmark
+    benchmarks/widened_spaces.py checks every point)."""
+    from bsopt.backends.finn import FinnBackend
+    from bsopt.explore.exact import exact_front
+    from bsopt.space.design_space import load_design_space
+    from bsopt.study.objectives import ObjectiveSet
+
+    bp = tmp_path / "pw.yaml"
+    bp.write_text(PW_BLUEPRINT.format(command=json.dumps(finn_command())))
+    space = load_design_space(bp, for_builds=True).require_valid()
+    objectives = ObjectiveSet.from_space(space)
+    front = exact_front(space, objectives)
+    cfgs = [(p, space.config_from_values(p["values"])) for p in front.points]
+    windowed = [(p, c) for p, c in cfgs
+                if any(isinstance(e, dict) and e.get("parallel_window") == 1 for e in c.folding_config.values())]
+    assert windowed, "no front point uses parallel_window=1"
+    plain = [(p, c) for p, c in cfgs if (p, c) not in windowed]
+    sample = windowed[:: max(1, len(windowed) // 4)][:4] + plain[:: max(1, len(plain) // 2)][:2]
+    target = space.fixed_target()
+    finn = FinnBackend(space.model_path, target["finn_version"], target["part"], space.blueprint.backend_options,
+                       workdir=tmp_path / "builds")
+    for point, cfg in sample:
+        result = finn.build(cfg)
+        assert result.ok, result.error_message
+        for metric in ("max_cycles", "LUT", "BRAM_18K", "URAM", "DSP"):
+            assert result.values[metric] == point["metrics"][metric], (cfg.config_id, metric)

@@ -29,7 +29,7 @@ version: "3.0"
 name: ws-test
 model: {prepost_model(model)}
 hw_compiler:
-  build_steps: [step_streamline]
+  build_steps: [step_streamline, step_minimize_bit_width]
 target: {{board: Pynq-Z1, clock_ns: {clock}}}
 objectives: [throughput_fps, LUT, BRAM_18K]
 search:

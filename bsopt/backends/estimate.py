@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 from bsopt.backends.result import BuildMetrics, BuildResult, BuildStatus
-from bsopt.errors import BsoptError
+from bsopt.choices import INSERT_MODES
+from bsopt.errors import BsoptError, InputError
 from bsopt.estimate.autofold import set_folding, set_folding_spread, target_cycles
 from bsopt.estimate.base import estimate_node, normalize_version
 from bsopt.estimate.network import NetworkEstimate, configured_graph, estimate_network
@@ -23,18 +24,34 @@ class EstimateBackend:
     """
 
     name = "estimate"
+    #: the options a blueprint's ``backend: {name: estimate, options: ...}`` may set
+    OPTIONS = {"insert": INSERT_MODES}
 
-    def __init__(self, model_path: str, finn_version: str = "latest", part: str | None = None):
+    def __init__(self, model_path: str, finn_version: str = "latest", part: str | None = None,
+                 options: dict[str, Any] | None = None):
         self.model_path = model_path
         self.finn_version = finn_version
         self.part = part
+        options = dict(options or {})
+        self.insert = options.pop("insert", "none")
+        if self.insert not in INSERT_MODES or options:
+            bad = f"insert: {self.insert!r}" if self.insert not in INSERT_MODES else ", ".join(options)
+            raise InputError(f"the estimate backend has no option {bad}", where="backend.options",
+                             hint="options: insert (" + " | ".join(INSERT_MODES) + "): the nodes FINN inserts "
+                             "between layers to cost (data-width converters, FIFOs)")
         self._graphs: dict[tuple[str, str, str], Any] = {}
 
     @classmethod
     def for_space(cls, space) -> EstimateBackend:
-        """The estimate backend of a DesignSpace's model on its fixed target (part, FINN version)."""
+        """The estimate backend of a DesignSpace's model on its fixed target (part, FINN version), with
+        the blueprint's estimate options (also when the study builds with FINN: the staged gate)."""
         target = space.fixed_target()
-        return cls(space.model_path, target["finn_version"], target["part"])
+        options = space.blueprint.backend_options if space.blueprint.backend == "estimate" else {}
+        return cls(space.model_path, target["finn_version"], target["part"], options)
+
+    def cache_identity(self) -> dict[str, Any] | None:
+        """Options that change results (the build cache keys on them)."""
+        return {"insert": self.insert} if self.insert != "none" else None
 
     def graph(self, part: str, version: str, specialize: dict[str, Any] | None = None, *,
               standalone_thresholds: bool = False, bit_widths: tuple[bool, bool] = (True, True)):
@@ -67,8 +84,10 @@ class EstimateBackend:
             folding = set_folding(graph, target_cycles(cfg.finn_config["target_fps"], clock),
                                   mvau_wwidth_max=int(cfg.finn_config.get("mvau_wwidth_max", 36)),
                                   finn_version=version, part=part).config
+        # what FINN's code generation would reject although its estimates accept it is collected:
+        # such a configuration is infeasible (the 'codegen_issues' metric), as its build would fail
         return estimate_network(graph, folding, part=part, clock_ns=clock, finn_version=version,
-                                resource_limits=target.get("resource_limits"))
+                                resource_limits=target.get("resource_limits"), codegen=True, insert=self.insert)
 
     # -- per layer: what the exact solver and the seeds ask (they never reach into bsopt.estimate) ------
     @staticmethod
@@ -83,8 +102,9 @@ class EstimateBackend:
 
     @staticmethod
     def node_estimate(op_type: str, attrs: dict[str, Any], part: str, version: str) -> dict[str, Any]:
-        """FINN's estimate of one node (resources and ``cycles``); EstimateError where FINN rejects it."""
-        return estimate_node(op_type, attrs, part, version)
+        """FINN's estimate of one node (resources and ``cycles``); EstimateError where FINN rejects it,
+        in its estimates or its code generation (as :meth:`build` does)."""
+        return estimate_node(op_type, attrs, part, version, strict=True)
 
     @staticmethod
     def folding_spread(graph, count: int) -> list[dict[str, Any]]:
@@ -104,5 +124,7 @@ class EstimateBackend:
                                backend=self.name)
         metrics = BuildMetrics.from_estimate(est)
         values = {k: float(v) for k, v in est.metrics().items()}
+        warnings = [f"{name}: {issue} (FINN's code generation rejects it)" for name, issues in est.codegen.items()
+                    for issue in issues]
         return BuildResult(cfg.config_id, BuildStatus.SUCCESS, start, time.time(), metrics=metrics,
-                           values=values, backend=self.name)
+                           values=values, backend=self.name, warnings=warnings)

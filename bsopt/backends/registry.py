@@ -13,7 +13,7 @@ def make_backend(name: str, model_path: str, finn_version: str = "latest", part:
     if name == "estimate":
         from bsopt.backends.estimate import EstimateBackend
 
-        return EstimateBackend(model_path, finn_version, part)
+        return EstimateBackend(model_path, finn_version, part, options)
     if name == "synthetic":
         from bsopt.backends.synthetic import SyntheticBackend
 

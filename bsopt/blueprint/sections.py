@@ -394,6 +394,12 @@ def _backend(d: Diagnostics, value, bp: Blueprint) -> None:
     if d.choice(name, ("backend",) if isinstance(value, str) else ("backend", "name"), BACKENDS, "backend"):
         bp.backend = name
         bp.backend_options = options
+        if name == "estimate" and options:
+            from bsopt.choices import INSERT_MODES
+
+            d.keys(options, ("backend", "options"), ("insert",), "estimate backend option")
+            if "insert" in options:
+                d.choice(options["insert"], ("backend", "options", "insert"), INSERT_MODES, "insert mode")
 
 
 def objectives_search_dirs(base_dir: Path) -> list[Path]:

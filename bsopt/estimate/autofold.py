@@ -17,8 +17,8 @@ import dataclasses
 from typing import Any
 
 from bsopt.estimate.base import REGISTRY, normalize_version
+from bsopt.estimate.legality import divisors
 from bsopt.ir.layers import DataflowGraph
-from bsopt.space.folding import divisors
 
 #: attributes FINN's step_target_fps_parallelization writes, in its order
 HW_ATTRS = ("PE", "SIMD", "parallel_window", "ram_style", "resType", "mem_mode", "runtime_writeable_weights",
@@ -108,7 +108,7 @@ def set_folding(graph: DataflowGraph, target_cycles_per_frame: int, *, mvau_wwid
         config[layer.name] = {k: a[k] for k in HW_ATTRS if k in keys and k in a}
         model = REGISTRY.get(layer.op_type)
         if model is not None:
-            found = model.codegen_issues(a, part or graph.fpgapart, version)
+            found = model.issues(a, part or graph.fpgapart, version)
             if found:
                 issues[layer.name] = found
     return AutoFolding(config, cycles[max_name], max_name, target_cycles_per_frame, passes, issues)
@@ -223,7 +223,7 @@ def _fold_shuffle(stages, attrs, target: int, version: str) -> None:
                 a = {**attrs[stage.name], "SIMD": v}
                 model = REGISTRY[stage.op_type]
                 model.check(a, "", version)
-                if model.codegen_issues(a, "", version):
+                if model.issues(a, "", version):
                     raise EstimateError("not buildable")
                 worst = max(worst, model.cycles(a, version))
         except EstimateError:

@@ -85,6 +85,9 @@ class NetworkEstimate:
     clock_ns: float
     part: str
     fit: DeviceFit
+    #: per node, what FINN's code generation would reject although its estimates accept it (only
+    #: collected with ``estimate_network(codegen=True)``)
+    codegen: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     @property
     def total(self) -> dict[str, float]:
@@ -132,6 +135,7 @@ class NetworkEstimate:
             m[f"{k}_util"] = v
         if self.fit.utilisation:
             m["max_util"] = max(self.fit.utilisation.values())
+        m["codegen_issues"] = len(self.codegen)
         return m
 
 
@@ -172,50 +176,90 @@ def estimate_network(
     resource_limits: dict[str, float] | None = None,
     strict: bool = False,
     node_cache: dict | None = None,
+    insert: str = "none",
+    codegen: bool = False,
 ) -> NetworkEstimate:
     """FINN's estimate reports for ``graph`` with a folding config, on ``part`` at ``clock_ns``.
 
     ``node_cache``: a dict to memoise per-node estimates in across calls (useful when successive
     configurations change few layers); keyed by op type, attributes, part and FINN version.
+    ``insert``: also estimate the nodes a real FINN build inserts between layers (``dwc``: the
+    data-width converters; ``dwc_fifo``: and the FIFOs, as FINN's res_estimation reports them after
+    InsertDWC + InsertFIFO; see :mod:`bsopt.estimate.inserted`). The reports list them in FINN's
+    node order. ``codegen``: collect what FINN's code generation would reject per node
+    (``NetworkEstimate.codegen``) instead of raising as ``strict`` does.
     """
     version = normalize_version(finn_version or graph.finn_version)
     part = part or graph.fpgapart
     g = configured_graph(graph, folding)
     layer_res: dict[str, dict[str, Any]] = {}
     layer_cyc: dict[str, int] = {}
+    rejected: dict[str, list[str]] = {}
     for layer in g.layers:
         key = None
         if node_cache is not None:
-            key = (layer.op_type, part, version, strict,
+            key = (layer.op_type, part, version, strict, codegen,
                    tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in layer.attrs.items()))
             est = node_cache.get(key)
             if est is not None:
                 layer_res[layer.name] = est[0]
                 layer_cyc[layer.name] = est[1]
+                if est[2]:
+                    rejected[layer.name] = est[2]
                 continue
         try:
             est = estimate_node(layer.op_type, layer.attrs, part, version, strict=strict)
         except EstimateError as exc:
             raise EstimateError(f"layer {layer.name}: {exc.message}", hint=exc.hint) from exc
         cycles = est.pop("cycles")
+        issues = [str(i) for i in node_issues(layer.op_type, layer.attrs, part, version)] if codegen else []
         if key is not None:
-            node_cache[key] = (est, int(cycles))
+            node_cache[key] = (est, int(cycles), issues)
         layer_res[layer.name] = est
         layer_cyc[layer.name] = int(cycles)
-    # FINN's dataflow_performance: first slowest node wins; critical path = longest path sum
+        if issues:
+            rejected[layer.name] = issues
+    renamed: dict[str, str] = {}
+    if insert != "none":
+        from bsopt.estimate.inserted import with_inserted
+
+        res, cyc = {}, {}
+        nodes = with_inserted(g.layers, version, insert)
+        for node in nodes:
+            if node.inserted:
+                try:
+                    est = estimate_node(node.op_type, node.attrs, part, version, strict=strict)
+                except EstimateError as exc:
+                    raise EstimateError(f"{node.name} (inserted by FINN): {exc.message}", hint=exc.hint) from exc
+                cyc[node.name] = int(est.pop("cycles"))
+                res[node.name] = est
+            else:  # under FINN's name after insertion (on branching graphs it can differ)
+                res[node.name], cyc[node.name] = layer_res[node.layer], layer_cyc[node.layer]
+        renamed = {node.layer: node.name for node in nodes if not node.inserted}
+        layer_res, layer_cyc = res, cyc
+        rejected = {renamed[k]: v for k, v in rejected.items()}
+    # FINN's dataflow_performance: first slowest node wins; critical path = longest path sum (the
+    # inserted nodes take no cycles in FINN's estimates)
     max_cycles, max_name = 0, ""
     at_output: dict[str, int] = {}
     producer = {layer.output: layer.name for layer in g.layers}
     for layer in g.layers:
-        c = layer_cyc[layer.name]
+        c = layer_cyc[renamed.get(layer.name, layer.name)]
         if c > max_cycles:
-            max_cycles, max_name = c, layer.name
+            max_cycles, max_name = c, renamed.get(layer.name, layer.name)
         preds = [producer[t] for t in layer.inputs if t in producer]
         at_output[layer.name] = c + (max(at_output[p] for p in preds) if preds else 0)
     critical = max(at_output.values()) if at_output else 0
     fps = 1e9 / clock_ns / max_cycles if max_cycles else float("inf")
     return NetworkEstimate(layer_res, layer_cyc, critical, max_cycles, max_name, fps, critical * clock_ns,
-                           clock_ns, part, device_fit(sum_totals(layer_res), part, resource_limits))
+                           clock_ns, part, device_fit(sum_totals(layer_res), part, resource_limits), rejected)
+
+
+def node_issues(op_type: str, attrs: dict[str, Any], part: str, version: str) -> list:
+    """What FINN rejects about one node (its estimates or its code generation); [] if nothing."""
+    from bsopt.estimate.legality import check
+
+    return check(op_type, attrs, part, version)
 
 
 __all__ = ["DeviceFit", "NetworkEstimate", "device_fit", "estimate_network", "configured_graph",

@@ -55,7 +55,7 @@ BACKENDS = {
 IMPL_DEFAULTS = {
     "MVAU": {"mem_mode": "internal_decoupled", "ram_style": "auto", "ram_style_thresholds": "auto",
              "runtime_writeable_weights": 0},
-    "VVAU": {"mem_mode": "internal_embedded", "ram_style": "auto", "runtime_writeable_weights": 0},
+    "VVAU": {"mem_mode": "internal_decoupled", "ram_style": "auto", "runtime_writeable_weights": 0},
     "Thresholding": {"runtime_writeable_weights": 0},
     "ConvolutionInputGenerator": {"parallel_window": 0},
 }

@@ -40,7 +40,7 @@ from bsopt.hw.parts import DEFAULT_PART, part_resources
 from bsopt.lowering.passes import FinnNames
 from bsopt.space import parameters as P
 from bsopt.space.build_config import BuildConfig, canonical_json
-from bsopt.space.folding import BACKEND_ONLY, FOLD_DIMS, impl_choices, layer_attrs, legal_fold_values
+from bsopt.space.folding import attr_backends, impl_choices, is_fold, layer_attrs, legal_fold_values
 from bsopt.space.parameters import Parameter
 
 
@@ -247,6 +247,23 @@ class DesignSpace:
             plan.append((layer, gidx, _backend_choices(layer, self.blueprint), window))
         return plan
 
+    @cached_property
+    def _backend_only(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        """Per layer: the attributes of its folding entry that only some backends have (resType:
+        HLS only, pumpedCompute: RTL only), with those backends."""
+        version = self.blueprint.finn_version
+        out: dict[str, dict[str, tuple[str, ...]]] = {}
+        for layer, _, usable, _ in self._folding_plan:
+            if len(usable) < 2:
+                continue
+            for attr in layer_attrs(layer, version):
+                if attr == "backend":
+                    continue
+                only = attr_backends(layer, attr, version)
+                if set(usable) - set(only):
+                    out.setdefault(layer.name, {})[attr] = only
+        return out
+
     def _folding_config(self, values: dict[str, Any], kernels: dict[str, str | None]) -> tuple[dict, dict | None]:
         """FINN folding-config JSON for a point; layer names follow the chosen backends (a per-layer
         backend choice first, else the kernel's backend from hw_compiler.kernels where FINN has it)."""
@@ -262,7 +279,10 @@ class DesignSpace:
         for p in self.parameters:
             if p.group == "folding" and p.name.count(".") == 2:
                 _, layer, attr = p.name.split(".")
-                per_layer.setdefault(layer, {})[attr] = values[p.name]
+                value = values[p.name]
+                if p.requires and any(values.get(parent) not in allowed for parent, allowed in p.needs(value)):
+                    continue  # the value needs another choice this point does not make: FINN's default
+                per_layer.setdefault(layer, {})[attr] = value
         # depthwise sliding windows follow their consumer's PE (FINN's SetFolding rule)
         for layer, _, _, window in self._folding_plan:
             if window and "PE" in per_layer.get(layer.name, {}):
@@ -287,8 +307,8 @@ class DesignSpace:
             name = names.next(op_type)
             if backend != layer.backend:
                 spec[f"{layer.kind}_{gidx}"] = {"preferred_impl_style": backend}
-            for (kind, attr), only in BACKEND_ONLY.items():
-                if layer.kind == kind and backend != only:
+            for attr, only in self._backend_only.get(layer.name, {}).items():
+                if backend not in only:
                     entry.pop(attr, None)
             if entry:
                 cfg[name] = entry
@@ -388,7 +408,21 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
     )
     _check_limits(d, bp, space)
     _check_relative_metrics(d, bp)
+    _check_inserted(d, bp)
     return space
+
+
+def _check_inserted(d: Diagnostics, bp: Blueprint) -> None:
+    """FINN dev's FIFO estimate counts a BRAM and a URAM for every FIFO, whatever its depth and style
+    (reproduced): with FIFOs costed on a part without UltraRAM, no configuration fits."""
+    if bp.backend != "estimate" or bp.backend_options.get("insert") != "dwc_fifo":
+        return
+    res = part_resources(bp.part or DEFAULT_PART)
+    if res is not None and res.get("URAM", 0) == 0:
+        d.warning(("backend", "options", "insert"), f"FINN's FIFO estimate counts UltraRAM for every FIFO (a bug of "
+                  f"FINN's, reproduced to equal its reports), and {bp.part or DEFAULT_PART} has none: every "
+                  "configuration would exceed the URAM budget", "use 'insert: dwc' (the data-width converters "
+                  "only), or a part with UltraRAM")
 
 
 def _needs_ir(bp: Blueprint) -> bool:
@@ -600,7 +634,8 @@ def _check_limits(d: Diagnostics, bp: Blueprint, space: DesignSpace) -> None:
 # ---------------------------------------------------------------------------- folding
 def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter]) -> dict[str, dict[str, Any]]:
     f = bp.folding
-    res = part_resources(bp.part or DEFAULT_PART)
+    part = bp.part or DEFAULT_PART
+    version = bp.finn_version
     fixed: dict[str, dict[str, Any]] = {}
     names = set(graph.names)
     kinds_in_model = {layer.kind for layer in graph} | {layer.op_type for layer in graph}
@@ -618,17 +653,18 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
             else:
                 d.warning(f.path + ("kinds", kind), f"the model has no {kind} layer; the entry is unused",
                           key=True)
+    attrs_of = {layer.name: layer_attrs(layer, version) for layer in graph}
     for key in f.defaults:
-        if not any(key in layer_attrs(layer) for layer in graph):
+        if not any(key in attrs for attrs in attrs_of.values()):
             d.error(f.path + ("defaults", key), f"no layer of the model has an attribute '{key}'",
-                    suggest(str(key), {a for layer in graph for a in layer_attrs(layer)}), key=True)
+                    suggest(str(key), {a for attrs in attrs_of.values() for a in attrs}), key=True)
     shuffle_groups = _shuffle_groups(graph)
     followers = {name for names in shuffle_groups.values() for name in names}
     # kinds whose backend a kernel entry of the blueprint chooses
     kernel_varies = {kind for entry in bp.kernels for opt in entry.options if opt.name and opt.backend
                      for kind in kernel_kinds(opt.name)}
     for layer in graph.layers:
-        attrs = layer_attrs(layer)
+        attrs = attrs_of[layer.name]
         sources = [(f.path + ("layers", layer.name), f.layers.get(layer.name, {})),
                    (f.path + ("kinds", layer.op_type), f.kinds.get(layer.op_type, {})),
                    (f.path + ("kinds", layer.kind), f.kinds.get(layer.kind, {})),
@@ -639,17 +675,19 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
                     d.error(path + (key,), f"'{key}' is not a choice for {layer.op_type} layers",
                             suggest(str(key), attrs) or ("choices: " + ", ".join(attrs) if attrs else
                                                         f"{layer.op_type} has nothing to choose"), key=True)
-        backend_values = None
+        # pass 1: each attribute's values from its spec, among those FINN accepts for some choice of
+        # the layer's other attributes
+        chosen: dict[str, tuple[list[Any], tuple]] = {}
+        backend_values: list[str] | None = None
         for attr in attrs:
             if layer.kind == "ConvolutionInputGenerator" and attr == "SIMD" and layer.attrs.get("depthwise"):
                 continue  # follows the consumer's PE
             if layer.name in followers and attr == "SIMD":
                 continue  # follows the first stage of its transpose
-            if (layer.kind, attr) in BACKEND_ONLY:  # e.g. resType exists on MVAU_hls only
-                possible = backend_values or (_backend_choices(layer, bp) if layer.kind in kernel_varies
-                                              else (layer.backend,))
-                if BACKEND_ONLY[(layer.kind, attr)] not in possible:
-                    continue
+            possible = backend_values or (_backend_choices(layer, bp) if layer.kind in kernel_varies
+                                          else (layer.backend,))
+            if attr != "backend" and not set(possible) & set(attr_backends(layer, attr, version) or possible):
+                continue  # e.g. resType exists on MVAU_hls only
             specific = sources[:3]
             if attr == "SIMD":  # a transpose's later stages may carry its spec (before any defaults)
                 for name in shuffle_groups.get(layer.name, ()):
@@ -662,30 +700,126 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
                 continue
             path, spec = found
             path = path + (attr,)
+            backend = _rule_backend(layer, attr, backend_values, version)
             if attr == "backend":
                 allowed = _backend_choices(layer, bp)
-            elif attr in FOLD_DIMS.get(layer.kind, {}):
-                backend = backend_values[0] if backend_values and len(backend_values) == 1 else layer.backend
-                allowed = legal_fold_values(layer, attr, f.max_stream_width, backend)
+            elif is_fold(layer, attr, version):
+                allowed = legal_fold_values(layer, attr, f.max_stream_width, backend, part=part, version=version)
                 for name in shuffle_groups.get(layer.name, ()):  # values every stage accepts
-                    ok = set(legal_fold_values(graph[name], attr))
+                    ok = set(legal_fold_values(graph[name], attr, part=part, version=version))
                     allowed = [v for v in allowed if v in ok]
             else:
-                allowed = impl_choices(layer, attr, res)
+                allowed = impl_choices(layer, attr, part, backend, version=version)
             values = _select(d, path, spec, allowed, attr, layer)
             if attr == "backend":
                 backend_values = values
-            if not values:
-                continue
+            if values:
+                chosen[attr] = (values, path)
+        # pass 2: the values FINN accepts together with what the section chose for the other attributes
+        _joint_rules(d, layer, chosen, backend_values, part, version)
+        _unset_folds(d, f, layer, chosen, followers, backend_values, part, version)
+        for attr, (values, path) in chosen.items():
             if len(values) == 1:
                 fixed.setdefault(layer.name, {})[attr] = values[0]
-            else:
-                cond = None
-                if (layer.kind, attr) in BACKEND_ONLY and backend_values and len(backend_values) > 1:
-                    cond = (f"folding.{layer.name}.backend", (BACKEND_ONLY[(layer.kind, attr)],))
-                params.append(Parameter(f"folding.{layer.name}.{attr}", "folding", choices=tuple(values),
-                                        source=path, condition=cond))
+                continue
+            cond = None
+            only = attr_backends(layer, attr, version) if attr != "backend" else ()
+            if only and backend_values and len(backend_values) > 1 and set(backend_values) - set(only):
+                cond = (f"folding.{layer.name}.backend", tuple(b for b in backend_values if b in only))
+            requires = _requirements(layer, attr, values, chosen, backend_values, part, version)
+            params.append(Parameter(f"folding.{layer.name}.{attr}", "folding", choices=tuple(values),
+                                    source=path, condition=cond, requires=requires))
     return fixed
+
+
+def _unset_folds(d: Diagnostics, f, layer, chosen: dict, followers: set[str], backend_values, part: str,
+                 version: str) -> None:
+    """A folding factor the section leaves at the model's value (1) that FINN rejects on this layer
+    (e.g. MVAU_hls with MW > 1024 needs SIMD >= MW/1024): every configuration would fail to build."""
+    for attr in ("PE", "SIMD"):
+        if attr in chosen or attr not in layer.attrs or not is_fold(layer, attr, version):
+            continue
+        if attr == "SIMD" and (layer.name in followers or (layer.kind == "ConvolutionInputGenerator"
+                                                            and layer.attrs.get("depthwise"))):
+            continue  # set from another layer's choice
+        backend = _rule_backend(layer, attr, backend_values, version)
+        value = layer.attrs[attr]
+        if legal_fold_values(layer, attr, None, backend, part=part, version=version, values=[value]):
+            continue
+        legal = legal_fold_values(layer, attr, None, backend, part=part, version=version)
+        d.warning(f.path, f"{layer.name}: {attr}={value}, its value where the folding section sets none, is "
+                  f"rejected by FINN's code generation: no configuration of this space builds",
+                  f"add {attr} to the folding section (e.g. kinds: {{{layer.kind}: {{{attr}: all}}}}); legal values: "
+                  + ", ".join(map(str, legal[:12])) + (" …" if len(legal) > 12 else ""))
+
+
+def _rule_backend(layer, attr: str, backend_values, version: str) -> str | None:
+    """The backend whose FINN rules decide an attribute's values: the one backend chosen, else the
+    layer's own, else the first backend that has the attribute."""
+    backend = backend_values[0] if backend_values and len(backend_values) == 1 else layer.backend
+    if attr != "backend":
+        only = attr_backends(layer, attr, version)
+        if only and backend not in only:
+            backend = only[0]
+    return backend
+
+
+def _joint_rules(d: Diagnostics, layer, chosen: dict, backend_values, part: str, version: str) -> None:
+    """Drop the values FINN rejects with every combination of the other attributes' chosen values
+    (e.g. parallel_window=1 when SIMD = IFMChannels is not among the SIMD values); a spec left with
+    nothing is an error at its position, a dropped value a warning."""
+    from bsopt.estimate import legality
+
+    fixed = {a: v[0][0] for a, v in chosen.items() if len(v[0]) == 1 and a != "backend"}
+    varied = {a: tuple(v[0]) for a, v in chosen.items() if len(v[0]) > 1 and a != "backend"}
+    for attr in list(varied):
+        values, path = chosen[attr]
+        backend = _rule_backend(layer, attr, backend_values, version)
+        op_type = f"{layer.kind}_{backend}" if backend else layer.op_type
+        base = {**layer.attrs, **fixed}
+        others = {k: v for k, v in varied.items() if k != attr}
+        keep = legality.legal_values(op_type, attr, base, part, version, values=values, others=others)
+        if len(keep) == len(values):
+            continue
+        dropped = [v for v in values if v not in keep]
+        why = legality.check(op_type, {**base, **{k: v[0] for k, v in others.items()}, attr: dropped[0]}, part, version)
+        reason = f" (FINN: {why[0]})" if why else ""
+        if not keep:
+            d.error(path, f"no {attr} value of {layer.name} goes with the other choices of the folding "
+                    f"section{reason}", "widen the other attributes' values (e.g. SIMD: all)")
+            chosen.pop(attr)
+        else:
+            d.warning(path, f"{attr}={', '.join(map(str, dropped))} dropped for {layer.name}: FINN rejects it with "
+                      f"every choice the folding section allows{reason}",
+                      "widen the other attributes' values (e.g. SIMD: all), or drop the value")
+            chosen[attr] = (keep, path)
+            varied[attr] = tuple(keep)
+
+
+def _requirements(layer, attr: str, values: list[Any], chosen: dict, backend_values, part: str,
+                  version: str) -> tuple[tuple[Any, str, tuple[Any, ...]], ...]:
+    """(value, parameter, its values) for each non-default value of an implementation attribute that
+    FINN accepts only with some values of another of the layer's parameters."""
+    from bsopt.estimate import legality
+
+    if attr == "backend" or is_fold(layer, attr, version):
+        return ()
+    backend = _rule_backend(layer, attr, backend_values, version)
+    op_type = f"{layer.kind}_{backend}" if backend else layer.op_type
+    fixed = {a: v[0][0] for a, v in chosen.items() if len(v[0]) == 1 and a != "backend"}
+    others = {a: tuple(v[0]) for a, v in chosen.items() if len(v[0]) > 1 and a not in ("backend", attr)}
+    if not others:
+        return ()
+    model = legality.model_for(op_type, version)
+    default = model.defaults(legality.normalize_version(version)).get(attr) if model is not None else None
+    out = []
+    for v in values:
+        if v == default:
+            continue
+        for parent, allowed in legality.requirements(op_type, attr, v, {**layer.attrs, **fixed}, part, version,
+                                                     others).items():
+            out.append((v, f"folding.{layer.name}.{parent}", allowed))
+    return tuple(out)
 
 
 def kernel_kinds(kernel: str) -> tuple[str, ...]:

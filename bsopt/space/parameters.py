@@ -34,6 +34,10 @@ class Parameter:
     step: float | None = None
     log: bool = False
     condition: tuple[str, tuple[Any, ...]] | None = None
+    #: (value, other parameter, its values): a value that FINN accepts only together with some values
+    #: of another parameter; paired with any other value it falls back to FINN's default (the
+    #: configuration then omits the attribute). E.g. parallel_window=1 needs SIMD = IFMChannels.
+    requires: tuple[tuple[Any, str, tuple[Any, ...]], ...] = ()
     source: tuple[Any, ...] = field(default=(), compare=False)  # key path in the blueprint
     labels: tuple[str, ...] | None = field(default=None, compare=False)
 
@@ -89,6 +93,11 @@ class Parameter:
         except KeyError:
             return False
 
+    def needs(self, value: Any) -> list[tuple[str, tuple[Any, ...]]]:
+        """The (other parameter, its allowed values) pairs that ``value`` of this parameter needs."""
+        return [(parent, allowed) for v, parent, allowed in self.requires
+                if v == value and isinstance(v, bool) == isinstance(value, bool)]
+
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "group": self.group, "kind": self.kind, "size": self.size}
         if self.kind == "categorical":
@@ -97,6 +106,9 @@ class Parameter:
             out.update({"low": self.low, "high": self.high, "step": self.step, "log": self.log})
         if self.condition:
             out["condition"] = {"parent": self.condition[0], "values": list(self.condition[1])}
+        if self.requires:
+            out["requires"] = [{"value": v, "parent": parent, "values": list(allowed)}
+                               for v, parent, allowed in self.requires]
         return out
 
 

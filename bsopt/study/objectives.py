@@ -11,11 +11,13 @@ from bsopt.errors import InputError
 #: metrics each backend produces (the estimate backend has no power, fmax or accuracy)
 BACKEND_METRICS = {
     "estimate": {"throughput_fps", "latency_ns", "max_cycles", "critical_path_cycles", "LUT", "BRAM_18K",
-                 "URAM", "DSP", "LUT_util", "BRAM_18K_util", "URAM_util", "DSP_util", "max_util"},
+                 "URAM", "DSP", "LUT_util", "BRAM_18K_util", "URAM_util", "DSP_util", "max_util", "codegen_issues"},
 }
-BACKEND_METRICS["synthetic"] = BACKEND_METRICS["estimate"]
+BACKEND_METRICS["synthetic"] = BACKEND_METRICS["estimate"] - {"codegen_issues"}
+#: the constraint every estimate-backed study has: no node that FINN's code generation rejects
+CODEGEN_CONSTRAINT = "FINN code generation"
 # real builds add what synthesis measures (present when the output stage runs it)
-BACKEND_METRICS["finn"] = BACKEND_METRICS["estimate"] | {"FF", "FF_util", "fmax_mhz", "power_w"}
+BACKEND_METRICS["finn"] = BACKEND_METRICS["synthetic"] | {"FF", "FF_util", "fmax_mhz", "power_w"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,9 @@ class ObjectiveSet:
                 if any(c.metric == f"{res}_util" and c.operator in ("<=", "<") and c.value <= limit for c in cons):
                     continue  # a blueprint constraint at least as tight says it already (one message, not two)
                 cons.append(Constraint(f"device {res} <= {limit:g}", f"{res}_util", "<=", float(limit)))
+        if space.blueprint.backend == "estimate":
+            # a configuration FINN estimates but its code generation rejects would fail to build
+            cons.append(Constraint(CODEGEN_CONSTRAINT, "codegen_issues", "<=", 0.0))
         return cls([o.metric for o in objs], [o.direction for o in objs], cons)
 
     def check_backend(self, backend: str) -> None:

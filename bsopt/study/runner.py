@@ -311,6 +311,8 @@ class Runner:
         reason = None
         if not est.ok:
             reason = f"estimate failed: {est.error_message}"
+        elif est.values.get("codegen_issues"):
+            reason = "FINN's code generation would reject it: " + "; ".join(est.warnings[:3])
         else:
             violated = {k: v for k, v in self.ctx.objectives.violations(est.values).items() if v > 0}
             if violated:

@@ -17,6 +17,7 @@ from qonnx.core.datatype import DataType
 
 from bsopt.estimate.base import (
     HLS_MAX_STREAM_WIDTH,
+    Issue,
     NodeModel,
     check_pe_divides,
     register,
@@ -32,6 +33,7 @@ def output_dtype(idt):
 @register
 class AddStreamsHLS(NodeModel):
     op_type = "AddStreams_hls"
+    folds = {"PE": lambda a: a["NumChannels"]}
     versions = ("0.10.1",)
 
     def defaults(self, version: str) -> dict[str, Any]:
@@ -47,9 +49,13 @@ class AddStreamsHLS(NodeModel):
             return ["inputDataType must name a valid FINN data type"]
         width = a["PE"] * max(idt.bitwidth(), output_dtype(idt).bitwidth())
         if width > HLS_MAX_STREAM_WIDTH:
-            return [f"HLS stream width {width} exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} "
-                    f"(HLSBackend.get_ap_int_max_w)"]
+            return [Issue(f"HLS stream width {width} exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} "
+                          f"(HLSBackend.get_ap_int_max_w)", ("PE",))]
         return []
+
+    def streams(self, a: dict[str, Any]):
+        s = (a["PE"], a["inputDataType"])
+        return [s, s], [(a["PE"], output_dtype(DataType[a["inputDataType"]]).name)]
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
         return zero_resources()

@@ -38,6 +38,7 @@ FUNCS = ("cmp_le", "cmp_ge", "add", "mul")
 @register
 class ChannelwiseOpHLS(NodeModel):
     op_type = "ChannelwiseOp_hls"
+    folds = {"PE": lambda a: a["NumChannels"]}
     versions = ("0.10.1",)
 
     def defaults(self, version: str) -> dict[str, Any]:
@@ -53,9 +54,9 @@ class ChannelwiseOpHLS(NodeModel):
         except KeyError:
             require(False, f"{op}: unknown inputDataType {a['inputDataType']!r}")
         pe, ch = a["PE"], a["NumChannels"]
-        require(pe > 0, f"{op}: PE must be positive, got {pe}")
+        require(pe > 0, f"{op}: PE must be positive, got {pe}", attrs=("PE",))
         require(ch % pe == 0, f"{op}: PE={pe} does not divide NumChannels={ch}",
-                hint="FINN asserts it when packing the parameters for code generation")
+                hint="FINN asserts it when packing the parameters for code generation", attrs=("PE",))
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         issues: list[str] = []
@@ -74,6 +75,9 @@ class ChannelwiseOpHLS(NodeModel):
         width = a["PE"] * max(DataType[a["inputDataType"]].bitwidth(), obits)
         issues += stream_width_issues(width)
         return issues
+
+    def streams(self, a: dict[str, Any]):
+        return [(a["PE"], a["inputDataType"])], [(a["PE"], a["outputDataType"])]
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
         style, pe = a["ram_style"], a["PE"]

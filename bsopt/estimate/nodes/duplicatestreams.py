@@ -27,6 +27,7 @@ from bsopt.estimate.base import (
 @register
 class DuplicateStreamsHLS(NodeModel):
     op_type = "DuplicateStreams_hls"
+    folds = {"PE": lambda a: a["NumChannels"]}
 
     def defaults(self, version: str) -> dict[str, Any]:
         return {"numInputVectors": [1]}
@@ -45,6 +46,10 @@ class DuplicateStreamsHLS(NodeModel):
             return issues
         issues += stream_width_issues(width)
         return issues
+
+    def streams(self, a: dict[str, Any]):
+        s = (a["PE"], a["inputDataType"])
+        return [s], [s] * int(a.get("NumOutputStreams", 2))
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
         return zero_resources()

@@ -28,7 +28,17 @@ from bsopt.estimate.base import NodeModel, prod, register, require, stream_width
 _REQUIRED = ("lhs_shape", "rhs_shape", "out_shape", "lhs_dtype", "rhs_dtype")
 
 
+def _pe_dim(a: dict[str, Any]) -> int:
+    """PE divides the output's last axis and every operand's last axis that does not broadcast."""
+    dim = a["out_shape"][-1]
+    for side in ("lhs_shape", "rhs_shape"):
+        if a[side][-1] != 1:
+            dim = math.gcd(dim, a[side][-1])
+    return dim
+
+
 class _Elementwise(NodeModel):
+    folds = {"PE": lambda a: _pe_dim(a)}
     versions = ("latest",)
 
     def defaults(self, version: str) -> dict[str, Any]:
@@ -39,15 +49,26 @@ class _Elementwise(NodeModel):
         missing = [k for k in _REQUIRED if not a.get(k)]
         require(not missing, f"{op}: required attribute(s) {', '.join(missing)} not set")
         pe = a["PE"]
-        require(pe >= 1, f"{op}: PE must be positive, got {pe}")
+        require(pe >= 1, f"{op}: PE must be positive, got {pe}", attrs=("PE",))
         require(a["out_shape"][-1] % pe == 0, f"{op}: PE={pe} does not divide the output's last dimension "
-                f"{a['out_shape'][-1]}", hint="choose PE among the divisors of the channel count")
+                f"{a['out_shape'][-1]}", hint="choose PE among the divisors of the channel count", attrs=("PE",))
         for side in ("lhs_shape", "rhs_shape"):
             last = a[side][-1]
-            require(last == 1 or last % pe == 0, f"{op}: PE={pe} does not divide {side}[-1]={last}")
+            require(last == 1 or last % pe == 0, f"{op}: PE={pe} does not divide {side}[-1]={last}", attrs=("PE",))
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         return stream_width_issues(a["PE"] * DataType[a.get("out_dtype", "INT32")].bitwidth())
+
+    def streams(self, a: dict[str, Any]):
+        # elementwise_binary.py get_folded_input_shape: a broadcast last axis of 1 is not folded;
+        # a constant operand is no stream
+        ins: list = []
+        for side, dt in (("lhs", "lhs_dtype"), ("rhs", "rhs_dtype")):
+            if a.get(f"{side}_style", "input") == "const":
+                ins.append(None)
+            else:
+                ins.append((a["PE"] if a[f"{side}_shape"][-1] != 1 else 1, a[dt]))
+        return ins, [(a["PE"], a["out_dtype"])]
 
     def cycles(self, a: dict[str, Any], version: str) -> int:
         return prod(a["out_shape"]) // a["PE"]

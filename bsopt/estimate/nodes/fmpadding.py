@@ -13,7 +13,14 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
-from bsopt.estimate.base import HLS_MAX_STREAM_WIDTH, EstimateError, NodeModel, register, zero_resources
+from bsopt.estimate.base import (
+    HLS_MAX_STREAM_WIDTH,
+    EstimateError,
+    Issue,
+    NodeModel,
+    register,
+    zero_resources,
+)
 
 _REQUIRED = ("ImgDim", "Padding", "NumChannels", "inputDataType")
 
@@ -27,6 +34,7 @@ def _dtype(name: str):
 
 
 class _FMPadding(NodeModel):
+    folds = {"SIMD": lambda a: a["NumChannels"]}
     def defaults(self, version: str) -> dict[str, Any]:
         return {"SIMD": 1, "numInputVectors": 1}
 
@@ -43,11 +51,11 @@ class _FMPadding(NodeModel):
         _dtype(a["inputDataType"])
         simd, ch = a["SIMD"], a["NumChannels"]
         if simd < 1 or ch < 1:
-            raise EstimateError(f"{op}: SIMD ({simd}) and NumChannels ({ch}) must be positive")
+            raise EstimateError(f"{op}: SIMD ({simd}) and NumChannels ({ch}) must be positive", attrs=("SIMD",))
         if ch % simd:
             # FINN's cycle estimate truncates instead; its folded shapes assert the divisibility
             raise EstimateError(f"{op}: SIMD must divide input channels",
-                                hint="choose SIMD among the divisors of NumChannels")
+                                hint="choose SIMD among the divisors of NumChannels", attrs=("SIMD",))
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         issues = []
@@ -57,6 +65,9 @@ class _FMPadding(NodeModel):
             issues.append(f"the padding value 0 is not representable in {a['inputDataType']} "
                           "(FMPadding DataType must support zero)")
         return issues
+
+    def streams(self, a: dict[str, Any]):
+        return [(a["SIMD"], a["inputDataType"])], [(a["SIMD"], a["inputDataType"])]
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
         return zero_resources()
@@ -84,5 +95,6 @@ class FMPaddingHLS(_FMPadding):
         issues = super().codegen_issues(a, part, version)
         width = a["SIMD"] * _dtype(a["inputDataType"]).bitwidth()
         if width > HLS_MAX_STREAM_WIDTH:
-            issues.append(f"stream width {width} bits exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} (HLS)")
+            issues.append(Issue(f"stream width {width} bits exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} (HLS)",
+                                ("SIMD",)))
         return issues

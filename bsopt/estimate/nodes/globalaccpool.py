@@ -35,6 +35,7 @@ def output_dtype(idt, vecs: list[int]):
 @register
 class GlobalAccPoolHLS(NodeModel):
     op_type = "GlobalAccPool_hls"
+    folds = {"PE": lambda a: a["NumChannels"]}
 
     def defaults(self, version: str) -> dict[str, Any]:
         return {"numInputVectors": [1]}
@@ -61,6 +62,10 @@ class GlobalAccPoolHLS(NodeModel):
         width = a["PE"] * max(idt.bitwidth(), output_dtype(idt, vecs).bitwidth())
         issues += stream_width_issues(width)
         return issues
+
+    def streams(self, a: dict[str, Any]):
+        odt = output_dtype(DataType[a["inputDataType"]], list(a["numInputVectors"])).name
+        return [(a["PE"], a["inputDataType"])], [(a["PE"], odt)]
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
         return zero_resources()

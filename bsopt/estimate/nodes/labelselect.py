@@ -44,6 +44,7 @@ def _dtype(name: str | None):
 @register
 class LabelSelectHLS(NodeModel):
     op_type = "LabelSelect_hls"
+    folds = {"PE": lambda a: a["Labels"]}
 
     def defaults(self, version: str) -> dict[str, Any]:
         return {"outputDataType": "", "numInputVectors": [1]}
@@ -69,6 +70,10 @@ class LabelSelectHLS(NodeModel):
         width = max(a["PE"] * idt.bitwidth(), odt.bitwidth())
         issues += stream_width_issues(width)
         return issues
+
+    def streams(self, a: dict[str, Any]):
+        odt = a["outputDataType"] or default_output_dtype(a["Labels"]).name
+        return [(a["PE"], a["inputDataType"])], [(1, odt)]
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
         return zero_resources()

@@ -28,6 +28,7 @@ from bsopt.estimate.base import (
 
 
 class _LayerNorm(NodeModel):
+    folds = {"SIMD": lambda a: a["ifm_dim"][-1]}
     versions = ("latest",)
 
     def defaults(self, version: str) -> dict[str, Any]:
@@ -35,6 +36,9 @@ class _LayerNorm(NodeModel):
 
     def check(self, a: dict[str, Any], part: str, version: str) -> None:
         check_simd_divides_channels(a, self.op_type)
+
+    def streams(self, a: dict[str, Any]):
+        return [(a["SIMD"], a["inputDataType"])], [(a["SIMD"], a["outputDataType"])]
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
         return zero_resources()

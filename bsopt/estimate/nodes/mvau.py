@@ -21,7 +21,7 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
-from bsopt.estimate.base import EstimateError, NodeModel, register
+from bsopt.estimate.base import EstimateError, Issue, NodeModel, register
 from bsopt.estimate.nodes._memory import (
     BRAM18_CAPACITY_BITS,
     MVAU_BRAM_WIDTHS,
@@ -34,6 +34,9 @@ from bsopt.hw import parts
 
 #: FINN refuses (hlsbackend.get_ap_int_max_w) HLS streams wider than this many bits.
 AP_INT_MAX_W_LIMIT = 8191
+#: the ap_int headers refuse an AP_INT_MAX_W above this (ap_common.h, BIT_WIDTH_UPPER_LIMIT = 1 << 15):
+#: the bound of the widths FINN adds to the define without asserting them (weight streams)
+AP_INT_HEADER_LIMIT = 1 << 15
 
 MEM_MODES = frozenset({"internal_embedded", "internal_decoupled", "external"})
 RAM_STYLES = frozenset({"auto", "block", "distributed", "ultra"})
@@ -73,9 +76,9 @@ def positive_int(a: dict[str, Any], name: str, op_type: str) -> int:
     try:
         ivalue = operator.index(value)
     except TypeError:
-        raise EstimateError(f"{op_type}: {name} = {value!r} is not an integer") from None
+        raise EstimateError(f"{op_type}: {name} = {value!r} is not an integer", attrs=(name,)) from None
     if ivalue < 1:
-        raise EstimateError(f"{op_type}: {name} = {ivalue} must be at least 1")
+        raise EstimateError(f"{op_type}: {name} = {ivalue} must be at least 1", attrs=(name,))
     return ivalue
 
 
@@ -106,7 +109,7 @@ def one_of(a: dict[str, Any], name: str, allowed: frozenset, op_type: str) -> No
     if not ok:
         raise EstimateError(
             f"{op_type}: {name} = {value!r} is not allowed",
-            hint="allowed values: " + ", ".join(sorted(map(str, allowed))),
+            hint="allowed values: " + ", ".join(sorted(map(str, allowed))), attrs=(name,),
         )
 
 
@@ -121,7 +124,7 @@ def divides(part_name: str, part: int, whole_name: str, whole: int, op_type: str
     if whole % part:
         raise EstimateError(
             f"{op_type}: {part_name} = {part} does not divide {whole_name} = {whole}",
-            hint=f"choose {part_name} among the divisors of {whole_name}",
+            hint=f"choose {part_name} among the divisors of {whole_name}", attrs=(part_name,),
         )
 
 
@@ -155,16 +158,19 @@ def has_dsp58(part: str, version: str) -> bool:
     return hit
 
 
-def hls_stream_issues(op_type: str, streams: list[tuple[str, int]], checked: int) -> list[str]:
-    """Streams wider than AP_INT_MAX_W's limit. The first ``checked`` entries are the ones FINN
-    asserts on (hlsbackend.get_ap_int_max_w: input 0 and output); later entries (weight streams)
-    end up in the AP_INT_MAX_W define unchecked, so bsopt holds them to the same limit."""
+def hls_stream_issues(op_type: str, streams: list[tuple[str, int, tuple[str, ...]]], checked: int) -> list[Issue]:
+    """Streams (what, width, the folding attributes it grows with) too wide for HLS code generation.
+    The first ``checked`` entries are the ones FINN asserts on (hlsbackend.get_ap_int_max_w: input 0
+    and output, at most 8191 bits); later entries (weight streams) only widen the AP_INT_MAX_W define,
+    which the ap_int headers cap at 32768 bits."""
     issues = []
-    for i, (what, width) in enumerate(streams):
-        if width > AP_INT_MAX_W_LIMIT:
-            source = "FINN asserts AP_INT_MAX_W <= 8191" if i < checked else (
-                "it sets AP_INT_MAX_W, which FINN allows up to 8191 only")
-            issues.append(f"{op_type} {what} is {width} bits wide; {source} (hlsbackend.get_ap_int_max_w)")
+    for i, (what, width, attrs) in enumerate(streams):
+        if i < checked and width > AP_INT_MAX_W_LIMIT:
+            issues.append(Issue(f"{op_type} {what} is {width} bits wide; FINN asserts AP_INT_MAX_W <= 8191 "
+                                "(hlsbackend.get_ap_int_max_w)", attrs))
+        elif i >= checked and width > AP_INT_HEADER_LIMIT:
+            issues.append(Issue(f"{op_type} {what} is {width} bits wide; it sets AP_INT_MAX_W, which the ap_int "
+                                f"headers cap at {AP_INT_HEADER_LIMIT} (ap_common.h)", attrs))
     return issues
 
 
@@ -184,8 +190,9 @@ def uram_writeable_issue(op_type: str, a: dict[str, Any], part: str, version: st
     if (a["mem_mode"] == "internal_decoupled" and a["ram_style"] == "ultra"
             and a.get("runtime_writeable_weights", 0) != 1
             and (version == "0.10.1" or not is_versal(part, version))):
-        return [f"{op_type} with ram_style='ultra' (internal_decoupled) needs runtime_writeable_weights=1"
-                + ("" if version == "0.10.1" else " on non-Versal parts")]
+        return [Issue(f"{op_type} with ram_style='ultra' (internal_decoupled) needs runtime_writeable_weights=1"
+                      + ("" if version == "0.10.1" else " on non-Versal parts"),
+                      ("ram_style", "mem_mode", "runtime_writeable_weights"))]
     return []
 
 
@@ -214,6 +221,28 @@ _MVAU_DEV_EXTRA = {"pumpedMemory": 0, "dynamic_input": 0, "mlo_max_iter": 0}
 
 class _MVAU(NodeModel):
     """Memory, cycles and checks common to MVAU_hls and MVAU_rtl."""
+
+    folds = {"PE": lambda a: a["MH"], "SIMD": lambda a: a["MW"]}
+
+    def choices(self, a: dict[str, Any], version: str) -> dict[str, tuple[Any, ...]]:
+        if a.get("dynamic_input"):
+            # weights streamed by FINN's dynamic loader (internal_decoupled only): no weight memory
+            return {}
+        out = {"ram_style": ("auto", "block", "distributed", "ultra"),
+               "mem_mode": ("internal_embedded", "internal_decoupled", "external"),
+               "runtime_writeable_weights": (0, 1)}
+        if version != "0.10.1":
+            # a double-pumped weight memory (clk2x): FINN's estimates ignore it
+            out["pumpedMemory"] = (0, 1)
+        return out
+
+    def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
+        # matrixvectoractivation.py generate_params: a double-pumped decoupled memory needs two words
+        if (version != "0.10.1" and a.get("pumpedMemory") and a["mem_mode"] == "internal_decoupled"
+                and a["PE"] == a["SIMD"] == 1):
+            return [Issue(f"{self.op_type}: a double-pumped weight memory (pumpedMemory=1) needs PE * SIMD > 1",
+                          ("pumpedMemory", "PE", "SIMD"))]
+        return []
 
     def defaults(self, version: str) -> dict[str, Any]:
         d = dict(_MVAU_COMMON)
@@ -281,6 +310,11 @@ class _MVAU(NodeModel):
             "DSP": self._dsps(a, part, version),
         }
 
+    def streams(self, a: dict[str, Any]):
+        # matrixvectoractivation.py get_folded_input_shape: dynamic weights stream PE per transfer
+        weights = (a["PE"], a["weightDataType"]) if a.get("dynamic_input") else None
+        return [(a["SIMD"], a["inputDataType"]), weights], [(a["PE"], a["outputDataType"])]
+
     def cycles(self, a: dict[str, Any], version: str) -> int:
         # FINN: int((MH / PE) * (MW / SIMD) * prod(numInputVectors)), in floating point.
         vectors = a["numInputVectors"]
@@ -293,6 +327,14 @@ class MVAUHls(_MVAU):
     """MVAU_hls: finn-hlslib Matrix_Vector_Activate(_Stream)_Batch."""
 
     op_type = "MVAU_hls"
+
+    def choices(self, a: dict[str, Any], version: str) -> dict[str, tuple[Any, ...]]:
+        out = super().choices(a, version)
+        if not out:
+            return {"resType": ("auto", "lut", "dsp")}
+        # FINN's attribute order (ram_style, ram_style_thresholds, resType, mem_mode, …)
+        return {"ram_style": out.pop("ram_style"), "ram_style_thresholds": ("auto", "block", "distributed"),
+                "resType": ("auto", "lut", "dsp"), **out}
 
     def defaults(self, version: str) -> dict[str, Any]:
         d = super().defaults(version)
@@ -324,22 +366,22 @@ class MVAUHls(_MVAU):
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         op = self.op_type
         pe, simd, mw = a["PE"], a["SIMD"], a["MW"]
-        issues = []
+        issues = super().codegen_issues(a, part, version)
         # hls/matrixvectoractivation_hls.py, defines("ipgen")
         if not simd >= mw / 1024:
-            issues.append(f"{op} needs SIMD >= MW/1024 for HLS synthesis (SIMD={simd}, MW={mw}, "
-                          f"so SIMD must be at least {-(-mw // 1024)}) (MVAU_hls.defines)")
+            issues.append(Issue(f"{op} needs SIMD >= MW/1024 for HLS synthesis (SIMD={simd}, MW={mw}, "
+                                f"so SIMD must be at least {-(-mw // 1024)}) (MVAU_hls.defines)", ("SIMD",)))
         w_bits = dtype_facts(a["weightDataType"])[0]
         streams = [
-            ("input stream (SIMD * input bits)", simd * dtype_facts(a["inputDataType"])[0]),
+            ("input stream (SIMD * input bits)", simd * dtype_facts(a["inputDataType"])[0], ("SIMD",)),
             ("output stream (PE * output bits)",
-             pe * dtype_facts(a["outputDataType"])[0] if a.get("outputDataType") else 0),
+             pe * dtype_facts(a["outputDataType"])[0] if a.get("outputDataType") else 0, ("PE",)),
         ]
         # MVAU_hls.get_ap_int_max_w adds the weight stream (decoupled/external) and one PE's weights
         if a["mem_mode"] in ("internal_decoupled", "external"):
-            streams.append(("weight stream (PE * SIMD * weight bits)", pe * simd * w_bits))
+            streams.append(("weight stream (PE * SIMD * weight bits)", pe * simd * w_bits, ("PE", "SIMD", "mem_mode")))
         else:
-            streams.append(("weight word of one PE (SIMD * weight bits)", simd * w_bits))
+            streams.append(("weight word of one PE (SIMD * weight bits)", simd * w_bits, ("SIMD", "mem_mode")))
         issues += hls_stream_issues(op, streams, checked=2)
         issues += binary_issue(op, a)
         issues += uram_writeable_issue(op, a, part, version)
@@ -352,6 +394,12 @@ class MVAURtl(_MVAU):
     """MVAU_rtl: finn-rtllib mvu_vvu_axi on DSP slices (LUTs are not estimated: FINN returns 0)."""
 
     op_type = "MVAU_rtl"
+
+    def choices(self, a: dict[str, Any], version: str) -> dict[str, tuple[Any, ...]]:
+        out = super().choices(a, version)
+        if version != "0.10.1":
+            out["pumpedCompute"] = (0, 1)
+        return out
 
     def defaults(self, version: str) -> dict[str, Any]:
         d = super().defaults(version)
@@ -367,11 +415,11 @@ class MVAURtl(_MVAU):
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         op = self.op_type
-        issues = []
+        issues = super().codegen_issues(a, part, version)
         # rtl/matrixvectoractivation_rtl.py: _resolve_dsp_version (dev) / _resolve_impl_style (0.10.1)
         if a["resType"] == "lut":
-            issues.append(f"{op} has no LUT-based implementation: resType 'lut' is rejected "
-                          "(use 'dsp' or 'auto', or MVAU_hls)")
+            issues.append(Issue(f"{op} has no LUT-based implementation: resType 'lut' is rejected "
+                                "(use 'dsp' or 'auto', or MVAU_hls)", ("resType",)))
         # transformation/fpgadataflow/specialize_layers.py: _mvu_rtl_possible. The RTL core has no
         # threshold or XNOR datapath and multiplies signed weights.
         if a["noActivation"] == 0:
@@ -391,11 +439,12 @@ class MVAURtl(_MVAU):
             issues.append(f"{op} supports {lo}..8-bit inputs (9-bit if signed), not "
                           f"{a['inputDataType']} (finn-rtllib/mvu, specialize_layers._mvu_rtl_possible)")
         if a["mem_mode"] == "internal_embedded":
-            issues.append(f"{op} has no embedded weight memory: with mem_mode='internal_embedded' its "
-                          "weight stream is left unconnected (use internal_decoupled or external)")
+            issues.append(Issue(f"{op} has no embedded weight memory: with mem_mode='internal_embedded' its "
+                                "weight stream is left unconnected (use internal_decoupled or external)",
+                                ("mem_mode",)))
         # rtl/matrixvectoractivation_rtl.py prepare_codegen_default (dev)
         if version != "0.10.1" and a.get("pumpedCompute") and a["SIMD"] == 1:
-            issues.append(f"{op}: clock pumping (pumpedCompute=1) needs SIMD > 1")
+            issues.append(Issue(f"{op}: clock pumping (pumpedCompute=1) needs SIMD > 1", ("pumpedCompute", "SIMD")))
         issues += uram_writeable_issue(op, a, part, version)
         issues += output_dtype_issue(op, a)
         return issues

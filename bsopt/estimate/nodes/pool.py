@@ -38,6 +38,7 @@ def _dtype(name: str | None):
 @register
 class PoolHLS(NodeModel):
     op_type = "Pool_hls"
+    folds = {"PE": lambda a: a["Channels"]}
 
     def defaults(self, version: str) -> dict[str, Any]:
         return {"AccumBits": 0, "Size": 1, "BatchSize": 1}
@@ -47,9 +48,9 @@ class PoolHLS(NodeModel):
         for name in ("Channels", "PE", "KernelSize", "OutImgDims"):
             require(name in a, f"{op}: required attribute {name} is not set")
         pe, ch = a["PE"], a["Channels"]
-        require(pe > 0, f"{op}: PE must be positive, got {pe}")
+        require(pe > 0, f"{op}: PE must be positive, got {pe}", attrs=("PE",))
         require(ch % pe == 0, f"{op}: PE={pe} does not divide Channels={ch}",
-                hint="FINN asserts 'PE must divide input channels' when building the folded shapes")
+                hint="FINN asserts 'PE must divide input channels' when building the folded shapes", attrs=("PE",))
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         issues: list[str] = []
@@ -67,6 +68,9 @@ class PoolHLS(NodeModel):
         width = a["PE"] * max(idt.bitwidth(), odt.bitwidth())
         issues += stream_width_issues(width)
         return issues
+
+    def streams(self, a: dict[str, Any]):
+        return [(a["PE"], a["InputDataType"])], [(a["PE"], a["OutputDataType"])]
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
         return zero_resources()

@@ -26,7 +26,7 @@ import math
 from functools import lru_cache
 from typing import Any
 
-from bsopt.estimate.base import NodeModel, prod, register, require, stream_width_issues, zero_resources
+from bsopt.estimate.base import Issue, NodeModel, prod, register, require, stream_width_issues, zero_resources
 
 WP_DELAY = 4
 URAM_DEPTH = 262144
@@ -113,6 +113,9 @@ class _Shuffle(NodeModel):
     def defaults(self, version: str) -> dict[str, Any]:
         return {"SIMD": 1}
 
+    def streams(self, a: dict[str, Any]):
+        return [(a["SIMD"], a["data_type"])], [(a["SIMD"], a["data_type"])]
+
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
         return zero_resources()
 
@@ -120,19 +123,22 @@ class _Shuffle(NodeModel):
 @register
 class InnerShuffleRTL(_Shuffle):
     op_type = "InnerShuffle_rtl"
+    # the decomposition allows SIMD dividing the last axis; the RTL also needs it to divide I (axis -2)
+    folds = {"SIMD": lambda a: math.gcd(a["in_shape"][-1], a["in_shape"][-2])}
 
     def check(self, a: dict[str, Any], part: str, version: str) -> None:
         op = self.op_type
         require(bool(a.get("in_shape")) and len(a["in_shape"]) >= 2, f"{op}: in_shape needs two or more axes")
         simd, j = a["SIMD"], a["in_shape"][-1]
-        require(simd >= 1, f"{op}: SIMD must be positive, got {simd}")
+        require(simd >= 1, f"{op}: SIMD must be positive, got {simd}", attrs=("SIMD",))
         require(j % simd == 0, f"{op}: SIMD={simd} does not divide the last dimension {j}",
-                hint="FINN's transpose decomposition only allows SIMD dividing the last dimension")
+                hint="FINN's transpose decomposition only allows SIMD dividing the last dimension", attrs=("SIMD",))
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         i = a["in_shape"][-2]
         if i % a["SIMD"]:
-            return [f"SIMD={a['SIMD']} does not divide I={i}; FINN's RTL generation would silently raise SIMD"]
+            return [Issue(f"SIMD={a['SIMD']} does not divide I={i}; FINN's RTL generation would silently raise SIMD",
+                          ("SIMD",))]
         return []
 
     def cycles(self, a: dict[str, Any], version: str) -> int:
@@ -143,21 +149,24 @@ class InnerShuffleRTL(_Shuffle):
 @register
 class OuterShuffleHLS(_Shuffle):
     op_type = "OuterShuffle_hls"
+    # SIMD divides the last axis of its input and of the transposed view
+    folds = {"SIMD": lambda a: math.gcd(a["in_shape"][-1], a["transpose_in_shape"][-1])}
 
     def check(self, a: dict[str, Any], part: str, version: str) -> None:
         op = self.op_type
         for key in ("in_shape", "transpose_in_shape", "perm"):
             require(bool(a.get(key)), f"{op}: required attribute {key} is not set")
         simd = a["SIMD"]
-        require(simd >= 1, f"{op}: SIMD must be positive, got {simd}")
+        require(simd >= 1, f"{op}: SIMD must be positive, got {simd}", attrs=("SIMD",))
         for key in ("in_shape", "transpose_in_shape"):
             require(a[key][-1] % simd == 0, f"{op}: SIMD={simd} does not divide the last dimension of {key} "
-                    f"({a[key][-1]})", hint="FINN asserts 'SIMD must divide into the innermost input dimension'")
+                    f"({a[key][-1]})", hint="FINN asserts 'SIMD must divide into the innermost input dimension'",
+                    attrs=("SIMD",))
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         from qonnx.core.datatype import DataType
 
-        return stream_width_issues(a["SIMD"] * DataType[a["data_type"]].bitwidth())
+        return stream_width_issues(a["SIMD"] * DataType[a["data_type"]].bitwidth(), ("SIMD",))
 
     def cycles(self, a: dict[str, Any], version: str) -> int:
         return outer_shuffle_cycles(tuple(a["transpose_in_shape"]), tuple(a["perm"]), a["SIMD"])

@@ -30,6 +30,7 @@ from bsopt.estimate.base import (
 @register
 class HWSoftmaxHLS(NodeModel):
     op_type = "HWSoftmax_hls"
+    folds = {"SIMD": lambda a: a["ifm_dim"][-1]}
     versions = ("latest",)
 
     def defaults(self, version: str) -> dict[str, Any]:
@@ -41,7 +42,10 @@ class HWSoftmaxHLS(NodeModel):
         require(dt.allowed(0), f"{self.op_type}: input type {dt.name} cannot represent 0 (FINN asserts it)")
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
-        return stream_width_issues(a["SIMD"] * 32)  # FLOAT32 output lanes
+        return stream_width_issues(a["SIMD"] * 32, ("SIMD",))  # FLOAT32 output lanes
+
+    def streams(self, a: dict[str, Any]):
+        return [(a["SIMD"], a.get("input_data_type", "FLOAT32"))], [(a["SIMD"], "FLOAT32")]
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
         return zero_resources()

@@ -53,6 +53,7 @@ def pool_output_dim(ifm: int, k: int, ceil_mode: int) -> int:
 @register
 class StreamingMaxPoolHLS(NodeModel):
     op_type = "StreamingMaxPool_hls"
+    folds = {"PE": lambda a: a["NumChannels"]}
     versions = ("0.10.1",)
 
     def defaults(self, version: str) -> dict[str, Any]:
@@ -68,8 +69,8 @@ class StreamingMaxPoolHLS(NodeModel):
         require(k[1] > 0, f"{op}: PoolDim must be positive, got {a['PoolDim']}")
         if _is_1d(a):
             pe, ch = a["PE"], a["NumChannels"]
-            require(pe > 0, f"{op}: 1D max pooling needs a positive PE, got {pe}")
-            require(ch % pe == 0, f"{op}: PE={pe} does not divide NumChannels={ch}")
+            require(pe > 0, f"{op}: 1D max pooling needs a positive PE, got {pe}", attrs=("PE",))
+            require(ch % pe == 0, f"{op}: PE={pe} does not divide NumChannels={ch}", attrs=("PE",))
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         issues: list[str] = []

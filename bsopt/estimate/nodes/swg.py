@@ -32,7 +32,7 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
-from bsopt.estimate.base import HLS_MAX_STREAM_WIDTH, EstimateError, NodeModel, register
+from bsopt.estimate.base import HLS_MAX_STREAM_WIDTH, EstimateError, Issue, NodeModel, register
 
 _RAM_STYLES = ("auto", "block", "distributed", "ultra")
 _REQUIRED = ("ConvKernelDim", "IFMChannels", "IFMDim", "OFMDim", "SIMD", "Stride", "Dilation",
@@ -71,17 +71,17 @@ def _common_check(op: str, a: dict[str, Any]) -> None:
     if missing:
         raise EstimateError(f"{op}: required attribute(s) {', '.join(missing)} not set")
     if a["ram_style"] not in _RAM_STYLES:
-        raise EstimateError(f"{op}: ram_style = {a['ram_style']!r} not in {list(_RAM_STYLES)}")
+        raise EstimateError(f"{op}: ram_style = {a['ram_style']!r} not in {list(_RAM_STYLES)}", attrs=("ram_style",))
     for key in ("depthwise", "parallel_window", "dynamic_mode"):
         if a[key] not in (0, 1):
-            raise EstimateError(f"{op}: {key} = {a[key]!r} must be 0 or 1")
+            raise EstimateError(f"{op}: {key} = {a[key]!r} must be 0 or 1", attrs=(key,))
     for key in ("ConvKernelDim", "IFMDim", "OFMDim", "Stride", "Dilation"):
         if not isinstance(a[key], (list, tuple)) or len(a[key]) != 2:
             raise EstimateError(f"{op}: {key} must have two entries [H, W], got {a[key]!r}")
     _bits(a["inputDataType"])
     _bits(a["outputDataType"])
     if a["SIMD"] < 1 or a["IFMChannels"] < 1:
-        raise EstimateError(f"{op}: SIMD and IFMChannels must be positive")
+        raise EstimateError(f"{op}: SIMD and IFMChannels must be positive", attrs=("SIMD",))
 
 
 def _normalized_1d(a: dict[str, Any]):
@@ -138,6 +138,10 @@ def _cntr_width_fails(loops: tuple[int, ...]) -> bool:
 @register
 class ConvolutionInputGeneratorRTL(NodeModel):
     op_type = "ConvolutionInputGenerator_rtl"
+    folds = {"SIMD": lambda a: a["IFMChannels"]}
+
+    def choices(self, a: dict[str, Any], version: str) -> dict[str, tuple[Any, ...]]:
+        return {"ram_style": ("auto", "block", "distributed", "ultra"), "parallel_window": (0, 1)}
 
     def defaults(self, version: str) -> dict[str, Any]:
         return {"depthwise": 0, "ram_style": "distributed", "parallel_window": 0, "is1D": 0,
@@ -156,15 +160,16 @@ class ConvolutionInputGeneratorRTL(NodeModel):
             raise EstimateError(f"{op}: Illegal conv configuration: kernel or stride > FM dimension")
         if not a["parallel_window"] and ch % simd:
             raise EstimateError(f"{op}: Constraint violated: SIMD must divide IFMChannels",
-                                hint="choose SIMD among the divisors of IFMChannels")
+                                hint="choose SIMD among the divisors of IFMChannels", attrs=("SIMD",))
         if _rtl_style(a) == "parallel":
             if a["depthwise"] or (k_h == 1 and k_w == 1):
                 if ch % simd:
                     raise EstimateError(f"{op}: Constraint violated: SIMD must divide IFMChannels",
-                                        hint="choose SIMD among the divisors of IFMChannels")
+                                        hint="choose SIMD among the divisors of IFMChannels", attrs=("SIMD",))
             elif ch != simd:
                 raise EstimateError(f"{op}: Constraint violated: SIMD must be equal to IFMChannels",
-                                    hint="parallel_window=1 needs SIMD = IFMChannels unless depthwise")
+                                    hint="parallel_window=1 needs SIMD = IFMChannels unless depthwise",
+                                    attrs=("parallel_window", "SIMD"))
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         style = _rtl_style(a)
@@ -175,13 +180,16 @@ class ConvolutionInputGeneratorRTL(NodeModel):
         cf = a["IFMChannels"] // a["SIMD"]
         out_h, out_w = _conv_out(h, k_h, s_h, d_h), _conv_out(w, k_w, s_w, d_w)
         issues = []
+        # the style follows parallel_window (except for 1x1 kernels, always parallel)
+        style_attrs = () if (k_h == 1 and k_w == 1) else ("parallel_window",)
         if style == "parallel":
             # generate_hdl / prepare_codegen_parallel
             if a["dynamic_mode"]:
-                issues.append("dynamic_mode is not compatible with the parallel implementation style")
+                issues.append(Issue("dynamic_mode is not compatible with the parallel implementation style",
+                                    style_attrs))
             if a["M"] != 1:
-                issues.append("M > 1 (multiple output windows) is not implemented: not all output "
-                              "vector elements get connected")
+                issues.append(Issue("M > 1 (multiple output windows) is not implemented: not all output "
+                                    "vector elements get connected", style_attrs))
             loops = [out_h, out_w, cf, 1, 1]
             if cf == 1:
                 if out_w == 1:
@@ -199,9 +207,11 @@ class ConvolutionInputGeneratorRTL(NodeModel):
             incr_w = -buf_min + s_w * cf + 1
             incr_h = -buf_min + (skip_cols + kernel_w) * cf + (s_h - 1) * w * cf + 1
             if abs(incr_w) > buf:
-                issues.append("W increment > buffer size (FINN suggests parallel_window=1)")
+                issues.append(Issue("W increment > buffer size (FINN suggests parallel_window=1)",
+                                    ("SIMD", "parallel_window")))
             if abs(incr_h) > buf:
-                issues.append("H increment > buffer size (FINN suggests parallel_window=1)")
+                issues.append(Issue("H increment > buffer size (FINN suggests parallel_window=1)",
+                                    ("SIMD", "parallel_window")))
             if a["depthwise"] and cf > 1:
                 loops = [out_h, out_w, cf, k_h, k_w]
             else:
@@ -214,8 +224,8 @@ class ConvolutionInputGeneratorRTL(NodeModel):
             else:
                 loops[4] -= 1
         if _cntr_width_fails(tuple(loops)):
-            issues.append("the RTL generator cannot size its loop counters for this single-iteration "
-                          "window configuration (math domain error in log2)")
+            issues.append(Issue("the RTL generator cannot size its loop counters for this single-iteration "
+                                "window configuration (math domain error in log2)", ("SIMD",) + style_attrs))
         return issues
 
     def resources(self, a: dict[str, Any], part: str, version: str) -> dict[str, Any]:
@@ -238,6 +248,12 @@ class ConvolutionInputGeneratorRTL(NodeModel):
             bram = (_ceil(depth, 16384) * cascade_w - savings) * count
         return {"BRAM_18K": bram, "BRAM_efficiency": 1, "LUT": lut, "URAM": uram,
                 "URAM_efficiency": 1, "DSP": 0}
+
+    def streams(self, a: dict[str, Any]):
+        # convolutioninputgenerator.py get_folded_output_shape: a window per transfer with parallel_window
+        k_h, k_w = a["ConvKernelDim"]
+        out = a["SIMD"] * k_h * k_w if a["parallel_window"] else a["SIMD"]
+        return [(a["SIMD"], a["inputDataType"])], [(out, a["outputDataType"])]
 
     def cycles(self, a: dict[str, Any], version: str) -> int:
         cf = a["IFMChannels"] // a["SIMD"]
@@ -301,6 +317,10 @@ def _hls_variant(a: dict[str, Any]) -> str:
 @register
 class ConvolutionInputGeneratorHLS(NodeModel):
     op_type = "ConvolutionInputGenerator_hls"
+    folds = {"SIMD": lambda a: a["IFMChannels"]}
+
+    def choices(self, a: dict[str, Any], version: str) -> dict[str, tuple[Any, ...]]:
+        return {"ram_style": ("auto", "block", "distributed", "ultra"), "parallel_window": (0, 1)}
     versions = ("0.10.1",)
 
     def defaults(self, version: str) -> dict[str, Any]:
@@ -315,7 +335,7 @@ class ConvolutionInputGeneratorHLS(NodeModel):
         if a["IFMChannels"] % a["SIMD"]:
             # FINN's estimates do not check this; its folded shapes and finn-hlslib do
             raise EstimateError(f"{op}: SIMD must divide IFMChannels",
-                                hint="choose SIMD among the divisors of IFMChannels")
+                                hint="choose SIMD among the divisors of IFMChannels", attrs=("SIMD",))
 
     def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
         issues = []
@@ -324,7 +344,8 @@ class ConvolutionInputGeneratorHLS(NodeModel):
         if variant == _P1D:
             width *= a["ConvKernelDim"][0] * a["ConvKernelDim"][1]
         if width > HLS_MAX_STREAM_WIDTH:
-            issues.append(f"stream width {width} bits exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} (HLS)")
+            issues.append(Issue(f"stream width {width} bits exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} (HLS)",
+                                ("SIMD", "parallel_window") if variant == _P1D else ("SIMD",)))
         if a["dynamic_mode"]:
             issues.append("dynamic_mode is only supported by the RTL sliding window generator")
         if not a["is1D"]:
@@ -386,6 +407,11 @@ class ConvolutionInputGeneratorHLS(NodeModel):
                 ram_luts = (k + stride) * simd * ibits * _ceil(depth, 64)
         return {"BRAM_18K": bram, "BRAM_efficiency": 1, "LUT": 300 + ram_luts, "URAM": uram,
                 "URAM_efficiency": 1, "DSP": 0}
+
+    def streams(self, a: dict[str, Any]):
+        k_h, k_w = a["ConvKernelDim"]
+        out = a["SIMD"] * k_h * k_w if _hls_parallel_output(a) else a["SIMD"]
+        return [(a["SIMD"], a["inputDataType"])], [(out, a["outputDataType"])]
 
     def cycles(self, a: dict[str, Any], version: str) -> int:
         cf = a["IFMChannels"] // a["SIMD"]

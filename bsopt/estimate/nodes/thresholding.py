@@ -37,7 +37,7 @@ from typing import Any
 
 from qonnx.core.datatype import DataType
 
-from bsopt.estimate.base import HLS_MAX_STREAM_WIDTH, EstimateError, NodeModel, register
+from bsopt.estimate.base import HLS_MAX_STREAM_WIDTH, EstimateError, Issue, NodeModel, register
 
 #: FINN's AP_INT_MAX_W limit asserted by HLSBackend.get_ap_int_max_w.
 
@@ -87,18 +87,18 @@ def _common_check(op: str, a: dict[str, Any], allowed: dict[str, tuple]) -> None
         raise EstimateError(f"{op}: required attribute(s) {', '.join(missing)} not set")
     for key, values in allowed.items():
         if a[key] not in values:
-            raise EstimateError(f"{op}: {key} = {a[key]!r} not in {sorted(values)}")
+            raise EstimateError(f"{op}: {key} = {a[key]!r} not in {sorted(values)}", attrs=(key,))
     for key in ("inputDataType", "weightDataType", "outputDataType"):
         _dtype(a[key])
     pe, ch = a["PE"], a["NumChannels"]
     if pe < 1 or ch < 1:
-        raise EstimateError(f"{op}: PE ({pe}) and NumChannels ({ch}) must be positive")
+        raise EstimateError(f"{op}: PE ({pe}) and NumChannels ({ch}) must be positive", attrs=("PE",))
     if ch % pe:
         # FINN: Thresholding_rtl raises (memutil gets a fractional depth); Thresholding_hls computes
         # numbers anyway but its weight-file generation asserts the divisibility.
         raise EstimateError(
             f"{op}: PE={pe} does not divide NumChannels={ch} (FINN: 'The input x is not an integer.')",
-            hint="choose PE among the divisors of NumChannels",
+            hint="choose PE among the divisors of NumChannels", attrs=("PE",),
         )
 
 
@@ -121,6 +121,10 @@ def _dtype_codegen_issues(a: dict[str, Any], version: str, rtl: bool) -> list[st
     return out
 
 
+def _streams(a: dict[str, Any]):
+    return [(a["PE"], a["inputDataType"])], [(a["PE"], a["outputDataType"])]
+
+
 def _cycles(a: dict[str, Any]) -> int:
     return _num_vectors(a["numInputVectors"]) * (a["NumChannels"] // a["PE"])
 
@@ -128,6 +132,12 @@ def _cycles(a: dict[str, Any]) -> int:
 @register
 class ThresholdingHLS(NodeModel):
     op_type = "Thresholding_hls"
+    folds = {"PE": lambda a: a["NumChannels"]}
+
+    def choices(self, a: dict[str, Any], version: str) -> dict[str, tuple[Any, ...]]:
+        return {"ram_style": ("distributed", "block"),
+                "mem_mode": ("internal_embedded", "internal_decoupled"),
+                "runtime_writeable_weights": (0, 1)}
 
     _ALLOWED = {
         "mem_mode": ("internal_embedded", "internal_decoupled"),
@@ -153,7 +163,8 @@ class ThresholdingHLS(NodeModel):
         # internal_decoupled mode is added after that assert and is not checked by FINN).
         width = a["PE"] * max(_bits(a["inputDataType"]), _bits(a["outputDataType"]))
         if width > HLS_MAX_STREAM_WIDTH:
-            issues.append(f"stream width {width} bits exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} (HLS)")
+            issues.append(Issue(f"stream width {width} bits exceeds AP_INT_MAX_W={HLS_MAX_STREAM_WIDTH} (HLS)",
+                                ("PE",)))
         issues += _dtype_codegen_issues(a, version, rtl=False)
         return issues
 
@@ -173,6 +184,9 @@ class ThresholdingHLS(NodeModel):
 
     def cycles(self, a: dict[str, Any], version: str) -> int:
         return _cycles(a)
+
+    def streams(self, a: dict[str, Any]):
+        return _streams(a)
 
 
 @cache
@@ -217,6 +231,14 @@ def _rtl_memory(a: dict[str, Any]) -> dict[str, int | float]:
 @register
 class ThresholdingRTL(NodeModel):
     op_type = "Thresholding_rtl"
+    folds = {"PE": lambda a: a["NumChannels"]}
+
+    def choices(self, a: dict[str, Any], version: str) -> dict[str, tuple[Any, ...]]:
+        # the memory-depth thresholds above which FINN maps threshold memories to BRAM/URAM: 0 (off)
+        # and the powers of two up to the deepest memory (NumChannels * 2**(output bits - 1), PE = 1)
+        deepest = a["NumChannels"] << max(_bits(a["outputDataType"]) - 1, 0)
+        triggers = (0,) + tuple(1 << i for i in range(deepest.bit_length()) if 1 << i <= deepest)
+        return {"depth_trigger_uram": triggers, "depth_trigger_bram": triggers, "runtime_writeable_weights": (0, 1)}
 
     _ALLOWED = {
         "runtime_writeable_weights": (0, 1),
@@ -262,3 +284,6 @@ class ThresholdingRTL(NodeModel):
 
     def cycles(self, a: dict[str, Any], version: str) -> int:
         return _cycles(a)
+
+    def streams(self, a: dict[str, Any]):
+        return _streams(a)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bsopt.estimate.base import NodeModel, register
+from bsopt.estimate.base import Issue, NodeModel, register
 from bsopt.estimate.nodes._memory import (
     BRAM18_CAPACITY_BITS,
     URAM_CAPACITY_BITS,
@@ -60,6 +60,13 @@ _VVAU_DEFAULTS = {
 
 class _VVAU(NodeModel):
     """Memory, cycles and checks common to VVAU_hls and VVAU_rtl."""
+
+    folds = {"PE": lambda a: a["Channels"], "SIMD": lambda a: a["Kernel"][0] * a["Kernel"][1]}
+
+    def choices(self, a: dict[str, Any], version: str) -> dict[str, tuple[Any, ...]]:
+        return {"ram_style": ("auto", "block", "distributed", "ultra"),
+                "mem_mode": ("internal_embedded", "internal_decoupled", "external"),
+                "runtime_writeable_weights": (0, 1)}
 
     def defaults(self, version: str) -> dict[str, Any]:
         return dict(_VVAU_DEFAULTS)
@@ -118,6 +125,9 @@ class _VVAU(NodeModel):
             "DSP": self._dsps(a, part, version),
         }
 
+    def streams(self, a: dict[str, Any]):
+        return [(a["SIMD"] * a["PE"], a["inputDataType"])], [(a["PE"], a["outputDataType"])]
+
     def cycles(self, a: dict[str, Any], version: str) -> int:
         # FINN: int((C * k_h * k_w) / PE / SIMD * (dim_h * dim_w)), in floating point (batch 1).
         k_h, k_w = a["Kernel"]
@@ -130,6 +140,10 @@ class VVAUHls(_VVAU):
     """VVAU_hls: finn-hlslib Vector_Vector_Activate(_Stream)_Batch."""
 
     op_type = "VVAU_hls"
+
+    def choices(self, a: dict[str, Any], version: str) -> dict[str, tuple[Any, ...]]:
+        out = super().choices(a, version)
+        return {"ram_style": out.pop("ram_style"), "resType": ("auto", "lut", "dsp"), **out}
 
     def check(self, a: dict[str, Any], part: str, version: str) -> None:
         super().check(a, part, version)
@@ -160,13 +174,11 @@ class VVAUHls(_VVAU):
         op = self.op_type
         pe, simd = a["PE"], a["SIMD"]
         streams = [
-            ("input stream (PE * SIMD * input bits)", pe * simd * dtype_facts(a["inputDataType"])[0]),
+            ("input stream (PE * SIMD * input bits)", pe * simd * dtype_facts(a["inputDataType"])[0], ("PE", "SIMD")),
             ("output stream (PE * output bits)",
-             pe * dtype_facts(a["outputDataType"])[0] if a.get("outputDataType") else 0),
+             pe * dtype_facts(a["outputDataType"])[0] if a.get("outputDataType") else 0, ("PE",)),
         ]
-        if a["mem_mode"] in ("internal_decoupled", "external"):
-            streams.append(("weight stream (PE * SIMD * weight bits)",
-                            pe * simd * dtype_facts(a["weightDataType"])[0]))
+        # (VVAU_hls leaves its weight stream out of AP_INT_MAX_W: no limit from it)
         issues = hls_stream_issues(op, streams, checked=2)
         issues += binary_issue(op, a)
         issues += uram_writeable_issue(op, a, part, version)
@@ -189,8 +201,8 @@ class VVAURtl(_VVAU):
         issues = []
         # rtl/vectorvectoractivation_rtl.py: _resolve_dsp_version (dev) / _resolve_impl_style (0.10.1)
         if a["resType"] == "lut":
-            issues.append(f"{op} has no LUT-based implementation: resType 'lut' is rejected "
-                          "(use 'dsp' or 'auto', or VVAU_hls)")
+            issues.append(Issue(f"{op} has no LUT-based implementation: resType 'lut' is rejected "
+                                "(use 'dsp' or 'auto', or VVAU_hls)", ("resType",)))
         if not has_dsp58(part, version):
             issues.append(f"{op} is only supported on Versal (DSP58) parts, not {part}")
         # transformation/fpgadataflow/specialize_layers.py: _vvu_rtl_possible
@@ -204,8 +216,9 @@ class VVAURtl(_VVAU):
         if w_bits > 8 or w_min >= 0:
             issues.append(f"{op} needs signed weights of at most 8 bits, not {a['weightDataType']}")
         if a["mem_mode"] == "internal_embedded":
-            issues.append(f"{op} has no embedded weight memory: with mem_mode='internal_embedded' its "
-                          "weight stream is left unconnected (use internal_decoupled or external)")
+            issues.append(Issue(f"{op} has no embedded weight memory: with mem_mode='internal_embedded' its "
+                                "weight stream is left unconnected (use internal_decoupled or external)",
+                                ("mem_mode",)))
         issues += uram_writeable_issue(op, a, part, version)
         issues += output_dtype_issue(op, a)
         return issues

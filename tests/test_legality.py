@@ -1,0 +1,155 @@
+"""FINN's legality rules, one implementation: what the design space offers, what the exact solver
+keeps, what SetFolding seeds report and what strict estimates reject all come from the cost models'
+``issues`` (bsopt.estimate.legality). Expectations are hand-computed from FINN's rules."""
+
+from __future__ import annotations
+
+import pytest
+from finn_reference import prepost_model
+
+from bsopt.estimate import legality
+from bsopt.estimate.base import EstimateError, estimate_node
+from bsopt.space.design_space import load_design_space
+
+U250 = "xcu250-figd2104-2L-e"
+Z020 = "xc7z020clg400-1"
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def test_softmax_simd_keeps_its_float_stream_within_ap_int_max_w():
+    """HWSoftmax streams FLOAT32 lanes: SIMD * 32 <= 8191, so SIMD <= 255 even where 768 has larger divisors."""
+    a = {"ifm_dim": [1, 128, 768], "SIMD": 1, "input_data_type": "FLOAT32"}
+    assert legality.legal_values("HWSoftmax_hls", "SIMD", a, U250) == [d for d in _divisors(768) if d * 32 <= 8191]
+    with pytest.raises(EstimateError, match="AP_INT_MAX_W"):
+        estimate_node("HWSoftmax_hls", {**a, "SIMD": 256}, U250, strict=True)
+
+
+def test_hls_mvau_simd_needs_mw_over_1024_and_narrow_input_streams():
+    a = {"MW": 4096, "MH": 64, "PE": 1, "SIMD": 1, "inputDataType": "INT8", "weightDataType": "INT2",
+         "outputDataType": "INT8", "noActivation": 1}
+    simd = legality.legal_values("MVAU_hls", "SIMD", a, U250)
+    # SIMD >= 4096/1024 and SIMD * 8 input bits <= 8191 (the weight stream depends on PE as well:
+    # a joint rule, which the estimates reject, not a single value)
+    assert simd == [d for d in _divisors(4096) if d >= 4 and d * 8 <= 8191]
+    # the RTL MVAU has neither limit
+    assert legality.legal_values("MVAU_rtl", "SIMD", {**a, "weightDataType": "INT4", "inputDataType": "INT4"},
+                                 U250) == _divisors(4096)
+
+
+def test_weight_streams_are_a_joint_rule_strict_estimates_reject():
+    """FINN asserts nothing on MVAU_hls' weight stream, but its width goes into the AP_INT_MAX_W
+    define, which the ap_int headers cap at 32768 bits (PE * SIMD * weight bits, a rule on two values)."""
+    a = {"MW": 1024, "MH": 1024, "PE": 256, "SIMD": 32, "inputDataType": "INT2", "weightDataType": "INT8",
+         "outputDataType": "INT2", "noActivation": 1}
+    issues = legality.check("MVAU_hls", a, U250)
+    assert len(issues) == 1 and issues[0].attrs == {"PE", "SIMD", "mem_mode"}  # 256 * 32 * 8 = 65536 bits
+    assert not legality.check("MVAU_hls", {**a, "PE": 128}, U250)  # 32768 bits: the headers' limit
+    # embedded weights: only one PE's word (SIMD * bits) sets AP_INT_MAX_W
+    assert not legality.check("MVAU_hls", {**a, "mem_mode": "internal_embedded"}, U250)
+    with pytest.raises(EstimateError, match="weight stream"):
+        estimate_node("MVAU_hls", a, U250, strict=True)
+    estimate_node("MVAU_hls", a, U250)  # FINN's estimates accept it
+
+
+def test_ultra_ram_only_where_the_part_has_it():
+    a = {"MW": 64, "MH": 64, "PE": 1, "SIMD": 1, "inputDataType": "INT2", "weightDataType": "INT2",
+         "outputDataType": "INT2", "noActivation": 1, "runtime_writeable_weights": 1}
+    assert "ultra" in legality.legal_values("MVAU_hls", "ram_style", a, U250)
+    assert "ultra" not in legality.legal_values("MVAU_hls", "ram_style", a, Z020)
+
+
+def test_parallel_window_needs_simd_equal_to_the_channels():
+    """FINN's ConvolutionInputGenerator_rtl: parallel_window=1 needs SIMD = IFMChannels (unless
+    depthwise); the value is offered with that requirement, and a window whose output is a single
+    pixel cannot use it at all (FINN's RTL generator fails sizing its counters)."""
+    swg = {"ConvKernelDim": [3, 3], "IFMChannels": 64, "IFMDim": [16, 16], "OFMDim": [14, 14], "SIMD": 1,
+           "Stride": [1, 1], "Dilation": [1, 1], "inputDataType": "BIPOLAR", "outputDataType": "BIPOLAR"}
+    assert legality.legal_values("ConvolutionInputGenerator_rtl", "parallel_window", swg, U250) == [0, 1]
+    assert legality.requirements("ConvolutionInputGenerator_rtl", "parallel_window", 1, swg, U250, "latest",
+                                 {"SIMD": (1, 2, 32, 64)}) == {"SIMD": (64,)}
+    assert legality.legal_values("ConvolutionInputGenerator_rtl", "parallel_window", swg, U250,
+                                 others={"SIMD": (1, 2)}) == [0]
+    single = {**swg, "IFMDim": [3, 3], "OFMDim": [1, 1]}
+    assert legality.legal_values("ConvolutionInputGenerator_rtl", "parallel_window", single, U250) == [0]
+
+
+def _cnv_space(tmp_path, folding: str, part: str = U250, clock: float = 2.5):
+    bp = tmp_path / "cnv.yaml"
+    bp.write_text(f"""
+version: "3.0"
+name: cnv
+model: {prepost_model('cnv_w1a1')}
+hw_compiler:
+  kernels: [MVAU, ConvolutionInputGenerator, Pool, Thresholding, LabelSelect]
+target: {{part: {part}, clock_ns: {clock}}}
+folding:
+{folding}
+objectives: cycles_area
+search: {{strategy: exact}}
+""")
+    return load_design_space(bp)
+
+
+def test_the_space_offers_parallel_window_with_its_requirement(tmp_path):
+    space = _cnv_space(tmp_path, "  defaults: {PE: all, SIMD: all}\n  kinds:\n"
+                                 "    ConvolutionInputGenerator: {parallel_window: all}\n").require_valid()
+    params = {p.name: p for p in space.parameters}
+    pw = [p for n, p in params.items() if n.endswith(".parallel_window")]
+    assert pw
+    graph = space.model_info.dataflow
+    for p in pw:
+        layer = graph[p.name.split(".")[1]]
+        if layer.attrs["depthwise"]:
+            assert not p.requires  # a depthwise window takes any SIMD
+            continue
+        assert p.requires == ((1, f"folding.{layer.name}.SIMD", (layer.attrs["IFMChannels"],)),)
+        # a configuration pairing parallel_window=1 with another SIMD falls back to FINN's default
+        base = space.values_at(0)
+        simd = params[f"folding.{layer.name}.SIMD"]
+        other = next(v for v in simd.choices if v != layer.attrs["IFMChannels"])
+        cfg = space.config_from_values({**base, p.name: 1, simd.name: other})
+        assert "parallel_window" not in cfg.folding_config.get(layer.name, {})
+        cfg = space.config_from_values({**base, p.name: 1, simd.name: layer.attrs["IFMChannels"]})
+        assert cfg.folding_config[layer.name]["parallel_window"] == 1
+
+
+def test_a_folding_factor_left_at_an_illegal_value_is_said(tmp_path):
+    """An HLS MVAU with MW = 1152 needs SIMD >= 2: a folding section that varies only PE leaves
+    SIMD = 1, which FINN's code generation rejects on every configuration."""
+    space = _cnv_space(tmp_path, "  kinds:\n    MVAU: {PE: all}\n")
+    warnings = [str(w) for w in space.validate() if w.severity == "warning"]
+    assert any("MVAU_hls_" in w and "SIMD=1" in w and "code generation" in w for w in warnings), warnings
+    assert not any("MVAU_hls_0" in w for w in warnings)  # MW = 27: SIMD = 1 is fine
+
+
+def test_the_estimate_backend_marks_what_codegen_rejects_infeasible(tmp_path):
+    """A configuration FINN estimates but cannot generate code for is built (its metrics are FINN's
+    estimates) and is infeasible: the study's 'FINN code generation' constraint is violated."""
+    from bsopt.backends.estimate import EstimateBackend
+    from bsopt.study.objectives import CODEGEN_CONSTRAINT, ObjectiveSet
+
+    space = _cnv_space(tmp_path, "  kinds:\n    MVAU: {PE: all}\n").require_valid()
+    objectives = ObjectiveSet.from_space(space)
+    assert CODEGEN_CONSTRAINT in [c.name for c in objectives.constraints]
+    result = EstimateBackend.for_space(space).build(space.config(0))
+    assert result.ok and result.values["codegen_issues"] >= 1
+    assert any("SIMD >= MW/1024" in w for w in result.warnings)
+    assert objectives.violations(result.values)[CODEGEN_CONSTRAINT] > 0
+
+
+def test_set_folding_reports_the_same_rules():
+    """SetFolding seeds: the folding FINN's SetFolding picks for a slow target is reported with the
+    issues the estimates' strict mode raises."""
+    from bsopt.estimate.autofold import set_folding
+    from bsopt.lowering import lower
+
+    graph = lower(str(prepost_model("cnv_w1a1")))
+    auto = set_folding(graph, 10**9)
+    assert auto.codegen_issues
+    for name, issues in auto.codegen_issues.items():
+        layer = graph[name]
+        a = {**layer.attrs, **auto.config[name]}
+        assert [str(i) for i in legality.check(layer.op_type, a, graph.fpgapart)] == [str(i) for i in issues]
