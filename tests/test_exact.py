@@ -135,3 +135,42 @@ def test_auto_solves_separable_spaces_exactly_and_falls_back_otherwise(tmp_path,
     assert main(["study", "create", "cli", "--blueprint", str(bp), "--n-trials", "1000", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "exact front" in out and f"{len(front.points)} point(s)" in out
+
+
+@pytest.mark.parametrize("insert", ["dwc", "dwc_fifo"])
+def test_exact_front_with_finns_inserted_nodes_equals_brute_force(tmp_path, insert):
+    """With the converters and FIFOs FINN inserts between layers costed (the estimate backend's
+    insert option), a converter depends on the two layers it joins: the solver keeps the chain's
+    pairwise terms and still returns the front every configuration's estimate gives."""
+    bp = tmp_path / "ins.yaml"
+    bp.write_text(f"""
+version: "3.0"
+name: exact-inserted
+model: {prepost_model("tfc_w2a2")}
+hw_compiler:
+  build_steps: [step_streamline, step_minimize_bit_width]
+target: {{part: xczu7ev-ffvc1156-2-e, clock_ns: 10.0}}
+objectives: [max_cycles, LUT, BRAM_18K]
+backend: {{name: estimate, options: {{insert: {insert}}}}}
+search:
+  constraints: [{{metric: LUT, operator: '<=', value: 9000}}]
+folding:
+{PER_LAYER}""")
+    space = load_design_space(bp).require_valid()
+    objectives = ObjectiveSet.from_space(space)
+    backend = EstimateBackend.for_space(space)
+    assert backend.insert == insert
+    front = exact_front(space, objectives, backend)
+    rows = []
+    for k in range(space.get_total_combinations()):
+        r = backend.build(space.config(k))
+        if r.ok and all(v <= 0 for v in objectives.violations(r.values).values()):
+            rows.append([r.values[m] for m in objectives.metrics])
+    expected = {tuple(pts) for pts in np.array(rows)[queries.front_indices(np.array(rows))]}
+    assert vectors(front, objectives) == expected
+    plain = exact_front(space, objectives, EstimateBackend(space.model_path, "latest", "xczu7ev-ffvc1156-2-e"))
+    assert vectors(plain, objectives) != expected  # the inserted nodes move the front
+    for p in front.points[:: max(1, len(front.points) // 5)]:
+        r = backend.build(space.config_from_values({**space.values_at(0), **p["values"]}))
+        assert {m: r.values[m] for m in ("max_cycles", "LUT", "BRAM_18K", "URAM")} == {
+            m: p["metrics"][m] for m in ("max_cycles", "LUT", "BRAM_18K", "URAM")}

@@ -40,6 +40,7 @@ class Node:
     attrs: dict[str, Any]
     inserted: bool = False
     layer: str = ""  # the IR layer's name (FINN may number it differently after insertion)
+    shape: tuple[int, ...] = ()  # the (unfolded) output shape
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     # (elements per transfer, dtype) of each input / output stream
@@ -98,7 +99,7 @@ def with_inserted(layers, version: str, mode: str = "dwc_fifo") -> list[Node]:
     for layer in layers:
         ins, outs = _streams(layer.op_type, layer.attrs, version, layer.name)
         node = Node(layer.name, layer.op_type, layer.attrs, inputs=list(layer.inputs), outputs=[layer.output],
-                    ins=list(ins), outs=list(outs), layer=layer.name)
+                    ins=list(ins), outs=list(outs), layer=layer.name, shape=tuple(layer.out_shape))
         nodes.append(node)
         for t in node.inputs:
             readers.setdefault(t, []).append(node)
@@ -143,7 +144,7 @@ def with_inserted(layers, version: str, mode: str = "dwc_fifo") -> list[Node]:
                     continue
                 stream_out = n.outs[out_idx] if out_idx < len(n.outs) else n.outs[0]
                 if stream_out[0] != stream_in[0]:
-                    splice(i + 1, n, out_idx, c, in_idx, _dwc(stream_out, stream_in, [stream_out[0]]))
+                    splice(i + 1, n, out_idx, c, in_idx, _dwc(stream_out, stream_in, n.shape))
         i += 1
     nodes = _sort(nodes)
     if mode == "dwc_fifo":
@@ -214,3 +215,44 @@ def _sort(nodes: list[Node]) -> list[Node]:
         for d in deps.values():
             d -= done
     return [nodes[i] for i in order]
+
+
+# ---------------------------------------------------------------------------- per edge (exact solver)
+def stream_key(op_type: str, attrs: dict[str, Any], version: str, name: str = "",
+               shape: tuple[int, ...] = ()) -> tuple:
+    """What decides the nodes FINN inserts around a layer: its streams, FIFO depth attributes and
+    output shape."""
+    ins, outs = _streams(op_type, attrs, version, name or op_type)
+    return (tuple(ins), tuple(outs), tuple(_depth(attrs, "inFIFODepths", i) for i in range(max(len(ins), 1))),
+            tuple(_depth(attrs, "outFIFODepths", i) for i in range(max(len(outs), 1))), tuple(shape))
+
+
+def edge_nodes(producer: tuple, out_idx: int, consumer: tuple, in_idx: int, mode: str) -> list[Node]:
+    """The nodes FINN puts on one edge between two layers (given by :func:`stream_key`): a converter
+    where the elements per transfer differ, and (``dwc_fifo``) a FIFO on each side of it."""
+    p_ins, p_outs, _, p_out_depths, p_shape = producer
+    c_ins, _, c_in_depths, _, _ = consumer
+    out = p_outs[min(out_idx, len(p_outs) - 1)]
+    into = c_ins[in_idx]
+    nodes = []
+    dwc = _dwc(out, into, p_shape) if out[0] != into[0] else None
+    if dwc is not None:
+        nodes.append(dwc)
+    if mode == "dwc_fifo":
+        p_depth = p_out_depths[min(out_idx, len(p_out_depths) - 1)]
+        c_depth = c_in_depths[min(in_idx, len(c_in_depths) - 1)]
+        if dwc is not None:  # a DWC's own FIFO depths are FINN's default [2]
+            nodes += [_fifo(p_outs[0], max(p_depth, 2)), _fifo(dwc.outs[0], max(2, c_depth))]
+        else:
+            nodes.append(_fifo(p_outs[0], max(p_depth, c_depth)))
+    return nodes
+
+
+def boundary_nodes(key: tuple, side: str, index: int, mode: str) -> list[Node]:
+    """The FIFO FINN puts before the graph's first layer (``side="in"``) or after its last (``"out"``)."""
+    if mode != "dwc_fifo":
+        return []
+    ins, outs, in_depths, out_depths, _ = key
+    if side == "in":
+        return [_fifo(ins[index], max(in_depths[min(index, len(in_depths) - 1)], 2))]
+    return [_fifo(outs[min(index, len(outs) - 1)], max(out_depths[min(index, len(out_depths) - 1)], 2))]

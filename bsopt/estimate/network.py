@@ -233,11 +233,14 @@ def estimate_network(
                     raise EstimateError(f"{node.name} (inserted by FINN): {exc.message}", hint=exc.hint) from exc
                 cyc[node.name] = int(est.pop("cycles"))
                 res[node.name] = est
+                issues = [str(i) for i in node_issues(node.op_type, node.attrs, part, version)] if codegen else []
+                if issues:
+                    rejected[node.name] = issues
             else:  # under FINN's name after insertion (on branching graphs it can differ)
                 res[node.name], cyc[node.name] = layer_res[node.layer], layer_cyc[node.layer]
         renamed = {node.layer: node.name for node in nodes if not node.inserted}
         layer_res, layer_cyc = res, cyc
-        rejected = {renamed[k]: v for k, v in rejected.items()}
+        rejected = {renamed.get(k, k): v for k, v in rejected.items()}
     # FINN's dataflow_performance: first slowest node wins; critical path = longest path sum (the
     # inserted nodes take no cycles in FINN's estimates)
     max_cycles, max_name = 0, ""

@@ -52,6 +52,14 @@ class LayerTable:
     values: list[tuple[Any, ...]]  # per option: the values of ``params``
     cycles: np.ndarray  # (n,)
     sums: np.ndarray  # (n, len(SUM_METRICS))
+    #: per option, each layer's stream key (bsopt.estimate.inserted.stream_key), when the estimate
+    #: includes the nodes FINN inserts between layers
+    keys: list[dict[str, tuple]] | None = None
+    #: inserted nodes on edges to the previous table's layers: their sums by (previous table's
+    #: ``out_state``, this table's ``in_state``) — the pairwise terms of a chain
+    pair: np.ndarray | None = None  # (previous states, states, len(SUM_METRICS))
+    in_state: np.ndarray | None = None  # (n,) ints
+    out_state: np.ndarray | None = None  # (n,) ints
 
 
 @dataclass
@@ -131,6 +139,11 @@ def why_not_separable(space, objectives) -> str | None:
         combos *= p.size
     if combos > MAX_GLOBAL_COMBINATIONS:
         return f"{combos} combinations of global choices exceed {MAX_GLOBAL_COMBINATIONS}"
+    if space.blueprint.backend == "estimate" and space.blueprint.backend_options.get("insert", "none") != "none":
+        graph = space.model_info.dataflow if space.model_info is not None else None
+        if graph is not None and any(layer.kind == "DuplicateStreams" for layer in graph):
+            return ("with FINN's inserted converters and FIFOs costed, a branching graph couples layers beyond "
+                    "a chain of neighbours")
     return None
 
 
@@ -221,6 +234,11 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
     plain = {layer.name: dict(layer.attrs) for layer in
              estimator.configured(graph, {"Defaults": defaults} if defaults else None).layers}
     grouped = {name for layers, _ in groups for name in layers}
+    insert = getattr(estimator, "insert", "none")
+    if insert != "none":
+        from bsopt.estimate.inserted import stream_key
+
+        shapes = {layer.name: tuple(layer.out_shape) for layer in g0.layers}
     const = np.zeros(len(SUM_METRICS))
     const_cycles = 0.0
     n_est = 0
@@ -233,7 +251,7 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
         const_cycles = max(const_cycles, float(est["cycles"]))
     tables: list[LayerTable] = []
     for layers, params in groups:
-        values, cycles, sums = [], [], []
+        values, cycles, sums, keys = [], [], [], []
         seen: set[str] = set()
         for combo in itertools.product(*[[p.value_at(i) for i in range(p.size)] for p in params]):
             cfg = space.config_from_values({**base, **{p.name: v for p, v in zip(params, combo, strict=True)}})
@@ -243,7 +261,7 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
             if entries in seen:
                 continue
             seen.add(entries)
-            c, sm, ok = 0.0, np.zeros(len(SUM_METRICS)), True
+            c, sm, ok, key = 0.0, np.zeros(len(SUM_METRICS)), True, {}
             for name in layers:
                 if name not in plain:  # a FINN-side alias (a transpose's Shuffle name), not a layer
                     continue
@@ -257,15 +275,184 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
                     break
                 c = max(c, float(est["cycles"]))
                 sm += [float(est.get(k, 0)) for k in SUM_METRICS]
+                if insert != "none":
+                    key[name] = stream_key(base_attrs[name][0], a, version, name, shapes[name])
             if ok:
                 values.append(combo)
                 cycles.append(c)
                 sums.append(sm)
+                keys.append(key)
         if not values:
             raise BsoptError(f"{', '.join(layers)}: no folding option the cost models accept")
         tables.append(LayerTable("+".join(layers), [p.name for p in params], values, np.array(cycles),
-                                 np.array(sums)))
+                                 np.array(sums), keys if insert != "none" else None))
+    if insert != "none":
+        const_keys = {name: stream_key(op, attrs, version, name, shapes[name]) for name, (op, attrs) in base_attrs.items()
+                      if name not in grouped}
+        tables, const = _with_inserted_costs(tables, const, g0, const_keys, insert, part, version, estimator)
     return tables, const, const_cycles, n_est
+
+
+# ------------------------------------------------------------------------------ inserted nodes
+def _with_inserted_costs(tables, const, g0, const_keys, mode, part, version, estimator):
+    """Add the cost of the nodes FINN inserts between layers (converters, FIFOs) to the tables: an
+    edge inside a group or between a group and a layer without choices is part of that group's
+    options; an edge between two groups is a pairwise term, supported between consecutive tables (a
+    chain, as in CNNs and MLPs) and NotSeparable otherwise (branching encoders: use a sampler)."""
+    from bsopt.estimate.inserted import boundary_nodes, edge_nodes
+
+    owner = {name: i for i, t in enumerate(tables) for name in (t.keys[0] if t.keys else {})}
+    memo: dict[tuple, np.ndarray] = {}
+
+    def cost(nodes) -> np.ndarray:
+        """The inserted nodes' summed resources; infinite where FINN rejects one (no option)."""
+        out = np.zeros(len(SUM_METRICS))
+        for n in nodes:
+            k = (n.op_type, json.dumps(n.attrs, sort_keys=True))
+            if k not in memo:
+                try:
+                    est = estimator.node_estimate(n.op_type, n.attrs, part, version)
+                    memo[k] = np.array([float(est.get(m, 0)) for m in SUM_METRICS])
+                except BsoptError:
+                    memo[k] = np.full(len(SUM_METRICS), np.inf)
+            out = out + memo[k]
+        return out
+
+    def key_of(name, i_opt=None):
+        return const_keys[name] if name not in owner else tables[owner[name]].keys[i_opt][name]
+
+    # the edges FINN inserts nodes on (a DuplicateStreams layer feeds its readers in graph order)
+    producer = {layer.output: layer for layer in g0.layers}
+    readers: dict[str, list] = {}
+    for layer in g0.layers:
+        for t in layer.inputs:
+            readers.setdefault(t, []).append(layer)
+    edges = []
+    for layer in g0.layers:
+        key = key_of(layer.name, 0)
+        for in_idx, t in enumerate(layer.inputs):
+            p = producer.get(t)
+            if p is None or in_idx >= len(key[0]) or key[0][in_idx] is None:
+                continue
+            users = readers.get(t, [])
+            if len(key_of(p.name, 0)[1]) < 2 and len(users) != 1:
+                continue  # FINN inserts nothing on a fan-out it cannot stitch
+            edges.append((p.name, users.index(layer), layer.name, in_idx))
+    consumed = {t for layer in g0.layers for t in layer.inputs}
+    first = next((layer for layer in g0.layers if any(t not in producer for t in layer.inputs[:1])), None)
+    last = next((layer for layer in reversed(g0.layers) if layer.output not in consumed), None)
+
+    tables = [LayerTable(t.layer, t.params, t.values, t.cycles, np.array(t.sums, dtype=float), t.keys)
+              for t in tables]
+    const = np.array(const, dtype=float)
+    pairs: dict[int, list] = {}
+    for p_name, out_idx, c_name, in_idx in edges:
+        gp, gc = owner.get(p_name), owner.get(c_name)
+        if gp is None and gc is None:
+            const += cost(edge_nodes(const_keys[p_name], out_idx, const_keys[c_name], in_idx, mode))
+        elif gp is None or gc is None or gp == gc:
+            g = gc if gp is None else gp
+            t = tables[g]
+            for o in range(len(t.values)):
+                t.sums[o] += cost(edge_nodes(key_of(p_name, o), out_idx, key_of(c_name, o), in_idx, mode))
+        elif gc == gp + 1:
+            pairs.setdefault(gc, []).append((p_name, out_idx, c_name, in_idx))
+        else:
+            raise NotSeparable(f"with FINN's inserted nodes costed, the edge {p_name} -> {c_name} couples layers "
+                               "whose choices are not neighbours in a chain (a branching graph): use a sampler")
+    for side, layer, index in (("in", first, 0), ("out", last, 0)):
+        if layer is None:
+            continue
+        if layer.name in owner:
+            t = tables[owner[layer.name]]
+            for o in range(len(t.values)):
+                t.sums[o] += cost(boundary_nodes(key_of(layer.name, o), side, index, mode))
+        else:
+            const += cost(boundary_nodes(const_keys[layer.name], side, index, mode))
+    for gc, pair_edges in pairs.items():
+        prev, t = tables[gc - 1], tables[gc]
+        out_keys = [tuple(prev.keys[o][p] for p, _, _, _ in pair_edges) for o in range(len(prev.values))]
+        in_keys = [tuple(t.keys[o][c] for _, _, c, _ in pair_edges) for o in range(len(t.values))]
+        out_ids, in_ids = {k: i for i, k in enumerate(dict.fromkeys(out_keys))}, \
+            {k: i for i, k in enumerate(dict.fromkeys(in_keys))}
+        pair = np.zeros((len(out_ids), len(in_ids), len(SUM_METRICS)))
+        for ok_, i in out_ids.items():
+            for ik, j in in_ids.items():
+                for (_, out_idx, _, in_idx), pk, ck in zip(pair_edges, ok_, ik, strict=True):
+                    pair[i, j] += cost(edge_nodes(pk, out_idx, ck, in_idx, mode))
+        prev.out_state = np.array([out_ids[k] for k in out_keys])
+        t.in_state = np.array([in_ids[k] for k in in_keys])
+        t.pair = pair
+    return tables, const
+
+
+def _chain_merge(front, full, state, choice, t, sel, dims, bound):
+    """Merge a table's options ``sel`` into a partial front with the pairwise terms to the previous
+    table: candidates are pruned to the bounds and to the non-dominated ones per outgoing state."""
+    opts = t.sums[sel]
+    add = opts[None, :, :]
+    if t.pair is not None:
+        add = add + t.pair[state[:, None], t.in_state[sel][None, :], :]
+    cand = full[:, None, :] + add  # (n, m, all sums)
+    n, m = cand.shape[:2]
+    cand = cand.reshape(n * m, -1)
+    idx_f = np.repeat(np.arange(n), m)
+    idx_o = np.tile(np.arange(m), n)
+    ok = np.all(cand[:, dims] <= bound + 1e-9, axis=1) & np.all(np.isfinite(cand), axis=1)
+    cand, idx_f, idx_o = cand[ok], idx_f[ok], idx_o[ok]
+    new_state = t.out_state[sel][idx_o] if t.out_state is not None else np.zeros(len(idx_o), dtype=int)
+    keep = []
+    for s in np.unique(new_state):
+        rows = np.nonzero(new_state == s)[0]
+        keep.extend(rows[_nondominated(cand[rows][:, dims])])
+    keep = np.array(sorted(keep), dtype=int)
+    return (cand[keep], new_state[keep],
+            np.column_stack([choice[idx_f[keep]], sel[idx_o[keep]]]) if len(keep) else np.zeros((0, choice.shape[1] + 1), dtype=int))
+
+
+def _fronts_by_cycle_chain(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx):
+    """:func:`_fronts_by_cycle` with pairwise terms between consecutive tables (FINN's inserted
+    converters and FIFOs): the partial fronts keep, per point, the state of the last merged table."""
+    full_bound = bound - const
+    sub_bound = full_bound[dims]
+    if cycle_obj:
+        cands = sorted({c for t in tables for c in t.cycles} | {const_cycles})
+        cands = [c for c in cands if c >= max([const_cycles] + [t.cycles.min() for t in tables]) and c <= cyc_bound]
+    else:
+        top = max([const_cycles] + [t.cycles.max() for t in tables])
+        cands = [min(top, cyc_bound)]
+    prev = None
+    obj_cols = [dims.index(i) for i in sum_idx]
+    for C in cands:
+        full = np.zeros((1, len(SUM_METRICS)))
+        state = np.zeros(1, dtype=int)
+        choice = np.zeros((1, 0), dtype=int)
+        ok = True
+        for t in tables:
+            sel = np.nonzero(t.cycles <= C)[0]
+            if len(sel) == 0:
+                ok = False
+                break
+            full, state, choice = _chain_merge(full, full, state, choice, t, sel, dims, sub_bound)
+            if len(full) == 0:
+                ok = False
+                break
+        if not ok:
+            continue
+        objs = full[:, sum_idx] if obj_cols else np.zeros((len(full), 0))
+        keep = _nondominated(objs) if obj_cols else np.array([0])
+        full, choice, objs = full[keep], choice[keep], objs[keep]
+        actual = np.array([max([const_cycles] + [t.cycles[k] for t, k in zip(tables, ch, strict=True)])
+                           for ch in choice])
+        mask = actual == C if cycle_obj else np.ones(len(full), dtype=bool)
+        if prev is not None and len(prev) and obj_cols:
+            dominated = np.array([np.any(np.all(prev <= o, axis=1)) for o in objs])
+            mask &= ~dominated
+        elif prev is not None and not obj_cols:
+            mask[:] = False
+        if mask.any():
+            yield actual[mask], full[mask] + const, choice[mask]
+        prev = objs
 
 
 # ------------------------------------------------------------------------------ fronts
@@ -358,10 +545,15 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
                 tables.append(LayerTable(t.layer, t.params, t.values, np.asarray(cyc, dtype=float),
                                          np.asarray(sums, dtype=float)))
         # the summed dimensions the merge keeps: objectives, and bounded resources (for exactness)
-        used = {i for i in range(len(SUM_METRICS)) if const[i] or any(t.sums[:, i].any() for t in tables)}
+        used = {i for i in range(len(SUM_METRICS)) if const[i] or any(t.sums[:, i].any() for t in tables)
+                or any(t.pair is not None and t.pair[..., i].any() for t in tables)}
         dims = sorted(set(sum_idx) | {i for i in used if np.isfinite(bound[i])})
-        for cycles, sums, choice in _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound,
-                                                     cycle_obj, sum_idx):
+        chain = any(t.keys is not None for t in tables)
+        if chain and correction is not None:
+            raise NotSeparable("surrogate corrections with FINN's inserted nodes costed are not supported")
+        fronts = (_fronts_by_cycle_chain if chain else _fronts_by_cycle)(
+            tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx)
+        for cycles, sums, choice in fronts:
             for c, s, ch in zip(cycles, sums, choice, strict=True):
                 values = dict(gvals)
                 for tab, k in zip(tables, ch, strict=True):
