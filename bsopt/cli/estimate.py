@@ -44,11 +44,17 @@ def estimate(
     finn_version: str = VERSION,
     out: Path = typer.Option(None, "--out", "-o", help="Write FINN's estimate report files into this folder."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    insert: str = typer.Option("none", "--insert", help="Also estimate the nodes a real FINN build inserts: "
+                               "none | dwc (data-width converters) | dwc_fifo (and FIFOs: FINN's res_estimation "
+                               "after InsertDWC + InsertFIFO)."),
 ):
     """Estimate resources, cycles and throughput per layer, as FINN's estimate reports would."""
+    from bsopt.choices import INSERT_MODES
     from bsopt.estimate.network import estimate_network
 
     _check_clock(clock_ns)
+    if insert not in INSERT_MODES:
+        raise InputError(f"unknown insert mode {insert!r}", where="--insert", hint="modes: " + ", ".join(INSERT_MODES))
     fpgapart = resolve_part(part, board)
     graph = _load_graph(model, fpgapart, finn_version)
     cfg = None
@@ -56,7 +62,7 @@ def estimate(
         from bsopt.ir.folding_config import check_folding_config
 
         cfg = check_folding_config(read_json(folding, "folding config JSON"), str(folding))
-    est = estimate_network(graph, cfg, part=fpgapart, clock_ns=clock_ns, finn_version=finn_version)
+    est = estimate_network(graph, cfg, part=fpgapart, clock_ns=clock_ns, finn_version=finn_version, insert=insert)
     if out is not None:
         est.write_reports(out)
     if as_json:
@@ -73,7 +79,7 @@ def estimate(
             if name in folded:
                 folded[name] = {**folded[name], **entry}
     for name, res in est.layer_resources.items():
-        a = folded.get(name, {})
+        a = folded.get(name, {}) if not name.startswith(("StreamingDataWidthConverter", "StreamingFIFO")) else {}
         style = "bold" if name == est.max_cycles_node_name else None
         table.add_row(name, str(a.get("PE", "")), str(a.get("SIMD", "")), f"{est.layer_cycles[name]:,}",
                       _num(res.get("LUT")), _num(res.get("BRAM_18K")), _num(res.get("URAM")), _num(res.get("DSP")),

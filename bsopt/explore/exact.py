@@ -386,7 +386,7 @@ def _with_inserted_costs(tables, const, g0, const_keys, mode, part, version, est
     return tables, const
 
 
-def _chain_merge(front, full, state, choice, t, sel, dims, bound):
+def _chain_merge(full, state, choice, t, sel, dims, bound):
     """Merge a table's options ``sel`` into a partial front with the pairwise terms to the previous
     table: candidates are pruned to the bounds and to the non-dominated ones per outgoing state."""
     opts = t.sums[sel]
@@ -413,17 +413,10 @@ def _chain_merge(front, full, state, choice, t, sel, dims, bound):
 def _fronts_by_cycle_chain(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx):
     """:func:`_fronts_by_cycle` with pairwise terms between consecutive tables (FINN's inserted
     converters and FIFOs): the partial fronts keep, per point, the state of the last merged table."""
-    full_bound = bound - const
-    sub_bound = full_bound[dims]
-    if cycle_obj:
-        cands = sorted({c for t in tables for c in t.cycles} | {const_cycles})
-        cands = [c for c in cands if c >= max([const_cycles] + [t.cycles.min() for t in tables]) and c <= cyc_bound]
-    else:
-        top = max([const_cycles] + [t.cycles.max() for t in tables])
-        cands = [min(top, cyc_bound)]
+    sub_bound = (bound - const)[dims]
     prev = None
     obj_cols = [dims.index(i) for i in sum_idx]
-    for C in cands:
+    for C in _cycle_bounds(tables, const_cycles, cyc_bound, cycle_obj):
         full = np.zeros((1, len(SUM_METRICS)))
         state = np.zeros(1, dtype=int)
         choice = np.zeros((1, 0), dtype=int)
@@ -433,7 +426,7 @@ def _fronts_by_cycle_chain(tables, const, const_cycles, dims, bound, cyc_bound, 
             if len(sel) == 0:
                 ok = False
                 break
-            full, state, choice = _chain_merge(full, full, state, choice, t, sel, dims, sub_bound)
+            full, state, choice = _chain_merge(full, state, choice, t, sel, dims, sub_bound)
             if len(full) == 0:
                 ok = False
                 break
@@ -442,14 +435,7 @@ def _fronts_by_cycle_chain(tables, const, const_cycles, dims, bound, cyc_bound, 
         objs = full[:, sum_idx] if obj_cols else np.zeros((len(full), 0))
         keep = _nondominated(objs) if obj_cols else np.array([0])
         full, choice, objs = full[keep], choice[keep], objs[keep]
-        actual = np.array([max([const_cycles] + [t.cycles[k] for t, k in zip(tables, ch, strict=True)])
-                           for ch in choice])
-        mask = actual == C if cycle_obj else np.ones(len(full), dtype=bool)
-        if prev is not None and len(prev) and obj_cols:
-            dominated = np.array([np.any(np.all(prev <= o, axis=1)) for o in objs])
-            mask &= ~dominated
-        elif prev is not None and not obj_cols:
-            mask[:] = False
+        actual, mask = _new_points(tables, const_cycles, choice, objs, C, prev, cycle_obj)
         if mask.any():
             yield actual[mask], full[mask] + const, choice[mask]
         prev = objs
@@ -591,17 +577,10 @@ def _vector(metrics: dict[str, float], objectives) -> list[float]:
 
 def _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx):
     """Yield (max_cycles, full sums, per-layer option indices) of the front points, bound by bound."""
-    full_bound = bound - const
-    sub_bound = full_bound[dims]
-    if cycle_obj:
-        cands = sorted({c for t in tables for c in t.cycles} | {const_cycles})
-        cands = [c for c in cands if c >= max([const_cycles] + [t.cycles.min() for t in tables]) and c <= cyc_bound]
-    else:
-        top = max([const_cycles] + [t.cycles.max() for t in tables])
-        cands = [min(top, cyc_bound)]
+    sub_bound = (bound - const)[dims]
     prev = None  # the previous bound's front (objective sums), to drop points it dominates
     obj_cols = [dims.index(i) for i in sum_idx]
-    for C in cands:
+    for C in _cycle_bounds(tables, const_cycles, cyc_bound, cycle_obj):
         front = np.zeros((1, len(dims)))
         choice = np.zeros((1, 0), dtype=int)
         ok = True
@@ -623,20 +602,36 @@ def _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_
         objs = front[:, obj_cols] if obj_cols else np.zeros((len(front), 0))
         keep = _nondominated(objs) if obj_cols else np.array([0])
         front, choice, objs = front[keep], choice[keep], objs[keep]
-        actual = np.array([max([const_cycles] + [t.cycles[k] for t, k in zip(tables, ch, strict=True)])
-                           for ch in choice])
-        mask = actual == C if cycle_obj else np.ones(len(front), dtype=bool)
-        if prev is not None and len(prev) and obj_cols:
-            dominated = np.array([np.any(np.all(prev <= o, axis=1)) for o in objs])
-            mask &= ~dominated
-        elif prev is not None and not obj_cols:
-            mask[:] = False  # only cycles matter: the smallest feasible bound is the front
+        actual, mask = _new_points(tables, const_cycles, choice, objs, C, prev, cycle_obj)
         if mask.any():
             full = np.tile(const, (int(mask.sum()), 1))
             for t, col in zip(tables, choice[mask].T, strict=True):
                 full += t.sums[col]
             yield actual[mask], full, choice[mask]
         prev = objs if prev is None else objs  # each bound's front contains the previous one's
+
+
+def _cycle_bounds(tables, const_cycles, cyc_bound, cycle_obj) -> list[float]:
+    """The max-cycle bounds to solve for: every distinct feasible cycle value (a cycle objective), or
+    the one loosest bound."""
+    if not cycle_obj:
+        top = max([const_cycles] + [t.cycles.max() for t in tables])
+        return [min(top, cyc_bound)]
+    lowest = max([const_cycles] + [t.cycles.min() for t in tables])
+    return [c for c in sorted({c for t in tables for c in t.cycles} | {const_cycles}) if lowest <= c <= cyc_bound]
+
+
+def _new_points(tables, const_cycles, choice, objs, C, prev, cycle_obj):
+    """(actual max cycles, mask) of a bound's front points that are on the whole front: max cycles
+    exactly ``C`` and not weakly dominated by the previous bound's front."""
+    actual = np.array([max([const_cycles] + [t.cycles[k] for t, k in zip(tables, ch, strict=True)])
+                       for ch in choice])
+    mask = actual == C if cycle_obj else np.ones(len(choice), dtype=bool)
+    if prev is not None and len(prev) and objs.shape[1]:
+        mask &= ~np.array([np.any(np.all(prev <= o, axis=1)) for o in objs])
+    elif prev is not None and not objs.shape[1]:
+        mask[:] = False  # only cycles matter: the smallest feasible bound is the front
+    return actual, mask
 
 
 def spread(points: list[dict[str, Any]], objectives, k: int | None) -> list[dict[str, Any]]:

@@ -782,15 +782,19 @@ def _joint_rules(d: Diagnostics, layer, chosen: dict, backend_values, part: str,
         if len(keep) == len(values):
             continue
         dropped = [v for v in values if v not in keep]
-        why = legality.check(op_type, {**base, **{k: v[0] for k, v in others.items()}, attr: dropped[0]}, part, version)
+        why = [i for i in legality.check(op_type, {**base, **{k: v[0] for k, v in others.items()}, attr: dropped[0]},
+                                         part, version) if attr in i.attrs]
         reason = f" (FINN: {why[0]})" if why else ""
+        involved = sorted(set().union(*(i.attrs for i in why)) - {attr}) if why else []
+        with_what = ", ".join(f"{k}={fixed[k]}" if k in fixed else f"{k} in {list(others[k])}" for k in involved
+                              if k in fixed or k in others) or "the other choices of the folding section"
         if not keep:
-            d.error(path, f"no {attr} value of {layer.name} goes with the other choices of the folding "
-                    f"section{reason}", "widen the other attributes' values (e.g. SIMD: all)")
+            d.error(path, f"no {attr} value of {layer.name} goes with {with_what}{reason}",
+                    "widen the other attributes' values (e.g. SIMD: all), or drop the value that needs them")
             chosen.pop(attr)
         else:
             d.warning(path, f"{attr}={', '.join(map(str, dropped))} dropped for {layer.name}: FINN rejects it with "
-                      f"every choice the folding section allows{reason}",
+                      f"{with_what}{reason}",
                       "widen the other attributes' values (e.g. SIMD: all), or drop the value")
             chosen[attr] = (keep, path)
             varied[attr] = tuple(keep)
