@@ -153,3 +153,36 @@ def test_set_folding_reports_the_same_rules():
         layer = graph[name]
         a = {**layer.attrs, **auto.config[name]}
         assert [str(i) for i in legality.check(layer.op_type, a, graph.fpgapart)] == [str(i) for i in issues]
+
+
+def test_a_value_falls_back_only_where_finn_rejects_the_whole_entry(tmp_path):
+    """ram_style=ultra with decoupled weights off Versal needs runtime-writeable weights; with
+    external weights it needs nothing. FINN's rule decides per configuration, so 'ultra' is kept
+    wherever either alternative holds and falls back to FINN's default only where neither does."""
+    bp = tmp_path / "uram.yaml"
+    bp.write_text(f"""
+version: "3.0"
+name: uram
+model: {prepost_model('tfc_w2a2')}
+target: {{part: xczu7ev-ffvc1156-2-e, clock_ns: 5.0}}
+folding:
+  layers:
+    MVAU_hls_1:
+      ram_style: [auto, ultra]
+      mem_mode: [internal_decoupled, external]
+      runtime_writeable_weights: [0, 1]
+""")
+    space = load_design_space(bp).require_valid()
+    base = space.values_at(0)
+    name = "folding.MVAU_hls_1."
+
+    def entry(mode, rww):
+        cfg = space.config_from_values({**base, name + "ram_style": "ultra", name + "mem_mode": mode,
+                                        name + "runtime_writeable_weights": rww})
+        return cfg.folding_config["MVAU_hls_1"]
+
+    assert entry("internal_decoupled", 1)["ram_style"] == "ultra"
+    assert entry("external", 0)["ram_style"] == "ultra"
+    assert "ram_style" not in entry("internal_decoupled", 0)  # FINN asserts: falls back to its default
+    assert not legality.check("MVAU_hls", {**space.model_info.dataflow["MVAU_hls_1"].attrs,
+                                           **entry("internal_decoupled", 0)}, "xczu7ev-ffvc1156-2-e")

@@ -10,10 +10,12 @@ choice attributes it depends on (:class:`~bsopt.estimate.base.Issue`). This modu
 * :func:`legal_values`: those FINN accepts on this node for *some* choice of the node's other
   attributes (a value every completion makes FINN reject is never offered);
 * :func:`requirements`: for a non-default value, which values of another varied attribute it needs
-  (``parallel_window=1`` needs ``SIMD = IFMChannels``): the design space then falls back to FINN's
-  default where a configuration pairs the value with anything else.
+  (``parallel_window=1`` needs ``SIMD = IFMChannels``), each judged with the node's other attributes
+  at their values in ``a``; the design space marks such values and, where a configuration pairs one
+  with values FINN rejects it with (:func:`check` on the whole entry), falls back to FINN's default.
 
-Rules that couple two folding factors (an MVAU_hls weight stream ``PE * SIMD * bits <= 8191``) stay
+Rules that couple two folding factors (an MVAU_hls weight stream ``PE * SIMD * bits``, at most the
+ap_int headers' 32768 bits; a VVAU_hls input stream ``PE * SIMD * bits <= 8191``) stay
 with the estimates: ``estimate_node(strict=True)`` rejects such configurations, the exact solver
 drops them from its option tables, and the estimate backend reports them as FAILED builds.
 """

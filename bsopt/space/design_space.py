@@ -248,6 +248,17 @@ class DesignSpace:
         return plan
 
     @cached_property
+    def _conditional(self) -> dict[str, set[str]]:
+        """Per layer, its attributes with values FINN accepts only together with some values of the
+        layer's other attributes (Parameter.requires)."""
+        out: dict[str, set[str]] = {}
+        for p in self.parameters:
+            if p.requires and p.group == "folding" and p.name.count(".") == 2:
+                _, layer, attr = p.name.split(".")
+                out.setdefault(layer, set()).add(attr)
+        return out
+
+    @cached_property
     def _backend_only(self) -> dict[str, dict[str, tuple[str, ...]]]:
         """Per layer: the attributes of its folding entry that only some backends have (resType:
         HLS only, pumpedCompute: RTL only), with those backends."""
@@ -279,10 +290,7 @@ class DesignSpace:
         for p in self.parameters:
             if p.group == "folding" and p.name.count(".") == 2:
                 _, layer, attr = p.name.split(".")
-                value = values[p.name]
-                if p.requires and any(values.get(parent) not in allowed for parent, allowed in p.needs(value)):
-                    continue  # the value needs another choice this point does not make: FINN's default
-                per_layer.setdefault(layer, {})[attr] = value
+                per_layer.setdefault(layer, {})[attr] = values[p.name]
         # depthwise sliding windows follow their consumer's PE (FINN's SetFolding rule)
         for layer, _, _, window in self._folding_plan:
             if window and "PE" in per_layer.get(layer.name, {}):
@@ -310,12 +318,30 @@ class DesignSpace:
             for attr, only in self._backend_only.get(layer.name, {}).items():
                 if backend not in only:
                     entry.pop(attr, None)
+            conditional = self._conditional.get(layer.name)
+            if conditional:
+                _fall_back(layer, op_type, entry, conditional, self.fixed_target()["part"], self.blueprint.finn_version)
             if entry:
                 cfg[name] = entry
             original = layer.attrs.get("original_node_name")
             if original and "SIMD" in entry:  # FINN applies it to the Shuffle before decomposing it
                 cfg[original] = {"SIMD": entry["SIMD"]}
         return cfg, (spec if len(spec) > 1 else None)
+
+
+def _fall_back(layer, op_type: str, entry: dict[str, Any], conditional: set[str], part: str, version: str) -> None:
+    """Drop from a layer's folding entry the conditional values FINN rejects together with the entry's
+    other values (they fall back to FINN's defaults): ``parallel_window=1`` with SIMD < IFMChannels,
+    ``ram_style=ultra`` with decoupled, non-writeable weights, … — FINN's own rules decide
+    (bsopt.estimate.legality), so a value is kept whenever any of its alternatives holds."""
+    from bsopt.estimate import legality
+
+    for _ in range(len(conditional)):
+        issues = legality.check(op_type, {**layer.attrs, **entry}, part, version)
+        culprits = [a for a in sorted(conditional) if a in entry and any(a in i.attrs for i in issues)]
+        if not culprits:
+            return
+        entry.pop(culprits[0])
 
 
 # ============================================================================ construction
@@ -658,6 +684,18 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
         if not any(key in attrs for attrs in attrs_of.values()):
             d.error(f.path + ("defaults", key), f"no layer of the model has an attribute '{key}'",
                     suggest(str(key), {a for attrs in attrs_of.values() for a in attrs}), key=True)
+    # a kind's entry applies to the layers of that kind that have the attribute (a dynamic MVAU has no
+    # weight memory, so no ram_style): an error only when none of them has it
+    for kind, spec in f.kinds.items():
+        members = [layer for layer in graph if kind in (layer.kind, layer.op_type)]
+        if not members:
+            continue
+        have = {a for layer in members for a in attrs_of[layer.name]}
+        for key in spec:
+            if key not in have:
+                d.error(f.path + ("kinds", kind, key), f"'{key}' is not a choice for {kind} layers",
+                        suggest(str(key), have) or ("choices: " + ", ".join(sorted(have)) if have else
+                                                    f"{kind} has nothing to choose"), key=True)
     shuffle_groups = _shuffle_groups(graph)
     followers = {name for names in shuffle_groups.values() for name in names}
     # kinds whose backend a kernel entry of the blueprint chooses
@@ -669,12 +707,11 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
                    (f.path + ("kinds", layer.op_type), f.kinds.get(layer.op_type, {})),
                    (f.path + ("kinds", layer.kind), f.kinds.get(layer.kind, {})),
                    (f.path + ("defaults",), f.defaults)]
-        for path, spec in sources[:3]:
-            for key in spec:
-                if key not in attrs:
-                    d.error(path + (key,), f"'{key}' is not a choice for {layer.op_type} layers",
-                            suggest(str(key), attrs) or ("choices: " + ", ".join(attrs) if attrs else
-                                                        f"{layer.op_type} has nothing to choose"), key=True)
+        for key in sources[0][1]:
+            if key not in attrs:
+                d.error(sources[0][0] + (key,), f"'{key}' is not a choice for {layer.name} ({layer.op_type})",
+                        suggest(str(key), attrs) or ("choices: " + ", ".join(attrs) if attrs else
+                                                    f"{layer.op_type} has nothing to choose"), key=True)
         # pass 1: each attribute's values from its spec, among those FINN accepts for some choice of
         # the layer's other attributes
         chosen: dict[str, tuple[list[Any], tuple]] = {}

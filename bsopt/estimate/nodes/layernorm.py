@@ -18,11 +18,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from qonnx.core.datatype import DataType
+
 from bsopt.estimate.base import (
     NodeModel,
     check_simd_divides_channels,
     prod,
     register,
+    stream_width_issues,
     zero_resources,
 )
 
@@ -47,6 +50,12 @@ class _LayerNorm(NodeModel):
 @register
 class LayerNormHLS(_LayerNorm):
     op_type = "LayerNorm_hls"
+
+    def codegen_issues(self, a: dict[str, Any], part: str, version: str) -> list[str]:
+        # HLSBackend.get_ap_int_max_w: input and output streams (FLOAT32 lanes: SIMD <= 255)
+        bits = max(DataType[a.get("inputDataType", "FLOAT32")].bitwidth(),
+                   DataType[a.get("outputDataType", "FLOAT32")].bitwidth())
+        return stream_width_issues(a["SIMD"] * bits, ("SIMD",))
 
     def cycles(self, a: dict[str, Any], version: str) -> int:
         return prod(a["ifm_dim"]) // a["SIMD"]

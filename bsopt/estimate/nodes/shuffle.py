@@ -149,8 +149,8 @@ class InnerShuffleRTL(_Shuffle):
 @register
 class OuterShuffleHLS(_Shuffle):
     op_type = "OuterShuffle_hls"
-    # SIMD divides the last axis of its input and of the transposed view
-    folds = {"SIMD": lambda a: math.gcd(a["in_shape"][-1], a["transpose_in_shape"][-1])}
+    # SIMD divides the last axis of its input, of the transposed view and of its output
+    folds = {"SIMD": lambda a: math.gcd(a["in_shape"][-1], a["transpose_in_shape"][-1], (a.get("out_shape") or [0])[-1])}
 
     def check(self, a: dict[str, Any], part: str, version: str) -> None:
         op = self.op_type
@@ -158,7 +158,7 @@ class OuterShuffleHLS(_Shuffle):
             require(bool(a.get(key)), f"{op}: required attribute {key} is not set")
         simd = a["SIMD"]
         require(simd >= 1, f"{op}: SIMD must be positive, got {simd}", attrs=("SIMD",))
-        for key in ("in_shape", "transpose_in_shape"):
+        for key in ("in_shape", "transpose_in_shape") + (("out_shape",) if a.get("out_shape") else ()):
             require(a[key][-1] % simd == 0, f"{op}: SIMD={simd} does not divide the last dimension of {key} "
                     f"({a[key][-1]})", hint="FINN asserts 'SIMD must divide into the innermost input dimension'",
                     attrs=("SIMD",))
