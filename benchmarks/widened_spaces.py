@@ -174,8 +174,9 @@ def write_report(out: Path, wide: list[dict], ins: list[dict]) -> None:
         "",
         f"`python benchmarks/widened_spaces.py` on {machine()}. Exact fronts (objectives max_cycles, LUT, "
         "BRAM_18K; the device budget as constraints). *Base*: PE/SIMD (and what the shipped blueprint varies); "
-        "*widened*: plus the implementation attributes FINN takes that change its estimates (sliding windows' "
-        "parallel_window and ram_style, MVAU ram_style/resType, thresholding memories' depth triggers). "
+        "*widened*: plus implementation attributes FINN takes that change its estimates (TFC: MVAU "
+        "ram_style, ram_style_thresholds, resType and the thresholds' depth triggers; CNV: the sliding windows' "
+        "parallel_window and ram_style, MVAU ram_style; BERT: MVAU ram_style and depth_trigger_uram). "
         "*HV base/widened*: the base front's hypervolume relative to the widened front's, in one box (1.0: the "
         "base space loses nothing). *pw=1*: widened-front designs with a sliding window in FINN's parallel "
         "implementation.",

@@ -107,6 +107,25 @@ class EstimateBackend:
         return estimate_node(op_type, attrs, part, version, strict=True)
 
     @staticmethod
+    def stream_key(op_type: str, attrs: dict[str, Any], version: str, name: str = "", shape=()) -> tuple:
+        """What decides the nodes FINN inserts around a layer (its streams, FIFO depths, output shape)."""
+        from bsopt.estimate.inserted import stream_key
+
+        return stream_key(op_type, attrs, version, name, shape)
+
+    def inserted_on_edge(self, producer: tuple, out_idx: int, consumer: tuple, in_idx: int) -> list:
+        """The nodes FINN inserts on one edge (this backend's ``insert`` mode), from two stream keys."""
+        from bsopt.estimate.inserted import edge_nodes
+
+        return edge_nodes(producer, out_idx, consumer, in_idx, self.insert)
+
+    def inserted_at_boundary(self, key: tuple, side: str, index: int = 0) -> list:
+        """The FIFO FINN inserts before the first (``side="in"``) or after the last layer."""
+        from bsopt.estimate.inserted import boundary_nodes
+
+        return boundary_nodes(key, side, index, self.insert)
+
+    @staticmethod
     def folding_spread(graph, count: int) -> list[dict[str, Any]]:
         """FINN's SetFolding at ``count`` frame rates from the slowest to the fastest design."""
         return set_folding_spread(graph, count)

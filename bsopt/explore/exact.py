@@ -236,8 +236,7 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
     grouped = {name for layers, _ in groups for name in layers}
     insert = getattr(estimator, "insert", "none")
     if insert != "none":
-        from bsopt.estimate.inserted import stream_key
-
+        stream_key = estimator.stream_key
         shapes = {layer.name: tuple(layer.out_shape) for layer in g0.layers}
     const = np.zeros(len(SUM_METRICS))
     const_cycles = 0.0
@@ -289,18 +288,17 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
     if insert != "none":
         const_keys = {name: stream_key(op, attrs, version, name, shapes[name]) for name, (op, attrs) in base_attrs.items()
                       if name not in grouped}
-        tables, const = _with_inserted_costs(tables, const, g0, const_keys, insert, part, version, estimator)
+        tables, const = _with_inserted_costs(tables, const, g0, const_keys, part, version, estimator)
     return tables, const, const_cycles, n_est
 
 
 # ------------------------------------------------------------------------------ inserted nodes
-def _with_inserted_costs(tables, const, g0, const_keys, mode, part, version, estimator):
+def _with_inserted_costs(tables, const, g0, const_keys, part, version, estimator):
     """Add the cost of the nodes FINN inserts between layers (converters, FIFOs) to the tables: an
     edge inside a group or between a group and a layer without choices is part of that group's
     options; an edge between two groups is a pairwise term, supported between consecutive tables (a
     chain, as in CNNs and MLPs) and NotSeparable otherwise (branching encoders: use a sampler)."""
-    from bsopt.estimate.inserted import boundary_nodes, edge_nodes
-
+    edge_nodes, boundary_nodes = estimator.inserted_on_edge, estimator.inserted_at_boundary
     owner = {name: i for i, t in enumerate(tables) for name in (t.keys[0] if t.keys else {})}
     memo: dict[tuple, np.ndarray] = {}
 
@@ -349,12 +347,12 @@ def _with_inserted_costs(tables, const, g0, const_keys, mode, part, version, est
     for p_name, out_idx, c_name, in_idx in edges:
         gp, gc = owner.get(p_name), owner.get(c_name)
         if gp is None and gc is None:
-            const += cost(edge_nodes(const_keys[p_name], out_idx, const_keys[c_name], in_idx, mode))
+            const += cost(edge_nodes(const_keys[p_name], out_idx, const_keys[c_name], in_idx))
         elif gp is None or gc is None or gp == gc:
             g = gc if gp is None else gp
             t = tables[g]
             for o in range(len(t.values)):
-                t.sums[o] += cost(edge_nodes(key_of(p_name, o), out_idx, key_of(c_name, o), in_idx, mode))
+                t.sums[o] += cost(edge_nodes(key_of(p_name, o), out_idx, key_of(c_name, o), in_idx))
         elif gc == gp + 1:
             pairs.setdefault(gc, []).append((p_name, out_idx, c_name, in_idx))
         else:
@@ -366,9 +364,9 @@ def _with_inserted_costs(tables, const, g0, const_keys, mode, part, version, est
         if layer.name in owner:
             t = tables[owner[layer.name]]
             for o in range(len(t.values)):
-                t.sums[o] += cost(boundary_nodes(key_of(layer.name, o), side, index, mode))
+                t.sums[o] += cost(boundary_nodes(key_of(layer.name, o), side, index))
         else:
-            const += cost(boundary_nodes(const_keys[layer.name], side, index, mode))
+            const += cost(boundary_nodes(const_keys[layer.name], side, index))
     for gc, pair_edges in pairs.items():
         prev, t = tables[gc - 1], tables[gc]
         out_keys = [tuple(prev.keys[o][p] for p, _, _, _ in pair_edges) for o in range(len(prev.values))]
@@ -379,7 +377,7 @@ def _with_inserted_costs(tables, const, g0, const_keys, mode, part, version, est
         for ok_, i in out_ids.items():
             for ik, j in in_ids.items():
                 for (_, out_idx, _, in_idx), pk, ck in zip(pair_edges, ok_, ik, strict=True):
-                    pair[i, j] += cost(edge_nodes(pk, out_idx, ck, in_idx, mode))
+                    pair[i, j] += cost(edge_nodes(pk, out_idx, ck, in_idx))
         prev.out_state = np.array([out_ids[k] for k in out_keys])
         t.in_state = np.array([in_ids[k] for k in in_keys])
         t.pair = pair
