@@ -155,7 +155,9 @@ def test_simd_code_generation_limit_and_stream_width(tmp_path):
   max_stream_width: 36
   layers:
     MVAU_hls_5: {SIMD: all}
-    MVAU_hls_0: {SIMD: all}""")
+    MVAU_hls_0: {SIMD: all}
+    MVAU_hls_3: {SIMD: all}     # MW = 1152: at SIMD = 1 (unset) no configuration would build
+    MVAU_hls_4: {SIMD: all}""")
     assert not errors(s), errors(s)
     simd5 = next(p for p in s.parameters if p.name == "folding.MVAU_hls_5.SIMD")
     # divisors of 2304 that are >= 3 and, with 1-bit weights, <= 36
@@ -169,7 +171,11 @@ def test_simd_code_generation_limit_and_stream_width(tmp_path):
 def test_depthwise_windows_follow_their_consumer(tmp_path):
     s = folding_space(tmp_path, "cnv_w1a1", """
   kinds:
-    Pool: {PE: [1, 2, 4]}""")
+    Pool: {PE: [1, 2, 4]}
+  layers:                       # MW >= 1152: FINN's HLS MVAU needs SIMD >= 2 (fixed here)
+    MVAU_hls_3: {SIMD: 4}
+    MVAU_hls_4: {SIMD: 4}
+    MVAU_hls_5: {SIMD: 4}""")
     assert not errors(s), errors(s)
     assert s.get_total_combinations() == 3 * 3
     c = s.config(s.index_of({"folding.Pool_hls_0.PE": 4, "folding.Pool_hls_1.PE": 2}))

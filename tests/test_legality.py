@@ -116,13 +116,26 @@ def test_the_space_offers_parallel_window_with_its_requirement(tmp_path):
         assert cfg.folding_config[layer.name]["parallel_window"] == 1
 
 
-def test_a_folding_factor_left_at_an_illegal_value_is_said(tmp_path):
+def test_a_folding_factor_left_at_an_illegal_value_is_an_error(tmp_path):
     """An HLS MVAU with MW = 1152 needs SIMD >= 2: a folding section that varies only PE leaves
     SIMD = 1, which FINN's code generation rejects on every configuration."""
     space = _cnv_space(tmp_path, "  kinds:\n    MVAU: {PE: all}\n")
-    warnings = [str(w) for w in space.validate() if w.severity == "warning"]
-    assert any("MVAU_hls_" in w and "SIMD=1" in w and "code generation" in w for w in warnings), warnings
-    assert not any("MVAU_hls_0" in w for w in warnings)  # MW = 27: SIMD = 1 is fine
+    errors = [str(w) for w in space.errors]
+    assert any("MVAU_hls_" in w and "SIMD=1" in w and "code generation" in w for w in errors), errors
+    assert not any("MVAU_hls_0" in w for w in errors)  # MW = 27: SIMD = 1 is fine
+
+
+def test_fixed_values_finn_rejects_together_are_an_error_at_their_line(tmp_path):
+    """URAM weights in decoupled mode off Versal need runtime-writeable weights: fixing ram_style and
+    mem_mode without them is an error where they are written, naming what else to set."""
+    space = _cnv_space(tmp_path, "  defaults: {SIMD: all}\n  kinds:\n"
+                                 "    MVAU_hls: {ram_style: ultra, mem_mode: internal_decoupled}\n")
+    errors = [e for e in space.errors if "ram_style=ultra" in e.message]
+    assert errors and all(e.line == 11 for e in errors), [str(e) for e in space.errors]  # the MVAU_hls line
+    assert "runtime_writeable_weights" in errors[0].hint
+    ok = _cnv_space(tmp_path, "  defaults: {SIMD: all}\n  kinds:\n    MVAU_hls: {ram_style: ultra, mem_mode: "
+                              "internal_decoupled, runtime_writeable_weights: 1}\n")
+    assert not ok.errors
 
 
 def test_the_estimate_backend_marks_what_codegen_rejects_infeasible(tmp_path):
@@ -131,12 +144,14 @@ def test_the_estimate_backend_marks_what_codegen_rejects_infeasible(tmp_path):
     from bsopt.backends.estimate import EstimateBackend
     from bsopt.study.objectives import CODEGEN_CONSTRAINT, ObjectiveSet
 
-    space = _cnv_space(tmp_path, "  kinds:\n    MVAU: {PE: all}\n").require_valid()
+    space = _cnv_space(tmp_path, "  kinds:\n    MVAU: {PE: all, SIMD: all}\n").require_valid()
     objectives = ObjectiveSet.from_space(space)
     assert CODEGEN_CONSTRAINT in [c.name for c in objectives.constraints]
-    result = EstimateBackend.for_space(space).build(space.config(0))
-    assert result.ok and result.values["codegen_issues"] >= 1
-    assert any("SIMD >= MW/1024" in w for w in result.warnings)
+    params = {p.name: p for p in space.parameters}
+    widest = {name: p.choices[-1] for name, p in params.items() if name.startswith("folding.MVAU_hls_5.")}
+    result = EstimateBackend.for_space(space).build(space.config_from_values({**space.values_at(0), **widest}))
+    assert result.ok and result.values["codegen_issues"] >= 1  # PE = 256, SIMD = 2304: a 589,824-bit stream
+    assert any("weight stream" in w for w in result.warnings)
     assert objectives.violations(result.values)[CODEGEN_CONSTRAINT] > 0
 
 
@@ -186,3 +201,31 @@ folding:
     assert "ram_style" not in entry("internal_decoupled", 0)  # FINN asserts: falls back to its default
     assert not legality.check("MVAU_hls", {**space.model_info.dataflow["MVAU_hls_1"].attrs,
                                            **entry("internal_decoupled", 0)}, "xczu7ev-ffvc1156-2-e")
+
+
+def test_status_says_what_finn_code_generation_rejects(tmp_path, monkeypatch, capsys):
+    """Infeasible because FINN's code generation would reject them: `study status` shows the reasons
+    (the builds' warnings), not only the constraint's name."""
+    from bsopt.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BSOPT_WORKDIR", raising=False)
+    bp = tmp_path / "wide.yaml"
+    bp.write_text(f"""
+version: "3.0"
+name: wide
+model: {prepost_model('tfc_w2a2')}
+hw_compiler: {{build_steps: [step_streamline, step_minimize_bit_width]}}
+target: {{part: {U250}, clock_ns: 5.0}}
+folding:
+  layers:
+    MVAU_hls_0: {{PE: [32, 64], SIMD: [392, 784]}}
+search: {{strategy: grid}}
+""")
+    assert main(["study", "create", "w", "--blueprint", str(bp), "--n-trials", "4", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["study", "status", "w"]) == 0
+    out = capsys.readouterr().out
+    # 64 * 784 * 2 bits and 32 * 784 * 2 = 50,176 exceed the ap_int headers' 32,768; 32 * 392 * 2 does not
+    assert "FINN code generation violated by 3" in out and "FINN's code generation rejects" in out
+    assert "weight stream" in out

@@ -62,13 +62,14 @@ def estimate(
         from bsopt.ir.folding_config import check_folding_config
 
         cfg = check_folding_config(read_json(folding, "folding config JSON"), str(folding))
-    est = estimate_network(graph, cfg, part=fpgapart, clock_ns=clock_ns, finn_version=finn_version, insert=insert)
+    est = estimate_network(graph, cfg, part=fpgapart, clock_ns=clock_ns, finn_version=finn_version, insert=insert,
+                           codegen=True)
     if out is not None:
         est.write_reports(out)
     if as_json:
-        print(json.dumps({"layers": est.layer_resources, "cycles": est.layer_cycles, "total": est.total,
-                          "performance": est.performance(), "fit": est.fit.to_dict(), "metrics": est.metrics()},
-                         indent=1))
+        print(json.dumps(_finite({"layers": est.layer_resources, "cycles": est.layer_cycles, "total": est.total,
+                                  "performance": est.performance(), "fit": est.fit.to_dict(),
+                                  "metrics": est.metrics(), "codegen_issues": est.codegen}), indent=1))
         return
     table = Table(title=f"FINN estimates — {fpgapart} @ {clock_ns} ns (FINN {finn_version})")
     for col in ("layer", "PE", "SIMD", "cycles", "LUT", "BRAM_18K", "URAM", "DSP"):
@@ -95,11 +96,25 @@ def estimate(
     if not fit.known:
         console.print(f"[yellow]device fit unknown:[/] bsopt has no resource table for {escape(fpgapart)}")
     else:
-        util = ", ".join(f"{k} {v:.1%}" for k, v in fit.utilisation.items())
+        util = ", ".join(f"{k} {v:.1%}" if v != float("inf") else f"{k} {est.total.get(k, 0):,.0f} used (the part has "
+                         "none)" for k, v in fit.utilisation.items())
         verdict = "[green]fits[/]" if fit.fits else f"[red]exceeds limits: {', '.join(fit.exceeded)}[/]"
         console.print(f"utilisation: {util} — {verdict}")
+    for name, issues in est.codegen.items():
+        console.print(f"[yellow]{escape(name)}: FINN's code generation would reject it:[/] {escape('; '.join(issues))}")
     if out is not None:
         console.print(f"reports written to [bold]{escape(str(out))}[/]")
+
+
+def _finite(value):
+    """JSON without Infinity/NaN (not JSON): such numbers become null."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _num(v) -> str:

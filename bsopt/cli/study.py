@@ -234,6 +234,8 @@ def status(name: str = typer.Argument(...), storage: str = STORAGE,
     if out["infeasible"]:
         console.print(f"infeasible {out['infeasible']}: " + ", ".join(
             f"{escape(name)} violated by {n}" for name, n in out["violated"].items()))
+    for reason, n in out.get("codegen", {}).items():
+        console.print(f"  FINN's code generation rejects {n}x: {escape(reason)}")
     for reason, n in out["pruned_reasons"].items():
         console.print(f"pruned {n}x by the estimate gate: {escape(reason)}")
     if st["hypervolume_box"]:

@@ -138,7 +138,11 @@ def why_not_separable(space, objectives) -> str | None:
     for p in global_params:
         combos *= p.size
     if combos > MAX_GLOBAL_COMBINATIONS:
-        return f"{combos} combinations of global choices exceed {MAX_GLOBAL_COMBINATIONS}"
+        names = [p.name for p in global_params]
+        return (f"{combos} combinations of global choices exceed {MAX_GLOBAL_COMBINATIONS}: "
+                + ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+                + " (choices that change more than one layer, e.g. mem_mode and runtime_writeable_weights change "
+                  "FINN's bit-width minimisation)")
     if space.blueprint.backend == "estimate" and space.blueprint.backend_options.get("insert", "none") != "none":
         graph = space.model_info.dataflow if space.model_info is not None else None
         if graph is not None and any(layer.kind == "DuplicateStreams" for layer in graph):
@@ -244,7 +248,12 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
     for name, (op, attrs) in base_attrs.items():
         if name in grouped:
             continue
-        est = estimator.node_estimate(op, attrs, part, version)
+        try:
+            est = estimator.node_estimate(op, attrs, part, version)
+        except BsoptError as exc:
+            raise BsoptError(f"{name}: FINN rejects its configuration, which the space does not vary: {exc.message}",
+                             hint="add the attribute it names to the folding section (`bsopt blueprint validate` "
+                                  "checks it)") from exc
         n_est += 1
         const += [float(est.get(k, 0)) for k in SUM_METRICS]
         const_cycles = max(const_cycles, float(est["cycles"]))
@@ -252,6 +261,7 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
     for layers, params in groups:
         values, cycles, sums, keys = [], [], [], []
         seen: set[str] = set()
+        rejected = ""
         for combo in itertools.product(*[[p.value_at(i) for i in range(p.size)] for p in params]):
             cfg = space.config_from_values({**base, **{p.name: v for p, v in zip(params, combo, strict=True)}})
             # a value whose requirement this combination misses falls back to FINN's default: the
@@ -269,8 +279,9 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
                 n_est += 1
                 try:
                     est = estimator.node_estimate(base_attrs[name][0], a, part, version)
-                except BsoptError:
+                except BsoptError as exc:
                     ok = False  # FINN would reject this folding: not an option
+                    rejected = rejected or exc.message
                     break
                 c = max(c, float(est["cycles"]))
                 sm += [float(est.get(k, 0)) for k in SUM_METRICS]
@@ -282,7 +293,8 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
                 sums.append(sm)
                 keys.append(key)
         if not values:
-            raise BsoptError(f"{', '.join(layers)}: no folding option the cost models accept")
+            raise BsoptError(f"{', '.join(layers)}: FINN rejects every folding option the space offers "
+                             f"(e.g. {rejected})", hint="check the folding section with `bsopt blueprint validate`")
         tables.append(LayerTable("+".join(layers), [p.name for p in params], values, np.array(cycles),
                                  np.array(sums), keys if insert != "none" else None))
     if insert != "none":

@@ -701,6 +701,8 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
     # kinds whose backend a kernel entry of the blueprint chooses
     kernel_varies = {kind for entry in bp.kernels for opt in entry.options if opt.name and opt.backend
                      for kind in kernel_kinds(opt.name)}
+    unusable: dict[tuple, tuple[str, ...]] = {}  # (spec path, attribute) -> the backends that have it
+    applied: set[tuple] = set()
     for layer in graph.layers:
         attrs = attrs_of[layer.name]
         sources = [(f.path + ("layers", layer.name), f.layers.get(layer.name, {})),
@@ -715,6 +717,7 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
         # pass 1: each attribute's values from its spec, among those FINN accepts for some choice of
         # the layer's other attributes
         chosen: dict[str, tuple[list[Any], tuple]] = {}
+        specified: set[str] = set()
         backend_values: list[str] | None = None
         for attr in attrs:
             if layer.kind == "ConvolutionInputGenerator" and attr == "SIMD" and layer.attrs.get("depthwise"):
@@ -724,7 +727,10 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
             possible = backend_values or (_backend_choices(layer, bp) if layer.kind in kernel_varies
                                           else (layer.backend,))
             if attr != "backend" and not set(possible) & set(attr_backends(layer, attr, version) or possible):
-                continue  # e.g. resType exists on MVAU_hls only
+                for path, spec in sources[:3]:  # e.g. pumpedCompute exists on MVAU_rtl only
+                    if attr in spec:
+                        unusable.setdefault((path, attr), attr_backends(layer, attr, version))
+                continue
             specific = sources[:3]
             if attr == "SIMD":  # a transpose's later stages may carry its spec (before any defaults)
                 for name in shuffle_groups.get(layer.name, ()):
@@ -735,7 +741,9 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
             found = next(((p, s[attr]) for p, s in specific + sources[3:] if attr in s), None)
             if found is None:
                 continue
+            specified.add(attr)
             path, spec = found
+            applied.add((path, attr))
             path = path + (attr,)
             backend = _rule_backend(layer, attr, backend_values, version)
             if attr == "backend":
@@ -747,14 +755,15 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
                     allowed = [v for v in allowed if v in ok]
             else:
                 allowed = impl_choices(layer, attr, part, backend, version=version)
-            values = _select(d, path, spec, allowed, attr, layer)
+            values = _select(d, path, spec, allowed, attr, layer,
+                             why=None if attr == "backend" else _reason(layer, attr, backend, part, version))
             if attr == "backend":
                 backend_values = values
             if values:
                 chosen[attr] = (values, path)
         # pass 2: the values FINN accepts together with what the section chose for the other attributes
         _joint_rules(d, layer, chosen, backend_values, part, version)
-        _unset_folds(d, f, layer, chosen, followers, backend_values, part, version)
+        _unset_folds(d, f, layer, chosen | dict.fromkeys(specified, ([], ())), followers, backend_values, part, version)
         for attr, (values, path) in chosen.items():
             if len(values) == 1:
                 fixed.setdefault(layer.name, {})[attr] = values[0]
@@ -766,6 +775,11 @@ def _folding_params(d: Diagnostics, bp: Blueprint, graph, params: list[Parameter
             requires = _requirements(layer, attr, values, chosen, backend_values, part, version)
             params.append(Parameter(f"folding.{layer.name}.{attr}", "folding", choices=tuple(values),
                                     source=path, condition=cond, requires=requires))
+    for (path, attr), only in unusable.items():
+        if (path, attr) not in applied:
+            d.warning(path + (attr,), f"'{attr}' exists only on the {'/'.join(only)} backend, which no layer this "
+                      "entry applies to has: the entry changes nothing", "choose that backend (a backend choice "
+                      "in the folding section or a kernel's backend), or drop the entry")
     return fixed
 
 
@@ -784,10 +798,25 @@ def _unset_folds(d: Diagnostics, f, layer, chosen: dict, followers: set[str], ba
         if legal_fold_values(layer, attr, None, backend, part=part, version=version, values=[value]):
             continue
         legal = legal_fold_values(layer, attr, None, backend, part=part, version=version)
-        d.warning(f.path, f"{layer.name}: {attr}={value}, its value where the folding section sets none, is "
-                  f"rejected by FINN's code generation: no configuration of this space builds",
+        d.error(f.path, f"{layer.name}: {attr}={value}, its value where the folding section sets none, is "
+                f"rejected by FINN's code generation: no configuration of this space would build",
                   f"add {attr} to the folding section (e.g. kinds: {{{layer.kind}: {{{attr}: all}}}}); legal values: "
                   + ", ".join(map(str, legal[:12])) + (" …" if len(legal) > 12 else ""))
+
+
+def _reason(layer, attr: str, backend: str | None, part: str, version: str):
+    """FINN's reason to reject a value of ``attr`` on the layer, the others at the model's values."""
+    from bsopt.estimate import legality
+
+    op_type = f"{layer.kind}_{backend}" if backend else layer.op_type
+
+    def why(value) -> str | None:
+        try:
+            issues = legality.check(op_type, {**layer.attrs, attr: value}, part, version)
+        except Exception:  # noqa: BLE001 - a value of the wrong type: the message says it is not legal
+            return None
+        return next((str(i) for i in issues if attr in i.attrs), None)
+    return why
 
 
 def _rule_backend(layer, attr: str, backend_values, version: str) -> str | None:
@@ -809,6 +838,21 @@ def _joint_rules(d: Diagnostics, layer, chosen: dict, backend_values, part: str,
 
     fixed = {a: v[0][0] for a, v in chosen.items() if len(v[0]) == 1 and a != "backend"}
     varied = {a: tuple(v[0]) for a, v in chosen.items() if len(v[0]) > 1 and a != "backend"}
+    if fixed:  # values the section fixes that FINN rejects together (with the layer's other values)
+        backend = _rule_backend(layer, next(iter(fixed)), backend_values, version)
+        op_type = f"{layer.kind}_{backend}" if backend else layer.op_type
+        for issue in legality.check(op_type, {**layer.attrs, **fixed}, part, version):
+            named = [a for a in fixed if a in issue.attrs]
+            if named and not issue.attrs & set(varied):
+                others = sorted(issue.attrs - set(named))
+                d.error(chosen[named[0]][1], f"{layer.name}: " + ", ".join(f"{a}={fixed[a]}" for a in named)
+                        + f" is rejected by FINN{' with ' + ', '.join(f'{o}={layer.attrs.get(o)}' for o in others) if others else ''}"
+                        f" ({issue})", "choose values FINN accepts together"
+                        + (f": set {' or '.join(others)} in the folding section too" if others else ""))
+                for a in named:
+                    chosen.pop(a, None)
+                    fixed.pop(a, None)
+                break
     for attr in list(varied):
         values, path = chosen[attr]
         backend = _rule_backend(layer, attr, backend_values, version)
@@ -898,8 +942,9 @@ def _backend_choices(layer, bp: Blueprint) -> tuple[str, ...]:
     return options
 
 
-def _select(d: Diagnostics, path, spec, allowed, attr: str, layer) -> list[Any]:
-    """Resolve a value spec ("all", a value, a list, {min, max}) against the legal values."""
+def _select(d: Diagnostics, path, spec, allowed, attr: str, layer, why=None) -> list[Any]:
+    """Resolve a value spec ("all", a value, a list, {min, max}) against the legal values; ``why(v)``:
+    FINN's reason to reject an illegal value (for the message)."""
     allowed = list(allowed)
     if not allowed:
         d.error(path, f"{layer.name} has no legal value for {attr}")
@@ -926,7 +971,9 @@ def _select(d: Diagnostics, path, spec, allowed, attr: str, layer) -> list[Any]:
     for i, v in enumerate(items):
         p = path + (i,) if isinstance(spec, list) else path
         if v not in allowed or isinstance(v, bool) != isinstance(allowed[0], bool):
-            d.error(p, f"{attr}={v!r} is not legal for {layer.name}", _legal_hint(attr, layer, allowed))
+            reason = why(v) if why is not None else None
+            d.error(p, f"{attr}={v!r} is not legal for {layer.name}" + (f" (FINN: {reason})" if reason else ""),
+                    _legal_hint(attr, layer, allowed))
         elif v not in out:
             out.append(v)
     return out

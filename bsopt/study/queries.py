@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from bsopt.errors import InputError
 from bsopt.pareto import front_indices, merge_front
 from bsopt.pareto import hypervolume as points_volume
+from bsopt.study.objectives import CODEGEN_CONSTRAINT
 
 
 def feasible(t: FrozenTrial) -> bool:
@@ -300,6 +301,7 @@ def outcome_summary(trials: list[FrozenTrial], top: int = 8) -> dict[str, Any]:
     failures: dict[str, dict[str, Any]] = {}
     infeasible: dict[str, int] = {}
     pruned: dict[str, int] = {}
+    codegen: dict[str, int] = {}
     n_failed = n_infeasible = n_pruned = 0
     for t in trials:
         a = t.user_attrs
@@ -318,7 +320,12 @@ def outcome_summary(trials: list[FrozenTrial], top: int = 8) -> dict[str, Any]:
             for k, v in a.items():
                 if k.startswith("c:") and v > 0:
                     infeasible[k[2:]] = infeasible.get(k[2:], 0) + 1
+                    if k[2:] == CODEGEN_CONSTRAINT and a.get("warnings"):
+                        # the builds' warnings say what FINN's code generation rejects
+                        first = str(a["warnings"]).split("; ")[0][:300]
+                        codegen[first] = codegen.get(first, 0) + 1
     groups = sorted(failures.values(), key=lambda g: -g["count"])
     return {"failed": n_failed, "failures": groups[:top], "failure_kinds": len(groups),
             "infeasible": n_infeasible, "violated": dict(sorted(infeasible.items(), key=lambda kv: -kv[1])),
+            "codegen": dict(sorted(codegen.items(), key=lambda kv: -kv[1])[:3]),
             "pruned": n_pruned, "pruned_reasons": dict(sorted(pruned.items(), key=lambda kv: -kv[1])[:top])}

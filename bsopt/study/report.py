@@ -13,6 +13,7 @@ from bsopt.backends.finn_config import dataflow_build_config
 from bsopt.metrics import METRICS
 from bsopt.storage import rdb
 from bsopt.study import queries
+from bsopt.study.objectives import CODEGEN_CONSTRAINT
 
 #: the user attributes a status or a why-nothing-feasible answer reads (not the ~20 metrics per trial)
 OUTCOME_KEYS = ("feasible", "cache_hit", "status", "warnings", "error", "log", "pruned_reason")
@@ -105,6 +106,10 @@ def why_nothing_feasible(ctx, exact_info: dict | None = None) -> NothingFeasible
     if summary["failed"] and summary["failed"] >= summary["infeasible"] + summary["pruned"]:
         top = summary["failures"][0]
         hint = (f"{top['hint']}; " if top["hint"] else "") + f"fix what fails the builds ({status})"
+    elif summary.get("codegen") and summary["violated"].get(CODEGEN_CONSTRAINT, 0) >= summary["infeasible"]:
+        reason = next(iter(summary["codegen"]))
+        hint = (f"FINN's code generation rejects these configurations, e.g. {reason}: change the folding section "
+                f"so FINN can build it (`bsopt blueprint validate` checks it; {status})")
     elif trials or why[0].startswith("the exact front"):
         hint = f"relax the constraints or the resource limits, or choose a larger part ({status})"
     else:

@@ -332,9 +332,10 @@ class MVAUHls(_MVAU):
         out = super().choices(a, version)
         if not out:
             return {"resType": ("auto", "lut", "dsp")}
-        # FINN's attribute order (ram_style, ram_style_thresholds, resType, mem_mode, …)
-        return {"ram_style": out.pop("ram_style"), "ram_style_thresholds": ("auto", "block", "distributed"),
-                "resType": ("auto", "lut", "dsp"), **out}
+        # FINN's attribute order (ram_style, ram_style_thresholds, resType, mem_mode, …); the thresholds'
+        # memory style only where the MVAU applies thresholds
+        thresholds = {} if a.get("noActivation") else {"ram_style_thresholds": ("auto", "block", "distributed")}
+        return {"ram_style": out.pop("ram_style"), **thresholds, "resType": ("auto", "lut", "dsp"), **out}
 
     def defaults(self, version: str) -> dict[str, Any]:
         d = super().defaults(version)
