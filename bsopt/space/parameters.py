@@ -35,8 +35,9 @@ class Parameter:
     log: bool = False
     condition: tuple[str, tuple[Any, ...]] | None = None
     #: (value, other parameter, its values): a value that FINN accepts only together with some values
-    #: of another parameter; paired with any other value it falls back to FINN's default (the
-    #: configuration then omits the attribute). E.g. parallel_window=1 needs SIMD = IFMChannels.
+    #: of another parameter (judged with the rest at the model's values; several entries for one value
+    #: are alternatives). Where FINN's rule rejects a configuration's whole entry, the value falls back
+    #: to FINN's default. E.g. parallel_window=1 needs SIMD = IFMChannels.
     requires: tuple[tuple[Any, str, tuple[Any, ...]], ...] = ()
     source: tuple[Any, ...] = field(default=(), compare=False)  # key path in the blueprint
     labels: tuple[str, ...] | None = field(default=None, compare=False)
@@ -92,11 +93,6 @@ class Parameter:
             return True
         except KeyError:
             return False
-
-    def needs(self, value: Any) -> list[tuple[str, tuple[Any, ...]]]:
-        """The (other parameter, its allowed values) pairs that ``value`` of this parameter needs."""
-        return [(parent, allowed) for v, parent, allowed in self.requires
-                if v == value and isinstance(v, bool) == isinstance(value, bool)]
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "group": self.group, "kind": self.kind, "size": self.size}
