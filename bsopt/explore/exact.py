@@ -420,37 +420,6 @@ def _chain_merge(full, state, choice, t, sel, dims, bound):
             np.column_stack([choice[idx_f[keep]], sel[idx_o[keep]]]) if len(keep) else np.zeros((0, choice.shape[1] + 1), dtype=int))
 
 
-def _fronts_by_cycle_chain(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx):
-    """:func:`_fronts_by_cycle` with pairwise terms between consecutive tables (FINN's inserted
-    converters and FIFOs): the partial fronts keep, per point, the state of the last merged table."""
-    sub_bound = (bound - const)[dims]
-    prev = None
-    obj_cols = [dims.index(i) for i in sum_idx]
-    for C in _cycle_bounds(tables, const_cycles, cyc_bound, cycle_obj):
-        full = np.zeros((1, len(SUM_METRICS)))
-        state = np.zeros(1, dtype=int)
-        choice = np.zeros((1, 0), dtype=int)
-        ok = True
-        for t in tables:
-            sel = np.nonzero(t.cycles <= C)[0]
-            if len(sel) == 0:
-                ok = False
-                break
-            full, state, choice = _chain_merge(full, state, choice, t, sel, dims, sub_bound)
-            if len(full) == 0:
-                ok = False
-                break
-        if not ok:
-            continue
-        objs = full[:, sum_idx] if obj_cols else np.zeros((len(full), 0))
-        keep = _nondominated(objs) if obj_cols else np.array([0])
-        full, choice, objs = full[keep], choice[keep], objs[keep]
-        actual, mask = _new_points(tables, const_cycles, choice, objs, C, prev, cycle_obj)
-        if mask.any():
-            yield actual[mask], full[mask] + const, choice[mask]
-        prev = objs
-
-
 # ------------------------------------------------------------------------------ fronts
 def _nondominated(pts: np.ndarray) -> np.ndarray:
     """Indices of the non-dominated rows (minimisation; identical rows: one kept)."""
@@ -547,8 +516,7 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
         chain = any(t.keys is not None for t in tables)
         if chain and correction is not None:
             raise NotSeparable("surrogate corrections with FINN's inserted nodes costed are not supported")
-        fronts = (_fronts_by_cycle_chain if chain else _fronts_by_cycle)(
-            tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx)
+        fronts = _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx, chain)
         for cycles, sums, choice in fronts:
             for c, s, ch in zip(cycles, sums, choice, strict=True):
                 values = dict(gvals)
@@ -585,40 +553,54 @@ def _vector(metrics: dict[str, float], objectives) -> list[float]:
     return out
 
 
-def _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx):
-    """Yield (max_cycles, full sums, per-layer option indices) of the front points, bound by bound."""
+def _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx, chain=False):
+    """Yield (max_cycles, full sums, per-layer option indices) of the front points, bound by bound.
+    ``chain``: the tables carry pairwise terms between neighbours (FINN's inserted converters and
+    FIFOs); the partial fronts then keep, per point, the state of the last merged table."""
     sub_bound = (bound - const)[dims]
     prev = None  # the previous bound's front (objective sums), to drop points it dominates
     obj_cols = [dims.index(i) for i in sum_idx]
     for C in _cycle_bounds(tables, const_cycles, cyc_bound, cycle_obj):
-        front = np.zeros((1, len(dims)))
-        choice = np.zeros((1, 0), dtype=int)
-        ok = True
-        for t in tables:
-            sel = np.nonzero(t.cycles <= C)[0]
-            if len(sel) == 0:
-                ok = False
-                break
-            opts = t.sums[sel][:, dims]
-            red = sel[_nondominated(opts)]
-            front, choice = _merge(front, choice, t.sums[red][:, dims], sub_bound)
-            choice[:, -1] = red[choice[:, -1]]
-            if len(front) == 0:
-                ok = False
-                break
-        if not ok:
+        merged = _merge_tables(tables, C, dims, sub_bound, chain)
+        if merged is None:
             continue
+        sums, choice = merged  # chain: every summed metric; else the merge dimensions only
         # reduce to the objective dimensions (bounded-only dimensions were kept for exactness)
-        objs = front[:, obj_cols] if obj_cols else np.zeros((len(front), 0))
+        objs = (sums[:, sum_idx] if chain else sums[:, obj_cols]) if obj_cols else np.zeros((len(sums), 0))
         keep = _nondominated(objs) if obj_cols else np.array([0])
-        front, choice, objs = front[keep], choice[keep], objs[keep]
+        sums, choice, objs = sums[keep], choice[keep], objs[keep]
         actual, mask = _new_points(tables, const_cycles, choice, objs, C, prev, cycle_obj)
         if mask.any():
-            full = np.tile(const, (int(mask.sum()), 1))
-            for t, col in zip(tables, choice[mask].T, strict=True):
-                full += t.sums[col]
+            if chain:
+                full = sums[mask] + const
+            else:
+                full = np.tile(const, (int(mask.sum()), 1))
+                for t, col in zip(tables, choice[mask].T, strict=True):
+                    full += t.sums[col]
             yield actual[mask], full, choice[mask]
-        prev = objs if prev is None else objs  # each bound's front contains the previous one's
+        prev = objs  # each bound's front contains the previous one's
+
+
+def _merge_tables(tables, C, dims, sub_bound, chain):
+    """The tables' options with cycles <= C merged one by one: (sums, choices), None when empty."""
+    choice = np.zeros((1, 0), dtype=int)
+    if chain:
+        sums, state = np.zeros((1, len(SUM_METRICS))), np.zeros(1, dtype=int)
+    else:
+        sums = np.zeros((1, len(dims)))
+    for t in tables:
+        sel = np.nonzero(t.cycles <= C)[0]
+        if len(sel) == 0:
+            return None
+        if chain:
+            sums, state, choice = _chain_merge(sums, state, choice, t, sel, dims, sub_bound)
+        else:
+            red = sel[_nondominated(t.sums[sel][:, dims])]
+            sums, choice = _merge(sums, choice, t.sums[red][:, dims], sub_bound)
+            choice[:, -1] = red[choice[:, -1]]
+        if len(sums) == 0:
+            return None
+    return sums, choice
 
 
 def _cycle_bounds(tables, const_cycles, cyc_bound, cycle_obj) -> list[float]:
