@@ -140,6 +140,14 @@ def export_module(
     return _export(module, shape, Path(out_path), prepost=prepost, cleanup=cleanup, what=spec, opset=opset)
 
 
+def export_trained(module: nn.Module, input_shape: Sequence[int], out_path: str | os.PathLike[str], *,
+                   prepost: bool = True) -> Path:
+    """Export a trained Brevitas module (e.g. from :func:`bsopt.models.train.train`) as QONNX, its
+    weights as trained (no snapping), with FINN's pre/post-processing for a classifier."""
+    return _export(module, _check_shape(input_shape), Path(out_path), prepost=prepost, cleanup=True,
+                   what="the trained module")
+
+
 def load_module(spec: str) -> nn.Module:
     """Resolve ``"pkg.mod:factory"`` to an ``nn.Module`` in eval mode (see :func:`export_module`)."""
     torch = require("torch", "models", "model export")
