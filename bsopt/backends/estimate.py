@@ -24,8 +24,6 @@ class EstimateBackend:
     """
 
     name = "estimate"
-    #: the options a blueprint's ``backend: {name: estimate, options: ...}`` may set
-    OPTIONS = {"insert": INSERT_MODES}
 
     def __init__(self, model_path: str, finn_version: str = "latest", part: str | None = None,
                  options: dict[str, Any] | None = None):

@@ -76,6 +76,11 @@ class NodeModel:
             return [Issue(exc.message, exc.attrs)]
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
             return [Issue(f"{self.op_type}: malformed attributes ({type(exc).__name__}: {exc})")]
+        return self.build_issues(a, part, version)
+
+    def build_issues(self, a: dict[str, Any], part: str, version: str) -> list[Issue]:
+        """What FINN's code generation (and the part) rejects in a configuration :meth:`check`
+        accepts: :meth:`codegen_issues` as :class:`Issue` items, plus UltraRAM the part lacks."""
         out = [i if isinstance(i, Issue) else Issue(i) for i in self.codegen_issues(a, part, version)]
         if a.get("ram_style") == "ultra" and _part_lacks_uram(part):
             out.append(Issue(f"{self.op_type}: ram_style='ultra' on {part}, which has no UltraRAM", ("ram_style",)))
@@ -121,13 +126,14 @@ def normalize_version(version: str) -> FinnVersion:
 
 
 def estimate_node(op_type: str, attrs: dict[str, Any], fpgapart: str, finn_version: str = "latest", *,
-                  strict: bool = False) -> dict:
+                  strict: bool = False, rejected: list | None = None) -> dict:
     """FINN's resource estimate and expected cycles of one node.
 
     ``attrs`` uses FINN's attribute names; unset attributes take FINN's defaults. Returns
     ``{LUT, BRAM_18K, BRAM_efficiency, URAM, URAM_efficiency, DSP, cycles}`` (the keys FINN returns
     for that op type, plus ``cycles``). Raises :class:`EstimateError` for configurations FINN rejects;
     with ``strict=True`` also for those FINN estimates but its code generation would reject.
+    ``rejected``: a list to append those code-generation issues to instead of raising.
     """
     version = normalize_version(finn_version)
     from bsopt.estimate import nodes  # noqa: F401  (registers the models)
@@ -141,9 +147,11 @@ def estimate_node(op_type: str, attrs: dict[str, Any], fpgapart: str, finn_versi
         )
     a = {**model.defaults(version), **attrs}
     model.check(a, fpgapart, version)
-    if strict:
-        issues = model.issues(a, fpgapart, version)
-        if issues:
+    if strict or rejected is not None:
+        issues = model.build_issues(a, fpgapart, version)
+        if rejected is not None:
+            rejected.extend(issues)
+        elif issues:
             raise EstimateError(f"{op_type}: " + "; ".join(issues), hint="FINN's code generation rejects this "
                                 "configuration although its estimates accept it",
                                 attrs=frozenset().union(*(i.attrs for i in issues)))

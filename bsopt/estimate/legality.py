@@ -17,7 +17,8 @@ choice attributes it depends on (:class:`~bsopt.estimate.base.Issue`). This modu
 Rules that couple two folding factors (an MVAU_hls weight stream ``PE * SIMD * bits``, at most the
 ap_int headers' 32768 bits; a VVAU_hls input stream ``PE * SIMD * bits <= 8191``) stay
 with the estimates: ``estimate_node(strict=True)`` rejects such configurations, the exact solver
-drops them from its option tables, and the estimate backend reports them as FAILED builds.
+drops them from its option tables, and the estimate backend marks them infeasible (its
+``codegen_issues`` metric, the studies' "FINN code generation" constraint).
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def model_for(op_type: str, version: str = "latest") -> NodeModel | None:
 
 def candidates(op_type: str, a: dict[str, Any], version: str = "latest") -> dict[str, tuple[Any, ...]]:
     """Every attribute a design space may vary on this node, with the values to consider: divisors
-    of the folded dimension for each folding factor, FINN's declared values (for
-    each implementation attribute (in FINN's order). Empty for op types without a cost model."""
+    of the folded dimension for each folding factor, FINN's declared values (in FINN's order) for
+    each implementation attribute. Empty for op types without a cost model."""
     model = model_for(op_type, version)
     if model is None:
         return {}
@@ -66,12 +67,8 @@ def candidates(op_type: str, a: dict[str, Any], version: str = "latest") -> dict
             continue
         if n >= 1:
             out[attr] = tuple(divisors(n))
-    out.update(model.choices(full, normalize_version(version)))  # FINN's declared order
+    out.update(model.choices(full, normalize_version(version)))
     return out
-
-
-def _issues(model: NodeModel, a: dict[str, Any], part: str, version: str) -> list[Issue]:
-    return model.issues(a, part, version)
 
 
 def _blocking(issues: list[Issue], attr: str) -> list[Issue]:
@@ -93,15 +90,15 @@ def legal_values(op_type: str, attr: str, a: dict[str, Any], part: str, version:
     if model is None:
         return list(values or ())
     base = {**model.defaults(version), **a}
-    if values is None:
-        values = candidates(op_type, a, version).get(attr, ())
-    if others is None:
-        others = {k: v for k, v in candidates(op_type, a, version).items() if k != attr}
+    if values is None or others is None:
+        cands = candidates(op_type, a, version)
+        values = cands.get(attr, ()) if values is None else values
+        others = cands if others is None else others
     others = {k: v for k, v in others.items() if k != attr and len(v) > 1}
     out = []
     for v in values:
         trial = {**base, attr: v}
-        found = _blocking(_issues(model, trial, part, version), attr)
+        found = _blocking(model.issues(trial, part, version), attr)
         if not found or _witness(model, trial, attr, found, others, part, version):
             out.append(v)
     return out
@@ -115,7 +112,7 @@ def _witness(model: NodeModel, trial: dict[str, Any], attr: str, found: list[Iss
         for w in others[name]:
             if w == trial.get(name):
                 continue
-            if not _blocking(_issues(model, {**trial, name: w}, part, version), attr):
+            if not _blocking(model.issues({**trial, name: w}, part, version), attr):
                 return True
     return False
 
@@ -135,7 +132,7 @@ def requirements(op_type: str, attr: str, value: Any, a: dict[str, Any], part: s
         if name == attr or len(options) < 2:
             continue
         ok = tuple(w for w in options
-                   if not [i for i in _issues(model, {**base, name: w}, part, version)
+                   if not [i for i in model.issues({**base, name: w}, part, version)
                            if attr in i.attrs and name in i.attrs])
         if len(ok) < len(options):
             out[name] = ok

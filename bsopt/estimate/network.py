@@ -207,12 +207,14 @@ def estimate_network(
                 if est[2]:
                     rejected[layer.name] = est[2]
                 continue
+        issues: list = []
         try:
-            est = estimate_node(layer.op_type, layer.attrs, part, version, strict=strict)
+            est = estimate_node(layer.op_type, layer.attrs, part, version, strict=strict,
+                                rejected=issues if codegen else None)
         except EstimateError as exc:
             raise EstimateError(f"layer {layer.name}: {exc.message}", hint=exc.hint) from exc
         cycles = est.pop("cycles")
-        issues = [str(i) for i in node_issues(layer.op_type, layer.attrs, part, version)] if codegen else []
+        issues = [str(i) for i in issues]
         if key is not None:
             node_cache[key] = (est, int(cycles), issues)
         layer_res[layer.name] = est
@@ -227,15 +229,16 @@ def estimate_network(
         nodes = with_inserted(g.layers, version, insert)
         for node in nodes:
             if node.inserted:
+                issues = []
                 try:
-                    est = estimate_node(node.op_type, node.attrs, part, version, strict=strict)
+                    est = estimate_node(node.op_type, node.attrs, part, version, strict=strict,
+                                        rejected=issues if codegen else None)
                 except EstimateError as exc:
                     raise EstimateError(f"{node.name} (inserted by FINN): {exc.message}", hint=exc.hint) from exc
                 cyc[node.name] = int(est.pop("cycles"))
                 res[node.name] = est
-                issues = [str(i) for i in node_issues(node.op_type, node.attrs, part, version)] if codegen else []
                 if issues:
-                    rejected[node.name] = issues
+                    rejected[node.name] = [str(i) for i in issues]
             else:  # under FINN's name after insertion (on branching graphs it can differ)
                 res[node.name], cyc[node.name] = layer_res[node.layer], layer_cyc[node.layer]
         renamed = {node.layer: node.name for node in nodes if not node.inserted}
@@ -256,13 +259,6 @@ def estimate_network(
     fps = 1e9 / clock_ns / max_cycles if max_cycles else float("inf")
     return NetworkEstimate(layer_res, layer_cyc, critical, max_cycles, max_name, fps, critical * clock_ns,
                            clock_ns, part, device_fit(sum_totals(layer_res), part, resource_limits), rejected)
-
-
-def node_issues(op_type: str, attrs: dict[str, Any], part: str, version: str) -> list:
-    """What FINN rejects about one node (its estimates or its code generation); [] if nothing."""
-    from bsopt.estimate.legality import check
-
-    return check(op_type, attrs, part, version)
 
 
 __all__ = ["DeviceFit", "NetworkEstimate", "device_fit", "estimate_network", "configured_graph",

@@ -40,7 +40,14 @@ from bsopt.hw.parts import DEFAULT_PART, part_resources
 from bsopt.lowering.passes import FinnNames
 from bsopt.space import parameters as P
 from bsopt.space.build_config import BuildConfig, canonical_json
-from bsopt.space.folding import attr_backends, impl_choices, is_fold, layer_attrs, legal_fold_values
+from bsopt.space.folding import (
+    attr_backends,
+    impl_choices,
+    is_fold,
+    layer_attrs,
+    legal_fold_values,
+    op_type_of,
+)
 from bsopt.space.parameters import Parameter
 
 
@@ -311,7 +318,7 @@ class DesignSpace:
             if preferred not in usable:
                 preferred = None  # FINN falls back to the default where a backend cannot be used
             backend = entry.pop("backend", preferred or layer.backend)
-            op_type = f"{layer.kind}_{backend}" if backend else layer.op_type
+            op_type = op_type_of(layer, backend)
             name = names.next(op_type)
             if backend != layer.backend:
                 spec[f"{layer.kind}_{gidx}"] = {"preferred_impl_style": backend}
@@ -808,7 +815,7 @@ def _reason(layer, attr: str, backend: str | None, part: str, version: str):
     """FINN's reason to reject a value of ``attr`` on the layer, the others at the model's values."""
     from bsopt.estimate import legality
 
-    op_type = f"{layer.kind}_{backend}" if backend else layer.op_type
+    op_type = op_type_of(layer, backend)
 
     def why(value) -> str | None:
         try:
@@ -840,7 +847,7 @@ def _joint_rules(d: Diagnostics, layer, chosen: dict, backend_values, part: str,
     varied = {a: tuple(v[0]) for a, v in chosen.items() if len(v[0]) > 1 and a != "backend"}
     if fixed:  # values the section fixes that FINN rejects together (with the layer's other values)
         backend = _rule_backend(layer, next(iter(fixed)), backend_values, version)
-        op_type = f"{layer.kind}_{backend}" if backend else layer.op_type
+        op_type = op_type_of(layer, backend)
         for issue in legality.check(op_type, {**layer.attrs, **fixed}, part, version):
             named = [a for a in fixed if a in issue.attrs]
             if named and not issue.attrs & set(varied):
@@ -856,7 +863,7 @@ def _joint_rules(d: Diagnostics, layer, chosen: dict, backend_values, part: str,
     for attr in list(varied):
         values, path = chosen[attr]
         backend = _rule_backend(layer, attr, backend_values, version)
-        op_type = f"{layer.kind}_{backend}" if backend else layer.op_type
+        op_type = op_type_of(layer, backend)
         base = {**layer.attrs, **fixed}
         others = {k: v for k, v in varied.items() if k != attr}
         keep = legality.legal_values(op_type, attr, base, part, version, values=values, others=others)
@@ -890,7 +897,7 @@ def _requirements(layer, attr: str, values: list[Any], chosen: dict, backend_val
     if attr == "backend" or is_fold(layer, attr, version):
         return ()
     backend = _rule_backend(layer, attr, backend_values, version)
-    op_type = f"{layer.kind}_{backend}" if backend else layer.op_type
+    op_type = op_type_of(layer, backend)
     fixed = {a: v[0][0] for a, v in chosen.items() if len(v[0]) == 1 and a != "backend"}
     others = {a: tuple(v[0]) for a, v in chosen.items() if len(v[0]) > 1 and a not in ("backend", attr)}
     if not others:

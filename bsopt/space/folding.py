@@ -17,7 +17,7 @@ from bsopt.estimate.legality import divisors
 from bsopt.ir.layers import Layer
 
 __all__ = ["divisors", "layer_attrs", "attr_backends", "legal_fold_values", "impl_choices", "backends_of",
-           "is_fold"]
+           "is_fold", "op_type_of"]
 
 #: layer kinds whose backend (HLS or RTL) a design space may choose per layer
 BACKEND_KINDS = ("MVAU", "VVAU", "Thresholding", "ConvolutionInputGenerator", "FMPadding")
@@ -30,7 +30,8 @@ def backends_of(kind: str, version: str = "latest") -> tuple[str, ...]:
     return BACKENDS["0.10.1" if version == "0.10.1" else "latest"].get(kind, ())
 
 
-def _op_type(layer: Layer, backend: str | None) -> str:
+def op_type_of(layer: Layer, backend: str | None) -> str:
+    """The layer's FINN op type with ``backend`` (its own where None)."""
     return f"{layer.kind}_{backend}" if backend else layer.op_type
 
 
@@ -43,8 +44,8 @@ def _candidates(layer: Layer, backend: str | None, version: str) -> dict[str, tu
     try:
         key = tuple(sorted((k, _hashable(v)) for k, v in layer.attrs.items()))
     except TypeError:
-        return legality.candidates(_op_type(layer, backend), layer.attrs, version)
-    return _candidates_cached(_op_type(layer, backend), key, version)
+        return legality.candidates(op_type_of(layer, backend), layer.attrs, version)
+    return _candidates_cached(op_type_of(layer, backend), key, version)
 
 
 def _hashable(v: Any) -> Any:
@@ -58,7 +59,7 @@ def _hashable(v: Any) -> Any:
 def is_fold(layer: Layer, attr: str, version: str = "latest") -> bool:
     """Whether ``attr`` is a folding factor (PE/SIMD) of the layer, rather than an implementation choice."""
     for backend in backends_of(layer.kind, version) or (layer.backend,):
-        model = legality.model_for(_op_type(layer, backend), version)
+        model = legality.model_for(op_type_of(layer, backend), version)
         if model is not None and attr in model.folds:
             return True
     return False
@@ -78,7 +79,7 @@ def layer_attrs(layer: Layer, version: str = "latest") -> list[str]:
     seen: dict[str, None] = {}
     folds: dict[str, None] = {}
     for b in [layer.backend] + [b for b in backends if b != layer.backend]:
-        model = legality.model_for(_op_type(layer, b), version)
+        model = legality.model_for(op_type_of(layer, b), version)
         if model is None:
             continue
         for attr in _candidates(layer, b, version):
@@ -92,7 +93,7 @@ def legal_fold_values(layer: Layer, attr: str, max_stream_width: int | None = No
     """Legal PE/SIMD values of a layer (of ``values``, default: every divisor), ascending (see
     :func:`bsopt.estimate.legality.legal_values`)."""
     backend = backend or layer.backend
-    op_type = _op_type(layer, backend)
+    op_type = op_type_of(layer, backend)
     cands = _candidates(layer, backend, version).get(attr)
     if not cands:
         return []
@@ -109,13 +110,13 @@ def legal_fold_values(layer: Layer, attr: str, max_stream_width: int | None = No
 
 def impl_choices(layer: Layer, attr: str, part: str = "", backend: str | None = None, *,
                  version: str = "latest", others: dict[str, Any] | None = None) -> tuple[Any, ...]:
-    """The values of an implementation attribute FINN accepts on the layer (FINN's default first;
-    'ultra' only on parts with UltraRAM)."""
+    """The values of an implementation attribute FINN accepts on the layer, in FINN's declared order
+    ('ultra' only on parts with UltraRAM)."""
     backend = backend or layer.backend
     if attr not in _candidates(layer, backend, version):
         backend = next(iter(attr_backends(layer, attr, version)), backend)
     cands = _candidates(layer, backend, version).get(attr)
     if not cands:
         return ()
-    return tuple(legality.legal_values(_op_type(layer, backend), attr, layer.attrs, part, version,
+    return tuple(legality.legal_values(op_type_of(layer, backend), attr, layer.attrs, part, version,
                                        values=cands, others=others))
