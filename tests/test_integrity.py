@@ -328,3 +328,25 @@ def test_a_full_disk_during_a_run_is_diagnosed_and_keeps_what_was_stored(tmp_pat
     after = _cli(["study", "status", "a", "--json"], tmp_path)
     assert after.returncode == 0 and json.loads(after.stdout)["trials"] >= 5  # nothing stored before is lost
     assert os.path.getsize(db) <= limit
+
+
+def _open_fresh(path):
+    from bsopt.storage.urls import open_storage
+
+    try:
+        storage = open_storage(f"sqlite:///{path}")
+        return len(optuna.study.get_all_study_names(storage))
+    except Exception as error:  # reported to the parent
+        return f"{type(error).__name__}: {error}"
+
+
+def test_processes_opening_a_new_database_at_once_all_open_it(tmp_path):
+    # Optuna's first open creates tables and stamps the schema version; processes doing it at the same
+    # moment (a study starting while `study status` polls it, several workers) used to fail with
+    # "table ... already exists" or a duplicate alembic version about one time in three.
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        for i in range(6):
+            outcomes = pool.map(_open_fresh, [tmp_path / f"fresh{i}.db"] * 4)
+            assert outcomes == [0, 0, 0, 0], outcomes

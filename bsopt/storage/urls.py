@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 
 import optuna
@@ -139,12 +140,17 @@ def _sqlite_storage(url: str):
             raise InputError(f"{path} is not an SQLite database (damaged, or another file)", where=shown_url(url),
                              hint=f"restore it from a backup, or move it aside (mv {path} {path}.broken) to start "
                              "a new storage; `sqlite3 FILE .recover` may save the rows of a damaged database")
-    try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    except exc.DatabaseError as error:
-        if path is not None and path.is_file() and _read_only(error):
-            return _read_only_storage(path)
-        raise explain_storage_error(error) or error from None
+    for attempt in range(_INIT_ATTEMPTS):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+            break
+        except exc.DatabaseError as error:
+            if path is not None and path.is_file() and _read_only(error):
+                return _read_only_storage(path)
+            if attempt + 1 < _INIT_ATTEMPTS and _initialised_concurrently(error):
+                time.sleep(0.05 * (attempt + 1))  # another process is creating the schema: open it after
+                continue
+            raise explain_storage_error(error) or error from None
 
     @event.listens_for(storage.engine, "connect")
     def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised through every sqlite study
@@ -155,6 +161,17 @@ def _sqlite_storage(url: str):
 
     storage.engine.dispose()  # connections made before the listener existed get the pragmas too
     return storage
+
+
+_INIT_ATTEMPTS = 20
+
+
+def _initialised_concurrently(error) -> bool:
+    """Two processes opening a new database at once both create Optuna's tables and stamp its schema
+    version; the slower one fails with "table … already exists" or a duplicate alembic version.
+    Opening again finds the schema the other one made."""
+    text = str(getattr(error, "orig", error)).lower()
+    return "already exists" in text or ("unique constraint" in text and "alembic_version" in text)
 
 
 def _read_only(error) -> bool:
