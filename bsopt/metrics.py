@@ -29,7 +29,7 @@ METRICS: dict[str, Metric] = {
         Metric("DSP", "DSPs", "minimize", "DSP slices"),
         Metric("power_w", "W", "minimize", "total on-chip power (needs a power report)"),
         Metric("fmax_mhz", "MHz", "maximize", "achieved clock frequency (needs synthesis)"),
-        Metric("accuracy", "", "maximize", "model accuracy (user supplied)"),
+        Metric("accuracy", "", "maximize", "held-out accuracy of the trained model (co-design studies)"),
         *(
             Metric(f"{r}_util", "fraction", "minimize", f"{r} used as a fraction of the device's {r}")
             for r in RESOURCES
@@ -58,5 +58,7 @@ def resolve_metric(name) -> str | None:
 
 #: What a blueprint without objectives optimises (documented in docs/blueprint.md).
 DEFAULT_OBJECTIVES = (("throughput_fps", "maximize"), ("LUT", "minimize"), ("BRAM_18K", "minimize"))
+#: ... and a blueprint with a ``quantization:`` section (accuracy × hardware co-design)
+CODESIGN_OBJECTIVES = (("accuracy", "maximize"), ("throughput_fps", "maximize"), ("LUT", "minimize"))
 
 OPERATORS = ("<", "<=", ">", ">=", "==")

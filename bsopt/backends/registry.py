@@ -10,6 +10,10 @@ BACKENDS = ("estimate", "finn", "synthetic")
 def make_backend(name: str, model_path: str, finn_version: str = "latest", part: str | None = None,
                  options: dict | None = None, workdir=None):
     """The backend ``name`` for a model, FINN version and part; ``workdir`` is the study's folder."""
+    if name == "train":  # co-design studies' training jobs (not a blueprint backend)
+        from bsopt.backends.train import TrainBackend
+
+        return TrainBackend(options or {})
     if name == "estimate":
         from bsopt.backends.estimate import EstimateBackend
 

@@ -92,4 +92,6 @@ class Blueprint:
     start_step: str | None = None
     stop_step: str | None = None
     extends_chain: list[str] = field(default_factory=list)
+    quantization: Any = None  # bsopt.blueprint.codesign.QuantizationSpec
+    training: Any = None  # bsopt.blueprint.codesign.TrainingSpec
     raw: dict[str, Any] = field(default_factory=dict, repr=False)

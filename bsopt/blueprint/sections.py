@@ -14,7 +14,8 @@ from bsopt.errors import InputError
 from bsopt.hw.parts import BOARD_PARTS, DEFAULT_RESOURCE_LIMITS, is_part_name, resolve_board
 from bsopt.metrics import METRICS, OPERATORS, RESOURCES, resolve_metric
 
-COMMON_KEYS = ("model", "target", "folding", "parameters", "objectives", "search", "global", "backend")
+COMMON_KEYS = ("model", "target", "folding", "parameters", "objectives", "search", "global", "backend",
+               "quantization", "training")
 
 SAMPLERS = tuple(s.value for s in StrategyName)
 BACKENDS = ("estimate", "finn", "synthetic")
@@ -115,12 +116,24 @@ def read_common(d: Diagnostics, raw: dict, bp: Blueprint, base_dir: Path) -> Non
         _global(d, raw["global"], bp)
     if "backend" in raw:
         _backend(d, raw["backend"], bp)
+    if "quantization" in raw or "training" in raw:
+        from bsopt.blueprint.codesign import read_quantization, read_training
+
+        if "quantization" not in raw:
+            d.error(("training",), "a training section without a quantization section",
+                    "add quantization: {...} (the bit widths to explore), or drop training")
+        bp.quantization = read_quantization(d, raw.get("quantization"))
+        bp.training = read_training(d, raw.get("training"))
+        if "model" in raw and bp.quantization is not None:
+            d.error(("model",), "a co-design blueprint's models come from its quantization section",
+                    "drop 'model:' (quantization.model names the factory)")
     if "objectives" in raw:
         bp.objectives = read_objectives(d, raw["objectives"], ("objectives",), base_dir)
     if not bp.objectives:
-        from bsopt.metrics import DEFAULT_OBJECTIVES
+        from bsopt.metrics import CODESIGN_OBJECTIVES, DEFAULT_OBJECTIVES
 
-        bp.objectives = [Objective(m, direction, ("objectives",)) for m, direction in DEFAULT_OBJECTIVES]
+        defaults = CODESIGN_OBJECTIVES if bp.quantization is not None else DEFAULT_OBJECTIVES
+        bp.objectives = [Objective(m, direction, ("objectives",)) for m, direction in defaults]
         bp.objectives_defaulted = True
 
 

@@ -69,6 +69,16 @@ def _run(study, n_trials, timeout, *, quiet, storage=None, **options):
 
 
 def _print_run(study, stats) -> None:
+    if hasattr(stats, "trainings"):  # a co-design run
+        console.print(f"{stats.trainings} quantisation(s): {stats.builds} trained ({stats.trained_epochs} epochs, "
+                      f"{stats.training_seconds:.0f} s), {stats.cache_hits} from cache, {stats.pruned} stopped early "
+                      f"by the pruner ({stats.epochs_saved} epochs saved), {stats.failed} failed"
+                      + (f", {stats.duplicates} proposed again" if stats.duplicates else "")
+                      + (f", {stats.recovered} interrupted trial(s) recovered" if stats.recovered else "")
+                      + f"; {stats.designs} designs from their exact hardware fronts, {stats.feasible} feasible")
+        if stats.stopped:
+            console.print(f"[yellow]stopped early:[/] {escape(stats.stopped)}")
+        return
     console.print(f"{stats.trials} trial(s): {stats.builds} built, {stats.cache_hits} from cache, "
                   f"{stats.feasible} feasible, {stats.failed} failed"
                   + (f", {stats.timeouts} timed out" if stats.timeouts else "")
@@ -137,8 +147,8 @@ def create(
         console.print(escape(report.describe()))
     console.print(f"study [bold]{escape(name)}[/]: {study.strategy} sampler, objectives "
                   + ", ".join(f"{d} {m}" for m, d in study.objectives))
-    if n_trials is not None or timeout is not None:
-        existed = resume and study.n_trials > 0
+    if n_trials is not None or timeout is not None or (study.codesign and not (resume and study.n_trials)):
+        existed = resume and study.n_trials > 0  # (a new co-design study runs its blueprint's budget)
         try:
             _run(study, n_trials, timeout, quiet=quiet, storage=storage, **options)
         except InputError:
@@ -260,10 +270,12 @@ def _bound(v: float, direction: str) -> str:
 
 def _print_front(study, rows, metrics, title, limit: int | None = None):
     table = Table(title=f"{title}: {len(rows)} configuration(s)")
-    for col in ("trial", "config_id", *metrics):
-        table.add_column(col, justify="right" if col != "config_id" else "left")
+    quantized = any("quantization" in r for r in rows)  # a co-design study: each design's bit widths
+    for col in ("trial", "config_id", *(["quantization"] if quantized else []), *metrics):
+        table.add_column(col, justify="left" if col in ("config_id", "quantization") else "right")
     for r in rows[:limit] if limit else rows:
-        table.add_row(str(r["trial"]), str(r["config_id"]), *[_fmt(r.get(m)) for m in metrics])
+        table.add_row(str(r["trial"]), str(r["config_id"]), *([str(r.get("quantization", ""))] if quantized else []),
+                      *[_fmt(r.get(m)) for m in metrics])
     console.print(table)
     if limit and len(rows) > limit:
         console.print(f"… {len(rows) - limit} more: bsopt study pareto {study.name}")

@@ -55,6 +55,7 @@ def worker_main(fd: int, parent: int) -> None:
         conn.send(("init_error", f"{type(exc).__name__}: {exc}"))
         return
     label = worker_label("local")
+    decode = getattr(backend, "job_from_dict", None) or BuildConfig.from_dict  # training jobs, or builds
     conn.send(("ready", label))
     while True:
         try:
@@ -64,7 +65,7 @@ def worker_main(fd: int, parent: int) -> None:
         if msg is None:
             return
         task_id, cfg_dict = msg
-        result = run_build(backend, BuildConfig.from_dict(cfg_dict), label)
+        result = run_build(backend, decode(cfg_dict), label)
         conn.send(("result", task_id, result.to_dict()))
 
 

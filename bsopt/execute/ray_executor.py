@@ -65,7 +65,8 @@ class _BuildActor:
     def build(self, cfg_dict: dict) -> tuple[dict, int]:
         from bsopt.space.build_config import BuildConfig
 
-        result = run_build(self.backend, BuildConfig.from_dict(cfg_dict), self.label)
+        decode = getattr(self.backend, "job_from_dict", None) or BuildConfig.from_dict
+        result = run_build(self.backend, decode(cfg_dict), self.label)
         return result.to_dict(), process_rss(os.getpid())
 
 

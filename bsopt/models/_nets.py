@@ -177,7 +177,9 @@ class QuantMLP(nn.Module):
 
     ``features`` holds: input quantiser, dropout, then per hidden layer
     ``QuantLinear -> BatchNorm1d -> QuantIdentity -> Dropout``, and finally ``QuantLinear`` and
-    :class:`TensorNorm`.  The input is flattened and mapped from [0, 1] to [-1, 1] first.
+    :class:`TensorNorm`.  The input is flattened and mapped from [0, 1] to [-1, 1] first.  Bit widths
+    are one for every layer, or per layer: a weight width per linear layer and an activation width per
+    hidden layer (a last activation width, for the classifier's output, is accepted and unused).
     """
 
     def __init__(
@@ -186,25 +188,31 @@ class QuantMLP(nn.Module):
         in_features: int,
         hidden: Sequence[int],
         num_classes: int,
-        weight_bits: int,
-        act_bits: int,
+        weight_bits: int | Sequence[int],
+        act_bits: int | Sequence[int],
         in_bits: int,
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
+        n = len(hidden) + 1
+        w = [weight_bits] * n if isinstance(weight_bits, int) else list(weight_bits)
+        a = [act_bits] * n if isinstance(act_bits, int) else list(act_bits)
+        if len(w) != n or len(a) not in (n - 1, n):
+            raise ValueError(f"QuantMLP with {n} layers takes {n} weight and {n - 1} activation bit widths, "
+                             f"got {len(w)} and {len(a)}")
         self.features = nn.ModuleList([_act(in_bits), nn.Dropout(dropout)])
         width = in_features
-        for out_features in hidden:
+        for i, out_features in enumerate(hidden):
             self.features.extend(
                 [
-                    _linear(width, out_features, weight_bits),
+                    _linear(width, out_features, w[i]),
                     nn.BatchNorm1d(out_features),
-                    _act(act_bits),
+                    _act(a[i]),
                     nn.Dropout(dropout),
                 ]
             )
             width = out_features
-        self.features.extend([_linear(width, num_classes, weight_bits), TensorNorm()])
+        self.features.extend([_linear(width, num_classes, w[-1]), TensorNorm()])
         _init_quant_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -148,9 +148,8 @@ def export_trained(module: nn.Module, input_shape: Sequence[int], out_path: str 
                    what="the trained module")
 
 
-def load_module(spec: str) -> nn.Module:
-    """Resolve ``"pkg.mod:factory"`` to an ``nn.Module`` in eval mode (see :func:`export_module`)."""
-    torch = require("torch", "models", "model export")
+def resolve_reference(spec: str) -> Any:
+    """The object ``"package.module:attribute"`` names (imported; dotted attributes followed)."""
     module_name, sep, attr_path = spec.partition(":")
     if not sep or not module_name or not attr_path:
         raise InputError(
@@ -179,6 +178,14 @@ def load_module(spec: str) -> nn.Module:
                 where=spec,
                 hint="available names: " + (", ".join(public[:30]) or "(none)"),
             ) from None
+    return obj
+
+
+def load_module(spec: str) -> nn.Module:
+    """Resolve ``"pkg.mod:factory"`` to an ``nn.Module`` in eval mode (see :func:`export_module`)."""
+    torch = require("torch", "models", "model export")
+    obj = resolve_reference(spec)
+    attr_path = spec.partition(":")[2]
     if not isinstance(obj, torch.nn.Module):
         if not callable(obj):
             raise ModelError(

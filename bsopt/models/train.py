@@ -59,16 +59,23 @@ def digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
     return Dataset(images(x_train), torch.tensor(y_train), images(x_test), torch.tensor(y_test), 10)
 
 
-def digits_mlp(weight_bits: int, act_bits: int, *, hidden: Sequence[int] = (64, 32), in_bits: int = 8,
-               seed: int = 0) -> nn.Module:
+def digits_mlp(weight_bits: int | Sequence[int], act_bits: int | Sequence[int], *, hidden: Sequence[int] = (64, 32),
+               in_bits: int = 8, seed: int = 0) -> nn.Module:
     """A TFC-style quantised MLP (64 inputs, ``hidden``, 10 classes) at the given bit widths (1 =
-    bipolar), its initial weights drawn from ``seed``."""
+    bipolar; one for every layer, or one per layer: ``len(hidden) + 1`` weight widths and as many
+    activation widths, the last unused), its initial weights drawn from ``seed``."""
     import torch
 
     from bsopt.models import _nets
-    from bsopt.models.zoo import check_bits
 
-    check_bits(weight_bits, act_bits)
+    n = len(hidden) + 1
+    for what, bits in (("weight_bits", weight_bits), ("act_bits", act_bits)):
+        widths = [bits] if isinstance(bits, int) else list(bits)
+        if not isinstance(bits, int) and len(widths) not in (n, n - 1 if what == "act_bits" else n):
+            raise InputError(f"{what} has {len(widths)} entries; the MLP has {n} layers")
+        bad = [b for b in widths if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 8]
+        if bad:
+            raise InputError(f"{what}={bad[0]!r} is not a bit width", hint="1..8 (1 = bipolar)")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return _nets.QuantMLP(in_features=64, hidden=tuple(hidden), num_classes=10, weight_bits=weight_bits,

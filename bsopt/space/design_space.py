@@ -70,8 +70,10 @@ class DesignSpace:
 
     # ------------------------------------------------------------------ counting
     def get_total_combinations(self) -> int:
-        """Exact number of configurations (a Python int), without enumerating anything."""
-        return P.count(self.parameters)
+        """Exact number of configurations (a Python int), without enumerating anything; a co-design
+        space multiplies its folding configurations by its quantisations."""
+        n = P.count(self.parameters)
+        return n * self.blueprint.quantization.size if self.blueprint.quantization is not None else n
 
     @property
     def choice_parameters(self) -> list[Parameter]:
@@ -88,6 +90,8 @@ class DesignSpace:
             "model": self.model_sha256 or self.model_path,
             "target": self.fixed_target(),
         }
+        if self.blueprint.quantization is not None:
+            content["codesign"] = repr((self.blueprint.quantization, self.blueprint.training))
         return hashlib.sha256(canonical_json(content).encode()).hexdigest()[:12]
 
     # ------------------------------------------------------------------ validation
@@ -369,6 +373,8 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
                        for_builds: bool = False) -> DesignSpace:
     model_path = str(model) if model is not None else bp.model
     model_where = "--model" if model is not None else None
+    if model_path is None and bp.quantization is not None:  # a co-design space: its widest quantisation
+        model_path = _materialise_codesign(d, bp)
     needs_ir = _needs_ir(bp)
     info = None
     sha = None
@@ -532,6 +538,31 @@ def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str) -> str | None:
             export_model(m["name"], w, a, out, seed=seed, **arch)
         except BsoptError as exc:
             d.error(bp.model_path, f"cannot export {ref}: {exc.message}", exc.hint)
+            return None
+    return str(out)
+
+
+def _materialise_codesign(d: Diagnostics, bp: Blueprint) -> str | None:
+    """The untrained export of a co-design blueprint's widest quantisation: the model whose layers the
+    folding space is read from (every quantisation has the same layers; each trial's own model is its
+    trained export)."""
+    from bsopt.models.quantized import Quantization, build_module, cache_key, input_shape
+
+    spec, training = bp.quantization, bp.training
+    w, a = [0] * spec.layers, [0] * spec.layers
+    for g in spec.groups:
+        for i in g.layers:
+            w[i], a[i] = max(g.weight_bits), max(g.act_bits)
+    q = Quantization(tuple(w), tuple(a))
+    out = settings.model_cache() / f"codesign_{cache_key(spec, training, q)}_untrained.onnx"
+    if not out.exists():
+        try:
+            from bsopt.models.export import export_trained
+
+            export_trained(build_module(spec, q, training.seed), input_shape(spec, training), out,
+                           prepost=spec.prepost)
+        except BsoptError as exc:
+            d.error(("quantization", "model"), f"cannot build the model of {q.label}: {exc.message}", exc.hint)
             return None
     return str(out)
 

@@ -104,6 +104,11 @@ class Study:
         return self._ctx.strategy.name
 
     @property
+    def codesign(self) -> bool:
+        """A co-design study: its trials are quantisations (trained) times their exact hardware fronts."""
+        return self._ctx.space.blueprint.quantization is not None
+
+    @property
     def objectives(self) -> list[tuple[str, str]]:
         """(metric, direction) per objective."""
         o = self._ctx.objectives
@@ -156,10 +161,17 @@ class Study:
         if locked is not None:
             raise InputError(f"cannot run trials: {locked} is read-only here", where=f"study {self.name}",
                              hint=READ_ONLY_HINT)
-        runner = Runner(self._ctx, workers=opts.workers, progress=opts.progress, executor=opts.executor,
-                        ray_address=opts.ray_address, build_timeout=opts.build_timeout,
-                        min_free_disk_gb=opts.min_free_disk_gb, build_budget=opts.finn_budget,
-                        pareto_gate=opts.pareto_candidates, max_failures=opts.max_failures)
+        if self.codesign:
+            from bsopt.study.codesign import CodesignRunner
+
+            runner = CodesignRunner(self._ctx, workers=opts.workers, executor=opts.executor,
+                                    ray_address=opts.ray_address, build_timeout=opts.build_timeout,
+                                    progress=opts.progress, max_failures=opts.max_failures)
+        else:
+            runner = Runner(self._ctx, workers=opts.workers, progress=opts.progress, executor=opts.executor,
+                            ray_address=opts.ray_address, build_timeout=opts.build_timeout,
+                            min_free_disk_gb=opts.min_free_disk_gb, build_budget=opts.finn_budget,
+                            pareto_gate=opts.pareto_candidates, max_failures=opts.max_failures)
         stats = runner.optimize(n_trials=n_trials, timeout=timeout)
         self.last_run, self.exact_front = stats, getattr(runner, "exact_info", None)
         if stats.systematic:

@@ -21,7 +21,7 @@ import optuna
 
 from bsopt import __version__, settings
 from bsopt.errors import BsoptError, InputError
-from bsopt.explore import from_name, resolve
+from bsopt.explore import codesign, from_name, resolve
 from bsopt.storage.urls import open_storage, resolve_url, shown_url, studies
 from bsopt.study.objectives import ObjectiveSet
 from bsopt.study.params import OptunaSpace
@@ -69,7 +69,10 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     bp_path = Path(blueprint).resolve()
     space = load_design_space(bp_path, model, for_builds=True).require_valid()
     objectives = ObjectiveSet.from_space(space)
-    objectives.check_backend(space.blueprint.backend)
+    if space.blueprint.quantization is not None:
+        codesign.check(space, objectives)
+    else:
+        objectives.check_backend(space.blueprint.backend)
     _check_backend(space)
     store = open_storage(storage)
     existing = [s.study_name for s in studies(store)]
@@ -97,8 +100,14 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
         size = None
     if seed is None:  # the blueprint's search.seed, unless --seed overrides it
         seed = space.search_config.seed
-    strategy = resolve(space, objectives, space.blueprint.backend, sampler,
-                       n_trials or space.search_config.max_evaluations)
+    budget = n_trials or space.search_config.max_evaluations
+    if space.blueprint.quantization is not None:  # a sampler proposes quantisations, folding is solved exactly
+        strategy = codesign.resolve(space, sampler, budget)
+        from bsopt.explore.pruning import make_pruner
+
+        make_pruner(space.blueprint.training.pruner, space.blueprint.training.epochs)  # its options, now
+    else:
+        strategy = resolve(space, objectives, space.blueprint.backend, sampler, budget)
     study = optuna.create_study(study_name=name, storage=store, directions=objectives.directions,
                                 sampler=strategy.sampler(seed, len(objectives.metrics)))
     with warnings.catch_warnings():  # experimental in Optuna, and what the dashboard reads
@@ -120,6 +129,9 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
         "created": time.time(),
         "workdir": str(study_dir(space, name).resolve()),
     }
+    if space.blueprint.quantization is not None:
+        attrs["codesign"] = {"quantizations": space.blueprint.quantization.size,
+                             "parameters": list(codesign.distributions(space.blueprint.quantization))}
     for k, v in attrs.items():
         study.set_user_attr(k, v)
     return StudyContext(name, store, study, space, objectives, OptunaSpace(space.parameters), strategy.name,
@@ -167,7 +179,8 @@ def load_study(name: str, storage: str | None = None, *, model: str | None = Non
                          where=str(bp_path), hint="the blueprint or the model was edited; create a new study "
                          "(or restore the original files)")
     objectives = ObjectiveSet.from_space(space)
-    strategy = from_name(attrs["sampler"])
+    strategy = codesign.QuantizationGrid() if attrs.get("codesign") and attrs["sampler"] == "grid" \
+        else from_name(attrs["sampler"])
     study = optuna.load_study(study_name=name, storage=store,
                               sampler=strategy.sampler(attrs.get("seed"), len(objectives.metrics)))
     workdir = Path(attrs["workdir"]) if attrs.get("workdir") else study_dir(space, name)

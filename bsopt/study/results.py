@@ -69,8 +69,11 @@ def _storage(url: str | None):
 
 def record(t: FrozenTrial) -> dict[str, Any]:
     """One trial as a plain record."""
-    return {"trial": t.number, "config_id": t.user_attrs.get("config_id"), "state": t.state.name,
-            "feasible": queries.feasible(t), **queries.metrics_of(t)}
+    row = {"trial": t.number, "config_id": t.user_attrs.get("config_id"), "state": t.state.name,
+           "feasible": queries.feasible(t), **queries.metrics_of(t)}
+    if "quantization" in t.user_attrs:  # a co-design trial
+        row["quantization"] = t.user_attrs["quantization"]
+    return row
 
 
 def _frame(rows: list[dict[str, Any]], as_frame: bool):
