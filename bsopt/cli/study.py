@@ -73,6 +73,7 @@ def _print_run(study, stats) -> None:
         console.print(f"{stats.trainings} quantisation(s): {stats.builds} trained ({stats.trained_epochs} epochs, "
                       f"{stats.training_seconds:.0f} s), {stats.cache_hits} from cache, {stats.pruned} stopped early "
                       f"by the pruner ({stats.epochs_saved} epochs saved), {stats.failed} failed"
+                      + (f" ({stats.unbuildable} not trained: FINN cannot build them)" if stats.unbuildable else "")
                       + (f", {stats.duplicates} proposed again" if stats.duplicates else "")
                       + (f", {stats.recovered} interrupted trial(s) recovered" if stats.recovered else "")
                       + f"; {stats.designs} designs from their exact hardware fronts, {stats.feasible} feasible")

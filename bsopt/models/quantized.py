@@ -39,7 +39,7 @@ from typing import Any
 from bsopt.errors import InputError, ModelError, require
 
 #: bump when training or export changes what a cached entry holds
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,20 @@ class Quantization:
         """Every bit width no larger than ``other``'s: never more hardware than ``other`` needs."""
         return all(a <= b for a, b in zip(self.weight_bits + self.act_bits, other.weight_bits + other.act_bits,
                                           strict=True))
+
+
+def finn_cannot_build(q: Quantization) -> str | None:
+    """Why FINN cannot build a quantisation's layers, known before any training, or None.
+
+    A 1-bit activation feeds the next layer binary inputs, which FINN's matrix-vector units take only in
+    XNOR mode, i.e. with 1-bit (bipolar) weights too (MVAU_hls raises 'True binary (non-bipolar) inputs
+    not yet supported' otherwise; MVAU_rtl takes no 1-bit operands). Layers are a chain: ``act_bits[i]``
+    is layer ``i + 1``'s input."""
+    for i in range(1, len(q.weight_bits)):
+        if q.act_bits[i - 1] == 1 and q.weight_bits[i] != 1:
+            return (f"layer {i} gets 1-bit activations with {q.weight_bits[i]}-bit weights: FINN's matrix-vector "
+                    "units take binary inputs only with 1-bit (bipolar) weights (XNOR mode)")
+    return None
 
 
 def param_names(spec) -> list[tuple[str, str, Any]]:

@@ -38,8 +38,10 @@ class Dataset:
 
 
 def digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
-    """scikit-learn's 8×8 digits, pixel values 0..16 scaled to [0, 1], split stratified by ``seed``."""
+    """scikit-learn's 8×8 digits, pixel values 0..16 scaled to [0, 1] on the UINT8/255 grid, split
+    stratified by ``seed``."""
     try:
+        import numpy as np
         import torch
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
@@ -49,7 +51,9 @@ def digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
     if not 0 < test_fraction < 1:
         raise InputError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     data = load_digits()
-    x = data.images.astype("float32") / 16.0
+    # pixel values 0..16 on FINN's input grid: a UINT8 value / 255 (the exported model's pre-processing),
+    # so the hardware sees exactly the images the model was trained and evaluated on
+    x = (np.round(data.images * (255 / 16)) / 255).astype("float32")
     x_train, x_test, y_train, y_test = train_test_split(x, data.target, test_size=test_fraction,
                                                         random_state=seed, stratify=data.target)
 

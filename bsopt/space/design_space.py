@@ -680,7 +680,7 @@ def _check_relative_metrics(d: Diagnostics, bp: Blueprint) -> None:
 
 def _check_limits(d: Diagnostics, bp: Blueprint, space: DesignSpace) -> None:
     strategy = space.search_config.strategy
-    if strategy.enumerates:
+    if strategy.enumerates and bp.quantization is None:  # (a co-design grid enumerates quantisations only)
         limit = space.global_config.max_combinations
         try:
             total = space.get_total_combinations()

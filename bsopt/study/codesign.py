@@ -19,6 +19,7 @@ training, if it had finished, comes from the cache).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -34,7 +35,14 @@ from bsopt import settings
 from bsopt.backends.result import BuildStatus
 from bsopt.execute.base import BackendSpec, Task
 from bsopt.explore import codesign
-from bsopt.models.quantized import Quantization, cache_key, every_quantization, from_params, to_params
+from bsopt.models.quantized import (
+    Quantization,
+    cache_key,
+    every_quantization,
+    finn_cannot_build,
+    from_params,
+    to_params,
+)
 from bsopt.storage import rdb
 from bsopt.study.dashboard import metric_summary
 from bsopt.study.params import OptunaSpace
@@ -54,6 +62,7 @@ class CodesignStats(RunStats):
     training_seconds: float = 0.0
     designs: int = 0  # hardware front points stored
     duplicates: int = 0  # quantisations the sampler proposed again
+    unbuildable: int = 0  # quantisations FINN cannot build (not trained)
 
 
 def trained_cache():
@@ -151,7 +160,20 @@ class CodesignRunner:
                             stats.stopped = f"every quantisation ({self.spec.size}) has been trained"
                         elif again >= MAX_PROPOSED_AGAIN:
                             stats.stopped = (f"the sampler proposed {again} quantisations in a row that were "
-                                             "trained already")
+                                             "trained already or that FINN cannot build")
+                        continue
+                    reason = finn_cannot_build(q)
+                    if reason is not None:  # no training for what FINN cannot build (nor a place in the budget)
+                        again += 1
+                        if again >= MAX_PROPOSED_AGAIN:
+                            stats.stopped = (f"the sampler proposed {again} quantisations in a row that were "
+                                             "trained already or that FINN cannot build")
+                        stats.trials += 1
+                        stats.failed += 1
+                        stats.unbuildable += 1
+                        rdb.set_attrs(study, trial, {"quantization": q.label, "final": True, "unbuildable": True,
+                                                     "error": f"{q.label}: {reason}"}, {})
+                        study.tell(trial, state=TrialState.FAIL)
                         continue
                     again = 0
                     launched += 1
@@ -179,7 +201,18 @@ class CodesignRunner:
                             and stats.trainings == 0:
                         stats.stopped = f"{stats.failure_streak} trainings failed in a row"
                         stats.systematic = result.error_message or ""
+        self._log_run(stats)
         return stats
+
+    def _log_run(self, stats: CodesignStats) -> None:
+        """One JSON line per run in studies/<name>/runs.jsonl (as the build runner writes)."""
+        try:
+            self.ctx.workdir.mkdir(parents=True, exist_ok=True)
+            with open(self.ctx.workdir / "runs.jsonl", "a") as fh:
+                fh.write(json.dumps({**dataclasses.asdict(stats), "ended": time.time(), "workers": self.workers,
+                                     "executor": self.executor_name, "sampler": self.ctx.sampler}) + "\n")
+        except OSError:  # a read-only working directory must not fail the study
+            pass
 
     def _job(self, q: Quantization, peers: list[dict[str, Any]]):
         from bsopt.backends.train import TrainJob
