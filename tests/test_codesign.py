@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from bsopt.blueprint.loader import read_blueprint
 from bsopt.cli import main
-from bsopt.explore.pruning import PeerPruning, make_pruner
+from bsopt.models.pruning import PeerPruning, make_pruner
 from bsopt.models.quantized import Quantization, every_quantization, finn_cannot_build, from_params, to_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ def test_quantisations_are_counted_and_decoded_by_hand(tmp_path):
 
 # ------------------------------------------------------------------------------- pruning
 def test_a_training_is_pruned_only_against_cheaper_peers_by_optunas_rule():
-    from bsopt.explore.pruning import peers_of
+    from bsopt.models.pruning import peers_of
 
     spec = {"name": "median", "n_warmup_steps": 2}  # median pruner, judging from epoch 2 on
     peer = {"curve": [0.5, 0.6, 0.7, 0.8], "pruned": False}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: modules imported only inside functions that need an extra, with the extra that provides them
-OPTIONAL = {"torch": "models", "brevitas": "models", "sklearn": "models", "ray": "ray", "optuna_dashboard": "dashboard",
+OPTIONAL = {"torch": "models", "brevitas": "models", "ray": "ray", "optuna_dashboard": "dashboard",
             "pandas": "dev", "psycopg2": "postgres"}
 
 

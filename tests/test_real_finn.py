@@ -226,3 +226,29 @@ def test_parallel_window_front_points_built_by_finn_have_bsopts_metrics(tmp_path
         assert result.ok, result.error_message
         for metric in ("max_cycles", "LUT", "BRAM_18K", "URAM", "DSP"):
             assert result.values[metric] == point["metrics"][metric], (cfg.config_id, metric)
+
+
+def test_co_design_designs_export_as_trained_models_finn_builds_to_bsopts_numbers(tmp_path, monkeypatch):
+    """Issue 21's acceptance: the digits co-design study's Pareto designs export as a trained QONNX model
+    + FINN folding config, and FINN builds them unchanged to the estimates bsopt reported."""
+    pytest.importorskip("sklearn")
+    monkeypatch.setenv("BSOPT_MODEL_CACHE", str(tmp_path / "models"))
+    bp = tmp_path / "digits.yaml"
+    bp.write_text((SPACES / "digits_codesign.yaml").read_text().replace("epochs: 20", "epochs: 3"))
+    assert main(["study", "create", "qd", "--blueprint", str(bp), "-n", "3", "--quiet"]) == 0
+    assert main(["study", "export", "qd", "--pareto", "--out", str(tmp_path / "pareto")]) == 0
+    folders = sorted((tmp_path / "pareto").iterdir())
+    models = {}
+    for d in folders:  # one design per trained model, plus the front's extremes
+        models.setdefault((d / "model.onnx").read_bytes(), d)
+    chosen = list(models.values())[:3]
+    assert len(models) >= 2  # designs of several quantisations are on the front
+    for d in chosen:
+        metrics = json.loads((d / "metrics.json").read_text())
+        assert 0 < metrics["metrics"]["accuracy"] <= 1
+        proc = run_finn(d)
+        assert proc.returncode == 0 and "Completed successfully" in proc.stdout, proc.stdout[-3000:] + proc.stderr
+        finn = json.loads((d / "output" / "report" / "estimate_network_performance.json").read_text())
+        res = json.loads((d / "output" / "report" / "estimate_layer_resources.json").read_text())["total"]
+        assert finn["max_cycles"] == metrics["metrics"]["max_cycles"]
+        assert {k: res[k] for k in ("LUT", "BRAM_18K")} == {k: metrics["metrics"][k] for k in ("LUT", "BRAM_18K")}

@@ -55,7 +55,7 @@ class TrainBackend:
         return TrainJob.from_dict(d)
 
     def build(self, job: TrainJob) -> BuildResult:
-        from bsopt.explore.pruning import PeerPruning
+        from bsopt.models.pruning import PeerPruning
         from bsopt.models.quantized import Quantization, train_and_export
 
         start = time.time()

@@ -10,6 +10,7 @@ trials — every one carrying the quantisation's accuracy and its own folding.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,18 +34,16 @@ class QuantizationGrid(Strategy):
 
 def hardware_objectives(objectives):
     """The objectives and constraints without accuracy: what the exact solver optimises per model."""
-    from bsopt.study.objectives import ObjectiveSet
-
     keep = [i for i, m in enumerate(objectives.metrics) if m != ACCURACY]
-    return ObjectiveSet([objectives.metrics[i] for i in keep], [objectives.directions[i] for i in keep],
-                        [c for c in objectives.constraints if c.metric != ACCURACY])
+    return dataclasses.replace(objectives, metrics=[objectives.metrics[i] for i in keep],
+                               directions=[objectives.directions[i] for i in keep],
+                               constraints=[c for c in objectives.constraints if c.metric != ACCURACY])
 
 
-def check(space, objectives) -> None:
+def check(space, objectives, estimate_metrics: set[str]) -> None:
     """What a co-design space needs: accuracy among the objectives or constraints, the estimate
-    backend, and a folding space the exact solver solves."""
+    backend (whose metrics are ``estimate_metrics``), and a folding space the exact solver solves."""
     from bsopt.explore.exact import why_not_separable
-    from bsopt.study.objectives import BACKEND_METRICS
 
     bp = space.blueprint
     if bp.backend != "estimate":
@@ -54,7 +53,7 @@ def check(space, objectives) -> None:
     if ACCURACY not in objectives.metrics and all(c.metric != ACCURACY for c in objectives.constraints):
         raise InputError("a co-design blueprint needs accuracy as an objective or a constraint",
                          where="objectives", hint="add {metric: accuracy, direction: maximize}")
-    known = BACKEND_METRICS["estimate"] | {ACCURACY}
+    known = set(estimate_metrics) | {ACCURACY}
     missing = sorted({m for m in objectives.metrics + [c.metric for c in objectives.constraints]} - known)
     if missing:
         raise InputError(f"a co-design study does not report {', '.join(missing)}", where="objectives/constraints",
@@ -85,6 +84,13 @@ def resolve(space, requested: str | None, budget: int | None) -> Strategy:
     if name == "auto":
         return SamplerStrategy(StrategyName.TPE.value if (budget or 100) <= AUTO_TPE_MAX_TRIALS
                                else StrategyName.RANDOM.value)
+    return SamplerStrategy(name)
+
+
+def from_stored(name: str) -> Strategy:
+    """The strategy a co-design study was created with (its stored name)."""
+    if name == QuantizationGrid.name:
+        return QuantizationGrid()
     return SamplerStrategy(name)
 
 

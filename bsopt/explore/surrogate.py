@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 from optuna.trial import TrialState
+from sklearn.linear_model import LinearRegression, Ridge
 
 from bsopt.explore.exact import CYCLE_METRICS, exact_front, spread
 from bsopt.explore.samplers import SAMPLE
@@ -180,7 +181,7 @@ def _corrected_front(ctx, estimator, study, metrics: list[str]) -> list[dict]:
         if not A.any():
             continue
         lam = 1e-6 * float((A * A).sum())  # a touch of ridge: types with no share stay at 0
-        coef = np.linalg.solve(A.T @ A + lam * np.eye(len(types)), A.T @ np.array(targets[m]))
+        coef = Ridge(alpha=lam, fit_intercept=False, solver="cholesky").fit(A, np.array(targets[m])).coef_
         for ty, c in zip(types, coef, strict=True):
             factor[ty][j] = max(float(c), -0.5)
 
@@ -243,7 +244,7 @@ def _predict(X, Y, M, F, est: np.ndarray, mism: np.ndarray, fam: list, metrics: 
         x = X[:, j]
         scale = max(np.abs(x).max(), 1e-12)
         A = np.column_stack([np.ones_like(x), x / scale, (x / scale) ** 2, M])
-        coef, *_ = np.linalg.lstsq(A, Y[:, j], rcond=None)
+        coef = LinearRegression(fit_intercept=False).fit(A, Y[:, j]).coef_
         fit = A @ coef
         rel = (Y[:, j] - fit) / np.maximum(np.abs(fit), 1e-9)
         by_family: dict[tuple, list[float]] = {}

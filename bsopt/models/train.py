@@ -45,8 +45,8 @@ def digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
         import torch
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
-    except ImportError as exc:  # pragma: no cover - the models extra installs them
-        raise InputError(f"training needs torch and scikit-learn ({exc.name} is missing)",
+    except ImportError as exc:  # pragma: no cover - the models extra installs torch
+        raise InputError(f"training needs torch ({exc.name} is missing)",
                          hint='pip install "bsopt[models]"') from exc
     if not 0 < test_fraction < 1:
         raise InputError(f"test_fraction must lie in (0, 1), got {test_fraction}")

@@ -5,7 +5,7 @@ Per quantisation the sampler proposes (or the grid's next one):
 
 1. a training job goes to the executor (the driver itself with one worker, else local worker processes
    or Ray actors); it carries the accuracy curves of the finished trainings with no more bits in any
-   layer, which its pruner compares against after every epoch (:mod:`bsopt.explore.pruning`);
+   layer, which its pruner compares against after every epoch (:mod:`bsopt.models.pruning`);
 2. a pruned training is told PRUNED (its curve kept for later judgements); a finished one has been
    exported as QONNX (cached by everything that determines it);
 3. the trained model is lowered and its folding solved exactly (:func:`bsopt.explore.codesign.hardware_front`);

@@ -23,7 +23,7 @@ from bsopt import __version__, settings
 from bsopt.errors import BsoptError, InputError
 from bsopt.explore import codesign, from_name, resolve
 from bsopt.storage.urls import open_storage, resolve_url, shown_url, studies
-from bsopt.study.objectives import ObjectiveSet
+from bsopt.study.objectives import BACKEND_METRICS, ObjectiveSet
 from bsopt.study.params import OptunaSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -70,7 +70,7 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     space = load_design_space(bp_path, model, for_builds=True).require_valid()
     objectives = ObjectiveSet.from_space(space)
     if space.blueprint.quantization is not None:
-        codesign.check(space, objectives)
+        codesign.check(space, objectives, BACKEND_METRICS["estimate"])
     else:
         objectives.check_backend(space.blueprint.backend)
     _check_backend(space)
@@ -103,7 +103,7 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     budget = n_trials or space.search_config.max_evaluations
     if space.blueprint.quantization is not None:  # a sampler proposes quantisations, folding is solved exactly
         strategy = codesign.resolve(space, sampler, budget)
-        from bsopt.explore.pruning import make_pruner
+        from bsopt.models.pruning import make_pruner
 
         make_pruner(space.blueprint.training.pruner, space.blueprint.training.epochs)  # its options, now
     else:
@@ -179,8 +179,7 @@ def load_study(name: str, storage: str | None = None, *, model: str | None = Non
                          where=str(bp_path), hint="the blueprint or the model was edited; create a new study "
                          "(or restore the original files)")
     objectives = ObjectiveSet.from_space(space)
-    strategy = codesign.QuantizationGrid() if attrs.get("codesign") and attrs["sampler"] == "grid" \
-        else from_name(attrs["sampler"])
+    strategy = codesign.from_stored(attrs["sampler"]) if attrs.get("codesign") else from_name(attrs["sampler"])
     study = optuna.load_study(study_name=name, storage=store,
                               sampler=strategy.sampler(attrs.get("seed"), len(objectives.metrics)))
     workdir = Path(attrs["workdir"]) if attrs.get("workdir") else study_dir(space, name)
