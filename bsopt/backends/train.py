@@ -15,6 +15,9 @@ from typing import Any
 
 from bsopt.backends.result import BuildResult, BuildStatus
 
+#: why the pruner stopped a training (its epochs are in the trial's accuracy_curve)
+PRUNED_REASON = "stopped early by the pruner: trains worse than quantisations with no more bits in any layer"
+
 
 @dataclass
 class TrainJob:
@@ -66,5 +69,4 @@ class TrainBackend:
         status = BuildStatus.PRUNED if trained.pruned else BuildStatus.SUCCESS
         return BuildResult(job.config_id, status, start, time.time(), values={"accuracy": trained.accuracy},
                            artifacts={"trained": json.dumps(record)}, backend=self.name, cache_hit=trained.cached,
-                           error_message=f"stopped after epoch {len(trained.curve)}: trains worse than "
-                           "quantisations with no more bits" if trained.pruned else None)
+                           error_message=PRUNED_REASON if trained.pruned else None)

@@ -89,6 +89,13 @@ def show(
         return
     bp = space.blueprint
     root = Tree(f"[bold]{escape(bp.name)}[/] ({bp.format}) — {_count_text(space)} configurations")
+    if bp.quantization is not None:  # a co-design space: its quantisations, then the widest one's folding
+        q = bp.quantization
+        node = root.add(f"[bold]quantization[/] ({q.size:,} quantisations of {escape(q.model)}, "
+                        f"{bp.training.epochs} epochs each; folding below is of the widest)")
+        for g in q.groups:
+            node.add(f"{escape(g.name)} (layers {', '.join(map(str, g.layers))}): weights "
+                     f"{', '.join(map(str, g.weight_bits))} · activations {', '.join(map(str, g.act_bits))}")
     groups: dict[str, Tree] = {}
     for p in space.parameters:
         if not p.is_choice:

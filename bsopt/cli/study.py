@@ -225,9 +225,10 @@ def status(name: str = typer.Argument(...), storage: str = STORAGE,
         print(json.dumps(st, indent=1))
         return
     states = ", ".join(f"{k} {v}" for k, v in sorted(st["states"].items()))
-    rate = f"{st['trials_per_s']:.2f} trials/s over the study's runs" if st["trials_per_s"] else "n/a"
+    unit, done = ("quantisations", st["trainings"]) if st.get("trainings") is not None else ("trials", st["trials"])
+    rate = f"{st['trials_per_s']:.2f} {unit}/s over the study's runs" if st["trials_per_s"] else "n/a"
     if st["eta_seconds"] is not None:
-        rate += (f"; {st['max_evaluations'] - min(st['trials'], st['max_evaluations'])} trials to the blueprint's "
+        rate += (f"; {st['max_evaluations'] - min(done, st['max_evaluations'])} {unit} to the blueprint's "
                  f"max_evaluations, ETA {st['eta_seconds']:.0f} s")
     console.print(f"[bold]{escape(name)}[/] ({st['sampler']}, space {st['space_size'] or 'continuous'}): "
                   f"{st['trials']} trials ({states}); feasible {st['feasible']}; cache hits {st['cache_hits']}; "
@@ -247,8 +248,9 @@ def status(name: str = typer.Argument(...), storage: str = STORAGE,
             f"{escape(name)} violated by {n}" for name, n in out["violated"].items()))
     for reason, n in out.get("codegen", {}).items():
         console.print(f"  FINN's code generation rejects {n}x: {escape(reason)}")
+    by = "" if st.get("trainings") is not None else " by the estimate gate"
     for reason, n in out["pruned_reasons"].items():
-        console.print(f"pruned {n}x by the estimate gate: {escape(reason)}")
+        console.print(f"pruned {n}x{by}: {escape(reason)}")
     if st["hypervolume_box"]:
         box = st["hypervolume_box"]
         from bsopt.study.queries import HV_MEANING

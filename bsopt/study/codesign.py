@@ -154,7 +154,8 @@ class CodesignRunner:
                     if q in known or q in inflight:  # not trained twice, and not counted
                         stats.duplicates += 1
                         again += 1
-                        rdb.set_attrs(study, trial, {"duplicate": q.label}, {})
+                        rdb.set_attrs(study, trial, {"duplicate": q.label, "quantization": q.label,
+                                                     "pruned_reason": "proposed again (trained already)"}, {})
                         study.tell(trial, state=TrialState.PRUNED)
                         if len(known) + len(inflight) >= self.spec.size:
                             stats.stopped = f"every quantisation ({self.spec.size}) has been trained"
@@ -172,7 +173,7 @@ class CodesignRunner:
                         stats.failed += 1
                         stats.unbuildable += 1
                         rdb.set_attrs(study, trial, {"quantization": q.label, "final": True, "unbuildable": True,
-                                                     "error": f"{q.label}: {reason}"}, {})
+                                                     "error": f"FINN cannot build this quantisation: {reason}"}, {})
                         study.tell(trial, state=TrialState.FAIL)
                         continue
                     again = 0

@@ -50,13 +50,20 @@ def status(ctx) -> dict[str, Any]:
     size = attrs.get("space_size")
     rate = (len(ended) / span) if span > 0 else None
     budget = ctx.space.search_config.max_evaluations
-    remaining = max(budget - len(trials), 0) if budget else None
+    done = len(trials)
+    codesign = ctx.space.blueprint.quantization is not None
+    if codesign:  # the budget counts quantisations trained, each adding its front's designs
+        marks = rdb.read_trials(study, keys=("epochs_trained", "training_trial"))
+        done = sum(1 for t in marks if "epochs_trained" in t.user_attrs and "training_trial" not in t.user_attrs)
+        rate = None if rate is None else rate * done / max(len(ended), 1)
+    remaining = max(budget - done, 0) if budget else None
     return {
         "study": ctx.name,
         "sampler": attrs.get("sampler"),
         "space_size": int(size) if size else None,
         "states": counts,
         "trials": len(trials),
+        "trainings": done if codesign else None,
         "feasible": len(feasible),
         "cache_hits": sum(1 for t in trials if t.user_attrs.get("cache_hit")),
         "timeouts": sum(1 for t in trials if t.user_attrs.get("status") == "TIMEOUT"),
