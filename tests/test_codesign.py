@@ -208,6 +208,12 @@ def test_trainings_are_cached_and_reproducible_across_studies(study_dir, capsys)
                       and "m:accuracy" in t.user_attrs)
 
     assert accuracies("a") == accuracies("b") and accuracies("a")
+    # the cache is a co-design study's warm start: --warm-start-from says so and creates nothing
+    assert main(["study", "create", "c", "--blueprint", str(bp), "--warm-start-from", "a", "--quiet"]) == 2
+    assert "do not warm-start" in capsys.readouterr().err
+    from bsopt.storage import study_names
+
+    assert "c" not in study_names(None)
 
 
 @pytest.mark.models
@@ -280,3 +286,41 @@ def test_a_killed_run_is_recovered_and_its_quantisation_trained(study_dir, capsy
     retry = trials[left.number + 1]  # the interrupted quantisation is asked first
     assert retry.user_attrs["retry_of"] == left.number and {k: retry.params[k] for k in q} == q
     assert retry.state == TrialState.COMPLETE and retry.user_attrs["quantization"] == "w4-4-4 a4-4-8"
+
+
+@pytest.mark.models
+def test_trainings_run_on_ray_actors(study_dir):
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray")
+    from servers import RayCluster
+
+    bp = _small_digits(study_dir, epochs=2)
+    cluster = RayCluster(num_cpus=2)
+    try:
+        node = cluster.node_id()
+        env = {**cluster.env, "BSOPT_MODEL_CACHE": str(study_dir / "models")}
+        proc = subprocess.run([sys.executable, "-m", "bsopt.cli", "study", "create", "r", "--blueprint", str(bp),
+                               "-n", "3", "--executor", "ray", "--ray-address", cluster.address, "--workers", "2",
+                               "--quiet"], cwd=study_dir, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    finally:
+        cluster.stop()
+    storage = f"sqlite:///{study_dir / 'studies' / 'bsopt.db'}"
+    trials = optuna.load_study(study_name="r", storage=storage).get_trials(deepcopy=False)
+    trained = [t for t in trials if "training" in t.user_attrs]
+    assert len(trained) == 3 and all(t.user_attrs["worker"].startswith(f"ray:{node[:12]}:") for t in trained)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trained)
+
+
+@pytest.mark.models
+def test_a_trainer_that_does_not_import_is_an_error_before_anything_is_created(study_dir, capsys):
+    bp = study_dir / "bad.yaml"
+    bp.write_text(DIGITS.read_text().replace("  data: digits ", "  trainer: 'no_such_pkg.train:fit' #"))
+    assert main(["study", "create", "bad", "--blueprint", str(bp), "-n", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "training.trainer" in err and "no_such_pkg" in err and "PYTHONPATH" in err
+    from bsopt.storage import study_names
+
+    assert "bad" not in study_names(None)

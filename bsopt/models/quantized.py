@@ -146,7 +146,7 @@ def input_shape(spec, training) -> tuple[int, ...]:
     """The exported model's input shape (batch 1)."""
     if spec.input_shape:
         return tuple(spec.input_shape)
-    if training.trainer is None and training.data == "digits":
+    if spec.model == "digits_mlp":
         return (1, 1, 8, 8)
     raise InputError("the input shape of your model is needed to export it", where="quantization.input_shape",
                      hint="add input_shape: [1, C, H, W] (batch 1) to the quantization section")

@@ -391,7 +391,9 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
         sha, ops = _read_model(d, bp, model_path, model_where)
         readable = sha is not None
     if needs_ir:
-        if model_path is None:
+        if model_path is None and bp.quantization is not None:
+            pass  # the co-design model could not be built: reported at quantization.model
+        elif model_path is None:
             d.error(bp.folding.path, "per-layer folding needs the model",
                     "add 'model: path/to/model.onnx' (or zoo:tfc?w=2&a=2) to the blueprint, or pass --model")
         elif readable:
@@ -549,6 +551,15 @@ def _materialise_codesign(d: Diagnostics, bp: Blueprint) -> str | None:
     from bsopt.models.quantized import Quantization, build_module, cache_key, input_shape
 
     spec, training = bp.quantization, bp.training
+    if training.trainer:  # a trainer that does not import is found here, not in every training
+        from bsopt.models.export import resolve_reference
+
+        try:
+            if not callable(resolve_reference(training.trainer)):
+                d.error(("training", "trainer"), f"{training.trainer} is not a function",
+                        "def fit(model, *, weight_bits, act_bits, epochs, seed, report) -> float")
+        except BsoptError as exc:
+            d.error(("training", "trainer"), exc.message, exc.hint)
     w, a = [0] * spec.layers, [0] * spec.layers
     for g in spec.groups:
         for i in g.layers:

@@ -11,6 +11,7 @@ databases, older schemas — goes through ``add_trials``.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import optuna
 from optuna.distributions import distribution_to_json
@@ -114,6 +115,14 @@ def constraint_attrs(violations: dict[str, float]) -> dict[str, float]:
     except ImportError:  # pragma: no cover - other Optuna versions
         _CONSTRAINTS_KEY = "constraints"
     return {f"{_CONSTRAINTS_KEY}:{k}": float(v) for k, v in violations.items()}
+
+
+def set_params(study: optuna.Study, trial, params: dict[str, Any], distributions: dict) -> None:
+    """Record parameter values on a running trial that its sampler did not propose (a co-design trial's
+    folding, solved exactly after the sampler chose its quantisation)."""
+    for name, value in params.items():
+        dist = distributions[name]
+        study._storage.set_trial_param(trial._trial_id, name, dist.to_internal_repr(value), dist)
 
 
 def set_attrs(study: optuna.Study, trial, user: dict, constraints: dict[str, float]) -> None:

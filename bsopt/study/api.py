@@ -289,6 +289,11 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
     ctx = _create(name, blueprint, model=model, storage=storage, sampler=sampler, seed=seed, resume=resume,
                   n_trials=n_trials)
     study = Study(ctx)
+    if sources and not existed and study.codesign:
+        optuna.delete_study(study_name=name, storage=open_storage(storage))  # nothing half-made stays
+        raise InputError("co-design studies do not warm-start from other studies", where="--warm-start-from",
+                         hint="trainings are cached: a new study of the same blueprint reuses every quantisation "
+                         "trained before (`bsopt study create NEW --blueprint ...`)")
     if sources and not existed:
         try:
             study.warm_starts = warm_start(ctx, sources, warm_start_storage)

@@ -45,6 +45,7 @@ from bsopt.models.quantized import (
 )
 from bsopt.storage import rdb
 from bsopt.study.dashboard import metric_summary
+from bsopt.study.drivers import DriverLock, is_shared, lock_path
 from bsopt.study.params import OptunaSpace
 from bsopt.study.runner import MAX_CONSECUTIVE_FAILURES, MAX_RETRIES, RunStats
 
@@ -126,15 +127,25 @@ class CodesignRunner:
 
     # -- the loop ----------------------------------------------------------------------------------------
     def optimize(self, n_trials: int | None = None, timeout: float | None = None) -> CodesignStats:
+        path = lock_path(self.ctx.storage_url, self.ctx.name)  # one driver per study on a file storage
+        lock = DriverLock(path, self.ctx.name, self.ctx.storage_url) if path is not None else None
+        try:
+            return self._optimize(n_trials, timeout)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _optimize(self, n_trials: int | None, timeout: float | None) -> CodesignStats:
         stats = CodesignStats(started=time.time())
-        stats.recovered = self.recover()
+        if not is_shared(self.ctx.storage):  # (on a server database another driver's trials may be running)
+            stats.recovered = self.recover()
         study = self.ctx.study
         budget = n_trials or self.ctx.space.search_config.max_evaluations or self.spec.size
         finished = self._trainings()
         known = {q for q, _ in finished}
         grid = None
         if self.ctx.strategy is not None and isinstance(self.ctx.strategy, codesign.QuantizationGrid):
-            grid = (q for q in every_quantization(self.spec) if q not in known)
+            grid = (q for q in every_quantization(self.spec) if q not in known and finn_cannot_build(q) is None)
         deadline = None if timeout is None else time.time() + timeout
         inflight: set[Quantization] = set()
         launched = again = 0
@@ -146,7 +157,7 @@ class CodesignRunner:
                     if grid is not None:
                         q = next(grid, None)
                         if q is None:
-                            stats.stopped = f"every quantisation ({self.spec.size}) has been trained"
+                            stats.stopped = self._all_trained()
                             break
                         study.enqueue_trial(to_params(self.spec, q))
                     trial = study.ask(self.dists)
@@ -157,8 +168,8 @@ class CodesignRunner:
                         rdb.set_attrs(study, trial, {"duplicate": q.label, "quantization": q.label,
                                                      "pruned_reason": "proposed again (trained already)"}, {})
                         study.tell(trial, state=TrialState.PRUNED)
-                        if len(known) + len(inflight) >= self.spec.size:
-                            stats.stopped = f"every quantisation ({self.spec.size}) has been trained"
+                        if len(known) + len(inflight) >= self._buildable():
+                            stats.stopped = self._all_trained()
                         elif again >= MAX_PROPOSED_AGAIN:
                             stats.stopped = (f"the sampler proposed {again} quantisations in a row that were "
                                              "trained already or that FINN cannot build")
@@ -214,6 +225,20 @@ class CodesignRunner:
                                      "executor": self.executor_name, "sampler": self.ctx.sampler}) + "\n")
         except OSError:  # a read-only working directory must not fail the study
             pass
+
+    def _buildable(self) -> int:
+        """How many quantisations FINN can build (counted once; the whole space beyond a million)."""
+        if not hasattr(self, "_n_buildable"):
+            self._n_buildable = self.spec.size if self.spec.size > 10**6 else sum(
+                1 for q in every_quantization(self.spec) if finn_cannot_build(q) is None)
+        return self._n_buildable
+
+    def _all_trained(self) -> str:
+        n = self._buildable()
+        if n == self.spec.size:
+            return f"every quantisation ({n}) has been trained"
+        return (f"every quantisation FINN can build ({n} of {self.spec.size}) has been trained (the others feed "
+                "1-bit activations into multi-bit weights)")
 
     def _job(self, q: Quantization, peers: list[dict[str, Any]]):
         from bsopt.backends.train import TrainJob
@@ -292,9 +317,7 @@ class CodesignRunner:
             values = objectives.values(metrics)
             params = ospace.to_params(point["values"])
             if i == 0:  # the sampler's trial: the quantisation's first design, and its training record
-                for name, value in params.items():
-                    dist = ospace.distributions[name]
-                    study._storage.set_trial_param(trial._trial_id, name, dist.to_internal_repr(value), dist)
+                rdb.set_params(study, trial, params, ospace.distributions)
                 rdb.set_attrs(study, trial, {**attrs, "training": json.dumps(record)}, violations)
                 study.tell(trial, values)
                 continue
