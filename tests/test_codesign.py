@@ -18,7 +18,15 @@ from optuna.trial import TrialState
 from bsopt.blueprint.loader import read_blueprint
 from bsopt.cli import main
 from bsopt.models.pruning import PeerPruning, make_pruner
-from bsopt.models.quantized import Quantization, every_quantization, finn_cannot_build, from_params, to_params
+from bsopt.models.quantized import (
+    Quantization,
+    buildable_neighbour,
+    every_quantization,
+    finn_cannot_build,
+    from_params,
+    to_params,
+    uniform_quantizations,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "search_spaces" / "digits_codesign.yaml"
@@ -83,6 +91,12 @@ def test_quantisations_are_counted_and_decoded_by_hand(tmp_path):
     assert finn_cannot_build(Quantization((4, 1, 2), (8, 1, 8))) .startswith("layer 2 gets 1-bit activations")
     assert finn_cannot_build(Quantization((4, 2, 2), (1, 8, 8))).startswith("layer 1")
     assert finn_cannot_build(Quantization((1, 4, 4), (8, 8, 8))) is None  # bipolar weights, 8-bit inputs
+    # instead of what FINN cannot build, the nearest it can: the offending 1-bit activation raised to 2 bits
+    assert buildable_neighbour(spec, Quantization((2, 4, 2), (1, 1, 8))) == Quantization((2, 4, 2), (2, 2, 8))
+    assert buildable_neighbour(spec, Quantization((4, 1, 2), (8, 1, 8))) == Quantization((4, 1, 2), (8, 2, 8))
+    assert sum(finn_cannot_build(q) is None for q in every) == 1024 - 4 * 3 * 4 * 4 - 4 * 4 * 3 * 4 + 3 * 3 * 4
+    # a new study first trains what a hand sweep would: w1a1, w2a2, w4a4, w8a8 (the last layer's act fixed)
+    assert uniform_quantizations(spec) == [Quantization((b, b, b), (b, b, 8)) for b in (1, 2, 4, 8)]
 
 
 # ------------------------------------------------------------------------------- pruning
@@ -148,6 +162,9 @@ def test_digits_study_trains_reports_accuracy_and_exports_the_trained_model(stud
     trials = study.optuna.get_trials(deepcopy=False)
     trainings = [t for t in trials if "training" in t.user_attrs]
     assert 1 <= len([t for t in trainings if t.state == TrialState.COMPLETE]) and len(trainings) <= 4
+    # the first four are the hand sweep's uniform quantisations
+    assert sorted(t.user_attrs["quantization"] for t in trainings) == sorted(
+        f"w{b}-{b}-{b} a{b}-{b}-8" for b in (1, 2, 4, 8))
     by_number = {t.number: t for t in trials}
     for t in trials:
         if t.state != TrialState.COMPLETE:
@@ -187,6 +204,11 @@ def test_digits_study_trains_reports_accuracy_and_exports_the_trained_model(stud
             right += int(execute_onnx(mw, {iname: x})[oname].flatten()[0]) == int(data.y_test[i])
         expected = t.user_attrs["m:accuracy"]  # over all 450 held-out images: the first 120 agree closely
         assert abs(right / n - expected) < 0.08, (right / n, expected)
+    # the dashboard's artifacts: each front design's summary, its trained model's folding and reports
+    from bsopt.study.dashboard import publish
+
+    published = publish(study._ctx, directory=study_dir / "artifacts")
+    assert published["trials"] == len(folders) and published["files"] >= 3 * published["trials"]
 
 
 @pytest.mark.models
@@ -270,12 +292,12 @@ def test_a_killed_run_is_recovered_and_its_quantisation_trained(study_dir, capsy
     from bsopt.study.api import load_study
 
     bp = _small_digits(study_dir, epochs=2)
-    assert main(["study", "create", "k", "--blueprint", str(bp), "-n", "1", "--sampler", "random", "--quiet"]) == 0
-    study = load_study("k")
+    assert main(["study", "create", "k", "--blueprint", str(bp), "-n", "4", "--sampler", "random", "--quiet"]) == 0
+    study = load_study("k")  # its first four trainings: the uniform sweep
     from bsopt.explore.codesign import distributions
 
     spec = study.space.blueprint.quantization
-    study.optuna.enqueue_trial(to_params(spec, Quantization((4, 4, 4), (4, 4, 8))))
+    study.optuna.enqueue_trial(to_params(spec, Quantization((4, 2, 4), (4, 8, 8))))
     left = study.optuna.ask(distributions(spec))  # a run killed while training it
     q = left.params
     capsys.readouterr()
@@ -285,7 +307,7 @@ def test_a_killed_run_is_recovered_and_its_quantisation_trained(study_dir, capsy
     assert trials[left.number].state == TrialState.FAIL
     retry = trials[left.number + 1]  # the interrupted quantisation is asked first
     assert retry.user_attrs["retry_of"] == left.number and {k: retry.params[k] for k in q} == q
-    assert retry.state == TrialState.COMPLETE and retry.user_attrs["quantization"] == "w4-4-4 a4-4-8"
+    assert retry.state == TrialState.COMPLETE and retry.user_attrs["quantization"] == "w4-2-4 a4-8-8"
 
 
 @pytest.mark.models

@@ -40,6 +40,8 @@ from bsopt.errors import InputError, ModelError, require
 
 #: bump when training or export changes what a cached entry holds
 CACHE_VERSION = 2
+#: the uniform bit widths of a hand sweep (the joint study's first proposals)
+BITS_SWEEP = (1, 2, 4, 8)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,28 @@ def finn_cannot_build(q: Quantization) -> str | None:
     return None
 
 
+def buildable_neighbour(spec, q: Quantization) -> Quantization | None:
+    """The nearest quantisation FINN can build: each 1-bit activation that feeds multi-bit weights raised
+    to its group's next width (or, where the group offers none, those weights lowered to 1 bit); None
+    when neither is possible."""
+    params = to_params(spec, q)
+    for _ in range(len(q.weight_bits)):
+        q = from_params(spec, params)
+        if finn_cannot_build(q) is None:
+            return q
+        i = next(i for i in range(1, len(q.weight_bits)) if q.act_bits[i - 1] == 1 and q.weight_bits[i] != 1)
+        act = next(((n, g) for n, kind, g in param_names(spec) if kind == "act_bits" and i - 1 in g.layers))
+        weight = next(((n, g) for n, kind, g in param_names(spec) if kind == "weight_bits" and i in g.layers))
+        if len(act[1].act_bits) > 1 and any(b > 1 for b in act[1].act_bits):
+            params[act[0]] = min(b for b in act[1].act_bits if b > 1)
+        elif len(weight[1].weight_bits) > 1 and 1 in weight[1].weight_bits:
+            params[weight[0]] = 1
+        else:
+            return None
+    q = from_params(spec, params)
+    return q if finn_cannot_build(q) is None else None
+
+
 def param_names(spec) -> list[tuple[str, str, Any]]:
     """(Optuna parameter name, 'weight_bits' | 'act_bits', group) for each choice of a spec."""
     return [(f"q.{g.name}.{kind[0]}", kind, g) for g in spec.groups for kind in ("weight_bits", "act_bits")]
@@ -102,6 +126,24 @@ def to_params(spec, q: Quantization) -> dict[str, int]:
     for name, kind, g in param_names(spec):
         if len(getattr(g, kind)) > 1:
             out[name] = (q.weight_bits if kind == "weight_bits" else q.act_bits)[g.layers[0]]
+    return out
+
+
+def uniform_quantizations(spec) -> list[Quantization]:
+    """The quantisations a FINN user sweeps by hand: every layer at one bit width b (w1a1, w2a2, …), for
+    each b every group offers (a group with a single choice keeps it), that FINN can build."""
+    out = []
+    for b in BITS_SWEEP:
+        params, ok = {}, True
+        for name, kind, g in param_names(spec):
+            choices = getattr(g, kind)
+            if b in choices:
+                params[name] = b
+            elif len(choices) != 1:
+                ok = False
+        q = from_params(spec, params) if ok else None
+        if q is not None and finn_cannot_build(q) is None and q not in out:
+            out.append(q)
     return out
 
 

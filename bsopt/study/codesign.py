@@ -37,11 +37,13 @@ from bsopt.execute.base import BackendSpec, Task
 from bsopt.explore import codesign
 from bsopt.models.quantized import (
     Quantization,
+    buildable_neighbour,
     cache_key,
     every_quantization,
     finn_cannot_build,
     from_params,
     to_params,
+    uniform_quantizations,
 )
 from bsopt.storage import rdb
 from bsopt.study.dashboard import metric_summary
@@ -146,6 +148,9 @@ class CodesignRunner:
         grid = None
         if self.ctx.strategy is not None and isinstance(self.ctx.strategy, codesign.QuantizationGrid):
             grid = (q for q in every_quantization(self.spec) if q not in known and finn_cannot_build(q) is None)
+        if grid is None and not rdb.n_trials(study):  # a new study starts where a hand sweep would
+            for q in uniform_quantizations(self.spec):
+                study.enqueue_trial(to_params(self.spec, q), user_attrs={"uniform": True})
         deadline = None if timeout is None else time.time() + timeout
         inflight: set[Quantization] = set()
         launched = again = 0
@@ -175,7 +180,7 @@ class CodesignRunner:
                                              "trained already or that FINN cannot build")
                         continue
                     reason = finn_cannot_build(q)
-                    if reason is not None:  # no training for what FINN cannot build (nor a place in the budget)
+                    if reason is not None:  # not trained (no place in the budget); its nearest buildable is
                         again += 1
                         if again >= MAX_PROPOSED_AGAIN:
                             stats.stopped = (f"the sampler proposed {again} quantisations in a row that were "
@@ -183,8 +188,13 @@ class CodesignRunner:
                         stats.trials += 1
                         stats.failed += 1
                         stats.unbuildable += 1
-                        rdb.set_attrs(study, trial, {"quantization": q.label, "final": True, "unbuildable": True,
-                                                     "error": f"FINN cannot build this quantisation: {reason}"}, {})
+                        near = buildable_neighbour(self.spec, q)
+                        attrs = {"quantization": q.label, "final": True, "unbuildable": True,
+                                 "error": f"FINN cannot build this quantisation: {reason}"}
+                        if near is not None and near not in known and near not in inflight:
+                            attrs["instead"] = near.label
+                            study.enqueue_trial(to_params(self.spec, near), user_attrs={"instead_of": q.label})
+                        rdb.set_attrs(study, trial, attrs, {})
                         study.tell(trial, state=TrialState.FAIL)
                         continue
                     again = 0

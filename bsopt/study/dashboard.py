@@ -73,13 +73,16 @@ def _has_artifacts(storage, trial_id: int) -> bool:
     return any(k.startswith("artifacts:") for k in attrs)
 
 
-def upload_trial(ctx, t: FrozenTrial, store, *, report_dir: str | Path | None = None, estimator=None) -> int:
-    """Upload a finished trial's summary, configs and reports; returns the number of files."""
+def upload_trial(ctx, t: FrozenTrial, store, *, report_dir: str | Path | None = None, estimator=None,
+                 spaces=None) -> int:
+    """Upload a finished trial's summary, configs and reports; returns the number of files.
+    ``spaces``: a :class:`~bsopt.study.trial_space.TrialSpaces` shared by the trials of one upload."""
+    from bsopt.study.trial_space import TrialSpaces
+
     storage = ctx.study._storage
     if _has_artifacts(storage, t._trial_id):
         return 0
-    values = ctx.ospace.to_values(t.params)
-    cfg = ctx.space.config_from_values(values)
+    cfg, _, estimator = (spaces or TrialSpaces(ctx, estimator)).config(t)
     with tempfile.TemporaryDirectory(prefix="bsopt-artifacts-") as tmp:
         d = Path(tmp)
         files = [d / "build_summary.json"]
@@ -92,8 +95,6 @@ def upload_trial(ctx, t: FrozenTrial, store, *, report_dir: str | Path | None = 
             files[-1].write_text(json.dumps(cfg.specialize_config, indent=2))
         reports = Path(report_dir) if report_dir else None
         if reports is None and t.state == TrialState.COMPLETE:
-            if estimator is None:
-                estimator = _estimator(ctx)
             try:
                 estimator.estimate(cfg).write_reports(d / "report")
                 reports = d / "report"
@@ -134,12 +135,6 @@ def attach(ctx, t: FrozenTrial, path: Path, store) -> str:
     return artifact_id
 
 
-def _estimator(ctx):
-    from bsopt.backends.estimate import EstimateBackend
-
-    return EstimateBackend.for_space(ctx.space)
-
-
 def pin_figures(ctx, trials: list[FrozenTrial] | None = None) -> list[str]:
     """Pin the Pareto and hypervolume-history figures to the study (replacing earlier versions)."""
     try:
@@ -168,9 +163,11 @@ def publish(ctx, *, extra: dict[int, str | None] | None = None, directory: str |
     for tid, reports in (extra or {}).items():
         if tid in by_id and by_id[tid].state.is_finished():
             chosen[tid] = reports
-    estimator = estimator or _estimator(ctx)  # one lowering for all the trials' reports
+    from bsopt.study.trial_space import TrialSpaces
+
+    spaces = TrialSpaces(ctx, estimator)  # one lowering per model for all the trials' reports
     uploaded = sum(upload_trial(ctx, rdb.full_trial(ctx.study, by_id[tid]), store, report_dir=reports,
-                                estimator=estimator)
+                                spaces=spaces)
                    for tid, reports in chosen.items())
     figures = pin_figures(ctx, trials)
     return {"trials": len(chosen), "files": uploaded, "figures": len(figures)}

@@ -10,7 +10,6 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 
 from bsopt.backends.finn_config import dataflow_build_config
-from bsopt.errors import InputError
 from bsopt.metrics import METRICS
 from bsopt.storage import rdb
 from bsopt.study import queries
@@ -148,20 +147,15 @@ def trial_row(t: FrozenTrial, metrics: list[str]) -> dict[str, Any]:
 def export_trials(ctx, trials: list[FrozenTrial], out: str | Path) -> list[Path]:
     """Per trial: BuildConfig JSON, FINN folding/specialize configs and dataflow_build_config.json,
     metrics, and FINN's estimate reports."""
-    from bsopt.backends.estimate import EstimateBackend
     from bsopt.paths import output_dir
+    from bsopt.study.trial_space import TrialSpaces
 
     out = output_dir(out, "the export folder")
     written = []
-    spaces = {None: (ctx.space, ctx.ospace, EstimateBackend.for_space(ctx.space))}
+    spaces = TrialSpaces(ctx)
     for t in trials:
         t = rdb.full_trial(ctx.study, t)  # with its parameters
-        model = t.user_attrs.get("model_path")  # a co-design trial: its trained model's own space
-        if model not in spaces:
-            spaces[model] = _model_space(ctx, model)
-        space, ospace, backend = spaces[model]
-        values = ospace.to_values({k: v for k, v in t.params.items() if k in ospace.distributions})
-        cfg = space.config_from_values(values)
+        cfg, space, backend = spaces.config(t)  # a co-design trial: its trained model's space
         d = out / cfg.config_id
         d.mkdir(parents=True, exist_ok=True)
         (d / "build_config.json").write_text(cfg.to_json(indent=2))
@@ -181,20 +175,6 @@ def export_trials(ctx, trials: list[FrozenTrial], out: str | Path) -> list[Path]
             (d / "report_error.txt").write_text(str(exc))
         written.append(d)
     return written
-
-
-def _model_space(ctx, model: str):
-    """(space, Optuna space, estimator) of a co-design trial's trained model."""
-    from bsopt.backends.estimate import EstimateBackend
-    from bsopt.space.design_space import load_design_space
-    from bsopt.study.params import OptunaSpace
-
-    if not Path(model).is_file():
-        raise InputError(f"the trained model of this trial is gone: {model}", where=f"study {ctx.name}",
-                         hint="trained models are kept in the study root's models/trained/ folder: restore it, "
-                         "or create a new study of the blueprint (it trains again what is missing)")
-    space = load_design_space(ctx.study.user_attrs["blueprint_path"], model, for_builds=True).require_valid()
-    return space, OptunaSpace(space.parameters), EstimateBackend.for_space(space)
 
 
 def plot(ctx, out: str | Path) -> Path:
