@@ -111,12 +111,18 @@ def builtin_layers(model: str, options: dict[str, Any]) -> int:
     return len(hidden) + 1
 
 
+def _section(d: Diagnostics, value, name: str, keys) -> dict | None:
+    m = d.mapping(value, (name,))
+    if m is not None:
+        d.keys(m, (name,), keys, name)
+    return m
+
+
 def read_quantization(d: Diagnostics, value) -> QuantizationSpec | None:
     path = ("quantization",)
-    q = d.mapping(value, path)
+    q = _section(d, value, "quantization", QUANTIZATION_KEYS)
     if q is None:
         return None
-    d.keys(q, path, QUANTIZATION_KEYS, "quantization")
     model = q.get("model", "digits_mlp")
     if not isinstance(model, str):
         d.error(path + ("model",), f"expected a model factory name, got {model!r}")
@@ -217,10 +223,9 @@ def read_quantization(d: Diagnostics, value) -> QuantizationSpec | None:
 
 def read_training(d: Diagnostics, value) -> TrainingSpec | None:
     path = ("training",)
-    t = d.mapping(value, path)
+    t = _section(d, value, "training", TRAINING_KEYS)
     if t is None:
         return None
-    d.keys(t, path, TRAINING_KEYS, "training")
     spec = TrainingSpec()
     if "trainer" in t:
         spec.trainer = _reference(d, t["trainer"], path + ("trainer",), "a trainer")
