@@ -147,8 +147,17 @@ def write_report(out: Path, rows: list[dict]) -> None:
     ]
     for r in rows:
         lines.append(f"| {r['variant']} | {r['trainings']} ({r['pruned']}) | {r['epochs']} | {r['train_s']:.0f} | "
-                     f"{r['wall_s']:.0f} | {len(r['designs'])} | {r['front']} | {r['hv']:.4f} | "
+                     f"{r['wall_s']:.0f} | {r.get('n_designs', len(r.get('designs', [])))} | {r['front']} | {r['hv']:.4f} | "
                      f"{r['best_accuracy']:.3f} | {best(r, 0.9)} | {best(r, 0.95)} | {best(r, '0.95fast')} |")
+    sweep = rows[0]
+    for r in rows[1:]:
+        if "median" not in r["variant"]:
+            continue
+        a, b = sweep["best@0.95fast"], r["best@0.95fast"]
+        saving = f"; its smallest design ≥ 0.95 at ≥ 10⁶ fps uses {b['LUT']:,.0f} LUT ({b['quantization']}) against " \
+                 f"the sweep's {a['LUT']:,.0f} ({a['quantization']}), {1 - b['LUT'] / a['LUT']:.0%} fewer" if a and b else ""
+        lines += ["", f"Joint with {r['trainings']} trainings ({r['trainings'] // sweep['trainings']}x the sweep's): "
+                  f"HV {r['hv']:.4f} against the sweep's {sweep['hv']:.4f}{saving}."]
     off = next((r for r in rows if "pruner off" in r["variant"]), None)
     for r in rows:
         if off is None or r is off or not r["variant"].startswith("joint") or r["trainings"] != off["trainings"]:
@@ -178,8 +187,12 @@ def main() -> None:
                 joint(work, "joint-nopruner", args.trials, pruner="none")]
         os.chdir(ROOT)
     summarise(rows)
-    for r in rows:
-        print(json.dumps({k: v for k, v in r.items() if k != "designs"}), flush=True)
+    results = ROOT / "benchmarks" / "results" / "codesign.jsonl"
+    with open(results, "w") as fh:  # the figures behind the report (designs counted, not listed)
+        for r in rows:
+            line = json.dumps({**{k: v for k, v in r.items() if k != "designs"}, "n_designs": len(r["designs"])})
+            print(line, flush=True)
+            fh.write(line + "\n")
     write_report(args.out, rows)
 
 
