@@ -13,6 +13,7 @@ import os
 
 import torch
 from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
+from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
 from torch import nn
 
 
@@ -23,17 +24,29 @@ def _log(**record) -> None:
             fh.write(json.dumps(record) + "\n")
 
 
+def _linear(n_in, n_out, bits):
+    if bits == 1:  # bipolar weights: Brevitas' binary quantiser (FINN's XNOR mode)
+        return QuantLinear(n_in, n_out, bias=False, weight_quant=SignedBinaryWeightPerTensorConst)
+    return QuantLinear(n_in, n_out, bias=True, weight_bit_width=bits)
+
+
+def _act(bits):
+    if bits == 1:  # bipolar activations
+        return QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+    return QuantReLU(bit_width=bits)
+
+
 class SmallMLP(nn.Module):
-    """FINN's tutorial layout: 8-bit input quantiser, QuantLinear -> BatchNorm -> QuantReLU, QuantLinear."""
+    """FINN's tutorial layout: 8-bit input quantiser, QuantLinear -> BatchNorm -> activation, QuantLinear."""
 
     def __init__(self, weight_bits, act_bits, width):
         super().__init__()
         self.body = nn.Sequential(
             QuantIdentity(bit_width=8, return_quant_tensor=True),
-            QuantLinear(64, width, bias=True, weight_bit_width=weight_bits[0]),
+            _linear(64, width, weight_bits[0]),
             nn.BatchNorm1d(width),
-            QuantReLU(bit_width=act_bits[0]),
-            QuantLinear(width, 10, bias=True, weight_bit_width=weight_bits[1]),
+            _act(act_bits[0]),
+            _linear(width, 10, weight_bits[1]),
         )
 
     def forward(self, x):

@@ -66,12 +66,34 @@ def _read(tmp_path, text: str):
     ("quantization: {}\ntraining: {data: mnist}", "unknown dataset 'mnist'"),
     ("quantization: {}\ntraining: {data: digits, trainer: 'a.b:c'}", "'data' and 'trainer' both given"),
     ("model: zoo:tfc\nquantization: {}", "a co-design blueprint's models come from its quantization section"),
+    ("quantization: {}\nsearch: {strategy: nsga2}", "co-design studies cannot use the nsga2 strategy"),
+    ("quantization: {}\nsearch: {constraints: [{metric: accuracy, operator: '>=', value: 95}]}",
+     "accuracy is a fraction in [0, 1], got 95"),
+    ("quantization: {}\nobjectives: [{metric: LUT, direction: minimize}]", "needs accuracy as an objective"),
+    ("quantization: {}\nobjectives: [{metric: accuracy, direction: maximize}]", "needs a hardware objective"),
+    ("quantization: {}\nbackend: synthetic", "with the estimate backend, not synthetic"),
 ])
 def test_bad_co_design_sections_are_located_errors(tmp_path, section, message):
     _, d = _read(tmp_path, section + "\n")
     errors = [str(e) for e in d.errors]
     assert any(message in e for e in errors), errors
     assert all(":" in e.split(" error")[0] for e in errors)  # file:line:col
+
+
+def test_editing_a_users_trainer_changes_the_cache_key(tmp_path, monkeypatch):
+    from bsopt.blueprint.codesign import QuantGroup, QuantizationSpec, TrainingSpec
+    from bsopt.models import quantized
+
+    monkeypatch.chdir(tmp_path)  # the working directory's modules import (as `python -m` would)
+    (tmp_path / "my_fit_cache_probe.py").write_text("def fit(model, **kw):\n    return 0.5\n")
+    spec = QuantizationSpec("digits_mlp", 3, [QuantGroup("all", (0, 1, 2), (2,), (2,))])
+    training = TrainingSpec(trainer="my_fit_cache_probe:fit")
+    q = Quantization((2, 2, 2), (2, 2, 2))
+    before = quantized.cache_key(spec, training, q)
+    (tmp_path / "my_fit_cache_probe.py").write_text("def fit(model, **kw):\n    return 0.75  # edited\n")
+    quantized._FINGERPRINTS.clear()  # (a new process)
+    assert quantized.cache_key(spec, training, q) != before
+    assert quantized.cache_key(spec, TrainingSpec(), q) != quantized.cache_key(spec, training, q)
 
 
 def test_quantisations_are_counted_and_decoded_by_hand(tmp_path):
@@ -174,6 +196,12 @@ def test_digits_study_trains_reports_accuracy_and_exports_the_trained_model(stud
         assert t.user_attrs["m:accuracy"] == record["accuracy"] == record["curve"][-1]
         assert len(record["curve"]) == 4 and t.user_attrs["quantization"] == owner.user_attrs["quantization"]
         assert t.values[0] == record["accuracy"] and 0.1 < record["accuracy"] <= 1.0
+    owner = next(t for t in trainings if t.state == TrialState.COMPLETE)
+    curve = json.loads(owner.user_attrs["training"])["curve"]
+    assert owner.intermediate_values == dict(enumerate(curve))  # the dashboard's learning curve
+    capsys.readouterr()
+    assert main(["study", "best", "qd", "--metric", "LUT", "--where", "accuracy >= 0.1"]) == 0
+    assert "quantization: w" in capsys.readouterr().out
     # the Pareto designs export as the trained model + FINN files that bsopt estimate accepts
     out = study_dir / "exp"
     assert main(["study", "export", "qd", "--pareto", "--out", str(out)]) == 0
@@ -186,6 +214,8 @@ def test_digits_study_trains_reports_accuracy_and_exports_the_trained_model(stud
         t = by_number[metrics["trial"]]
         model = Path(t.user_attrs["model_path"])
         assert (d / "model.onnx").read_bytes() == model.read_bytes()
+        assert metrics["quantization"]["quantization"] == t.user_attrs["quantization"]
+        assert metrics["quantization"]["epochs"] == 4 and metrics["quantization"]["data"] == "digits"
         capsys.readouterr()
         assert main(["estimate", "-m", str(d / "model.onnx"), "-f", str(d / "folding_config.json"),
                      "--board", "Pynq-Z1", "--json"]) == 0
@@ -253,8 +283,8 @@ quantization:
   input_shape: [1, 64]
   prepost: false
   groups:
-    hidden: {layers: [0], weight_bits: [2, 4], act_bits: [2, 4]}
-    out: {layers: [1], weight_bits: [2, 8], act_bits: [8]}
+    hidden: {layers: [0], weight_bits: [1, 4], act_bits: [1, 4]}
+    out: {layers: [1], weight_bits: [1, 8], act_bits: [8]}
 training: {trainer: "codesign_user:train", epochs: 4, seed: 1, pruner: none}
 objectives:
   - {metric: accuracy, direction: maximize}
@@ -266,12 +296,14 @@ search: {strategy: grid}
     # two worker processes: the factory and trainer are imported where the trainings run
     assert main(["study", "create", "u", "--blueprint", str(bp), "--workers", "2", "--quiet"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "8 quantisation(s): 8 trained" in out and "feasible Pareto set of u" in out
+    # 1-bit (bipolar) activations feed only 1-bit weights: 6 of the 8 quantisations are built and trained
+    assert "6 quantisation(s): 6 trained" in out and "feasible Pareto set of u" in out
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     builds = [c for c in calls if c["call"] == "build"]
     trains = {(tuple(c["weight_bits"]), tuple(c["act_bits"])): c for c in calls if c["call"] == "train"}
     # every quantisation of the grid, once, with the blueprint's options and seed
-    assert sorted(trains) == sorted((w, a) for w in [(2, 2), (2, 8), (4, 2), (4, 8)] for a in [(2, 8), (4, 8)])
+    assert sorted(trains) == sorted((w, a) for w in [(1, 1), (1, 8), (4, 1), (4, 8)] for a in [(1, 8), (4, 8)]
+                                    if not (a[0] == 1 and w[1] != 1))
     assert all(c["width"] == 16 and c["seed"] == 1 for c in builds)
     assert all(c["epochs"] == 4 and c["seed"] == 1 for c in trains.values())
     from bsopt.study.api import load_study
@@ -284,7 +316,7 @@ search: {strategy: grid}
         assert t.user_attrs["accuracy_curve"] == [round(a, 6) for a in c["curve"]]
         assert t.user_attrs["m:accuracy"] == pytest.approx(c["curve"][-1], abs=1e-9)
     assert main(["study", "optimize", "u", "--quiet"]) == 0  # the grid is done: nothing is trained again
-    assert "every quantisation (8) has been trained" in " ".join(capsys.readouterr().out.split())
+    assert "every quantisation FINN can build (6 of 8) has been trained" in " ".join(capsys.readouterr().out.split())
 
 
 @pytest.mark.models

@@ -48,6 +48,7 @@ class TrainBackend:
         diagnostics.raise_if_errors()
         self.spec, self.training = bp.quantization, bp.training
         self.cache_dir = options["cache_dir"]
+        self.reuse = options.get("reuse", True)
         if options.get("threads"):  # one of several worker processes
             import torch
 
@@ -64,7 +65,7 @@ class TrainBackend:
         start = time.time()
         q = Quantization.from_dict(job.quantization)
         pruning = PeerPruning(self.training.pruner, self.training.epochs, job.peers)
-        trained = train_and_export(self.spec, self.training, q, self.cache_dir, report=pruning)
+        trained = train_and_export(self.spec, self.training, q, self.cache_dir, report=pruning, reuse=self.reuse)
         record = {**trained.to_dict(), "pruner_state": pruning.state, "stopped_at": pruning.stopped_at}
         status = BuildStatus.PRUNED if trained.pruned else BuildStatus.SUCCESS
         return BuildResult(job.config_id, status, start, time.time(), values={"accuracy": trained.accuracy},

@@ -33,7 +33,9 @@ TRAINING_KEYS = ("data", "trainer", "epochs", "seed", "lr", "batch_size", "prune
 BITS = tuple(range(1, 9))
 #: Optuna's pruners by the names a blueprint uses
 PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "threshold", "none")
-#: bsopt's own factories: name -> (description, layers as a function of the options, default options)
+#: what proposes quantisations (NSGA-II/III need their own generations; the exact strategies solve folding)
+CODESIGN_STRATEGIES = ("auto", "tpe", "random", "gp", "grid", "exhaustive")
+#: bsopt's own factories
 BUILTIN_MODELS = {"digits_mlp": "TFC-style quantised MLP for 8x8 digits: 64 inputs, hidden layers, 10 classes"}
 DATASETS = ("digits",)
 _REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
@@ -119,6 +121,13 @@ def _section(d: Diagnostics, value, name: str, keys) -> dict | None:
 
 
 def read_quantization(d: Diagnostics, value) -> QuantizationSpec | None:
+    """The section, or None when it has errors (then no model is built from it)."""
+    before = len(d.errors)
+    spec = _read_quantization(d, value)
+    return spec if len(d.errors) == before else None
+
+
+def _read_quantization(d: Diagnostics, value) -> QuantizationSpec | None:
     path = ("quantization",)
     q = _section(d, value, "quantization", QUANTIZATION_KEYS)
     if q is None:
@@ -257,3 +266,26 @@ def read_training(d: Diagnostics, value) -> TrainingSpec | None:
                       PRUNERS, "pruner") is not None:
             spec.pruner = dict(pruner)  # its options are checked by Optuna when a study starts
     return spec
+
+
+def check_codesign(d: Diagnostics, bp) -> None:
+    """What a co-design blueprint needs besides its sections: the estimate backend, a strategy that
+    proposes quantisations, accuracy among its objectives or constraints (a fraction, not a percentage)."""
+    if bp.backend != "estimate":
+        d.error(("backend",), f"co-design studies solve each quantisation's folding with the estimate backend, not "
+                f"{bp.backend}", "drop 'backend:' (a design's FINN build is `bsopt study export` + FINN)")
+    strategy = bp.search.get("strategy")
+    if strategy is not None and strategy not in CODESIGN_STRATEGIES:
+        d.error(("search", "strategy"), f"co-design studies cannot use the {strategy} strategy",
+                "a sampler proposes quantisations and each one's folding is solved exactly: use "
+                + ", ".join(CODESIGN_STRATEGIES))
+    if all(o.metric != "accuracy" for o in bp.objectives) and all(c.metric != "accuracy" for c in bp.constraints):
+        d.error(("objectives",), "a co-design blueprint needs accuracy as an objective or a constraint",
+                "add {metric: accuracy, direction: maximize}")
+    if all(o.metric == "accuracy" for o in bp.objectives):
+        d.error(("objectives",), "a co-design blueprint needs a hardware objective besides accuracy",
+                "e.g. {metric: LUT, direction: minimize}")
+    for c in bp.constraints:
+        if c.metric == "accuracy" and not 0 <= c.value <= 1:
+            d.error(c.path or ("search", "constraints"), f"accuracy is a fraction in [0, 1], got {c.value:g}",
+                    f"write {c.value / 100:g} for {c.value:g} %" if 1 < c.value <= 100 else None)

@@ -92,6 +92,7 @@ class Blueprint:
     start_step: str | None = None
     stop_step: str | None = None
     extends_chain: list[str] = field(default_factory=list)
-    quantization: Any = None  # bsopt.blueprint.codesign.QuantizationSpec
+    codesign: bool = False  # a quantization: (or training:) section is present
+    quantization: Any = None  # bsopt.blueprint.codesign.QuantizationSpec (None: absent or with errors)
     training: Any = None  # bsopt.blueprint.codesign.TrainingSpec
     raw: dict[str, Any] = field(default_factory=dict, repr=False)

@@ -122,19 +122,25 @@ def read_common(d: Diagnostics, raw: dict, bp: Blueprint, base_dir: Path) -> Non
         if "quantization" not in raw:
             d.error(("training",), "a training section without a quantization section",
                     "add quantization: {...} (the bit widths to explore), or drop training")
+        bp.codesign = True
         bp.quantization = read_quantization(d, raw.get("quantization"))
         bp.training = read_training(d, raw.get("training"))
-        if "model" in raw and bp.quantization is not None:
+        if "model" in raw and "quantization" in raw:
             d.error(("model",), "a co-design blueprint's models come from its quantization section",
                     "drop 'model:' (quantization.model names the factory)")
+            bp.model = None  # (not read: one message, not a second about the file)
     if "objectives" in raw:
         bp.objectives = read_objectives(d, raw["objectives"], ("objectives",), base_dir)
     if not bp.objectives:
         from bsopt.metrics import CODESIGN_OBJECTIVES, DEFAULT_OBJECTIVES
 
-        defaults = CODESIGN_OBJECTIVES if bp.quantization is not None else DEFAULT_OBJECTIVES
+        defaults = CODESIGN_OBJECTIVES if bp.codesign else DEFAULT_OBJECTIVES
         bp.objectives = [Objective(m, direction, ("objectives",)) for m, direction in defaults]
         bp.objectives_defaulted = True
+    if bp.codesign:
+        from bsopt.blueprint.codesign import check_codesign
+
+        check_codesign(d, bp)
 
 
 def _model(d: Diagnostics, value, bp: Blueprint, base_dir: Path) -> None:

@@ -69,7 +69,7 @@ def resolve_extends(path: Path, d_outer: Diagnostics | None = None, chain: tuple
         raw = dict(raw)
         raw["__steps_resolved__"] = _apply_step_ops(d, [], raw.get("design_space", {}) or {})
         return raw, locs, files, d
-    if not isinstance(parent_ref, str) or not parent_ref.strip():
+    if not isinstance(parent_ref, str) or not parent_ref.strip() or "\x00" in parent_ref:
         d.error(("extends",), f"expected the path of a parent blueprint, got {parent_ref!r}")
         raw = dict(raw)
         raw["__steps_resolved__"] = _apply_step_ops(d, [], raw.get("design_space", {}) or {})

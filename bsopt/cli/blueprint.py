@@ -96,6 +96,16 @@ def show(
         for g in q.groups:
             node.add(f"{escape(g.name)} (layers {', '.join(map(str, g.layers))}): weights "
                      f"{', '.join(map(str, g.weight_bits))} · activations {', '.join(map(str, g.act_bits))}")
+        from bsopt.models.quantized import every_quantization, finn_cannot_build
+
+        if q.size <= 10**6:
+            n = sum(finn_cannot_build(x) is None for x in every_quantization(q))
+            node.add(f"FINN can build {n:,} of them (1-bit activations feed only 1-bit weights)")
+        t = bp.training
+        pruner = ", ".join(f"{k}: {v}" for k, v in t.pruner.items() if k != "name")
+        root.add(f"[bold]training[/]: {escape(t.trainer or t.data)}, {t.epochs} epochs, seed {t.seed}, lr {t.lr:g}, "
+                 f"batch {t.batch_size}; pruner {escape(t.pruner.get('name', 'median'))}"
+                 + (f" ({escape(pruner)})" if pruner else ""))
     groups: dict[str, Tree] = {}
     for p in space.parameters:
         if not p.is_choice:
@@ -117,4 +127,6 @@ def show(
     if bp.objectives:
         note = " (defaults)" if bp.objectives_defaulted else ""
         root.add("[bold]objectives[/]" + note + ": " + ", ".join(f"{o.direction} {o.metric}" for o in bp.objectives))
+    if bp.constraints:
+        root.add("[bold]constraints[/]: " + ", ".join(f"{c.metric} {c.operator} {c.value:g}" for c in bp.constraints))
     console.print(root)

@@ -287,7 +287,11 @@ def _print_front(study, rows, metrics, title, limit: int | None = None):
 def _fmt(v) -> str:
     if v is None:
         return ""
+    if isinstance(v, str | bool) or not isinstance(v, int | float):
+        return str(v)
     if isinstance(v, float) and not v.is_integer():
+        if abs(v) < 10:  # fractions (accuracy, utilisation): their digits matter
+            return f"{v:.4f}"
         return f"{v:,.2f}" if abs(v) < 1e6 else f"{v:,.0f}"
     return f"{v:,.0f}"
 

@@ -17,12 +17,11 @@ from typing import Any
 
 from optuna.distributions import CategoricalDistribution
 
+from bsopt.blueprint.codesign import CODESIGN_STRATEGIES
 from bsopt.choices import StrategyName
 from bsopt.errors import InputError
 from bsopt.explore.strategies import AUTO_TPE_MAX_TRIALS, SamplerStrategy, Strategy
 
-#: what proposes quantisations (NSGA-II/III need their own generations; the exact strategies solve folding)
-CODESIGN_STRATEGIES = ("auto", "tpe", "random", "gp", "grid", "exhaustive")
 ACCURACY = "accuracy"
 
 
@@ -41,28 +40,16 @@ def hardware_objectives(objectives):
 
 
 def check(space, objectives, estimate_metrics: set[str]) -> None:
-    """What a co-design space needs: accuracy among the objectives or constraints, the estimate
-    backend (whose metrics are ``estimate_metrics``), and a folding space the exact solver solves."""
+    """What a co-design study needs beyond its blueprint's own checks: metrics the estimate backend (whose
+    metrics are ``estimate_metrics``) or training report, and a folding space the exact solver solves."""
     from bsopt.explore.exact import why_not_separable
 
-    bp = space.blueprint
-    if bp.backend != "estimate":
-        raise InputError(f"co-design studies solve each quantisation's folding with the estimate backend, not "
-                         f"{bp.backend}", where="backend", hint="drop 'backend:' (a design's FINN build is "
-                         "`bsopt study export` + FINN)")
-    if ACCURACY not in objectives.metrics and all(c.metric != ACCURACY for c in objectives.constraints):
-        raise InputError("a co-design blueprint needs accuracy as an objective or a constraint",
-                         where="objectives", hint="add {metric: accuracy, direction: maximize}")
     known = set(estimate_metrics) | {ACCURACY}
     missing = sorted({m for m in objectives.metrics + [c.metric for c in objectives.constraints]} - known)
     if missing:
         raise InputError(f"a co-design study does not report {', '.join(missing)}", where="objectives/constraints",
                          hint="metrics: " + ", ".join(sorted(known)))
-    hw = hardware_objectives(objectives)
-    if not hw.metrics:
-        raise InputError("a co-design blueprint needs a hardware objective besides accuracy", where="objectives",
-                         hint="e.g. {metric: LUT, direction: minimize}")
-    reason = why_not_separable(space, hw)
+    reason = why_not_separable(space, hardware_objectives(objectives))
     if reason is not None:
         raise InputError(f"the folding space cannot be solved exactly per quantisation: {reason}",
                          where="folding", hint="co-design solves each quantised model's folding exactly; keep "

@@ -16,6 +16,13 @@ QUANT_OPS = ("Quant", "BipolarQuant", "Trunc", "IntQuant", "FloatQuant")
 def read_onnx(path: str | Path) -> onnx.ModelProto:
     """Load an ONNX file (``.onnx`` or gzip-compressed ``.onnx.gz``) and check it is well formed."""
     p = Path(path)
+    try:
+        p.stat()
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte: no file can have it
+        raise ModelError(f"not a usable model path ({getattr(exc, 'strerror', None) or exc})", where=str(p)[:200],
+                         hint="check the path") from None
     if not p.exists():
         raise ModelError(
             "model file not found",

@@ -156,6 +156,10 @@ def resolve_reference(spec: str) -> Any:
             f"malformed module spec {spec!r}",
             hint="write it as 'package.module:factory', e.g. 'mypkg.nets:build_model'",
         )
+    import sys
+
+    if "" not in sys.path and os.getcwd() not in sys.path:  # as `python -m` does: the working directory's
+        sys.path.insert(0, os.getcwd())                    # modules import under the `bsopt` command too
     try:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

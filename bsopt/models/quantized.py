@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bsopt.errors import InputError, ModelError, require
+from bsopt.errors import BsoptError, InputError, ModelError, require
 
 #: bump when training or export changes what a cached entry holds
 CACHE_VERSION = 2
@@ -221,13 +221,45 @@ def trainer_for(training) -> Callable:
 
 
 # ------------------------------------------------------------------------------------- caching
+def code_fingerprint(spec, training) -> str:
+    """The source of what builds and trains the models: the user's factory and trainer modules (their
+    files' contents: editing them trains again), or bsopt's own digits MLP and training loop."""
+    import inspect
+
+    from bsopt.models.export import resolve_reference
+
+    h = hashlib.sha256()
+    files = {Path(__file__).with_name(n) for n in ("train.py", "_nets.py", "export.py")}
+    for ref in (spec.model, training.trainer):
+        if ref and ":" in ref:
+            try:
+                files.add(Path(inspect.getsourcefile(resolve_reference(ref)) or ""))
+            except (TypeError, BsoptError):  # a builtin, or not importable (reported where it is used)
+                h.update(ref.encode())
+    for f in sorted(files):
+        h.update(f.name.encode())
+        h.update(f.read_bytes() if f.is_file() else b"")
+    return h.hexdigest()[:16]
+
+
 def cache_key(spec, training, q: Quantization) -> str:
     """Everything that determines a trained, exported quantisation."""
-    what = {"v": CACHE_VERSION, "model": spec.model, "options": spec.options, "bits": q.to_dict(),
+    what = {"v": CACHE_VERSION, "code": _fingerprint(spec, training), "model": spec.model, "options": spec.options,
+            "bits": q.to_dict(),
             "data": training.trainer or training.data, "epochs": training.epochs, "seed": training.seed,
             "lr": training.lr, "batch_size": training.batch_size, "prepost": spec.prepost,
             "shape": list(spec.input_shape or ())}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20]
+
+
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def _fingerprint(spec, training) -> str:
+    key = (spec.model, training.trainer)  # once per process: the modules are imported once too
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = code_fingerprint(spec, training)
+    return _FINGERPRINTS[key]
 
 
 @dataclass
@@ -255,14 +287,15 @@ class Trained:
 
 
 def train_and_export(spec, training, q: Quantization, cache_dir: str | Path, *,
-                     report: Callable[[int, float], bool] | None = None) -> Trained:
+                     report: Callable[[int, float], bool] | None = None, reuse: bool = True) -> Trained:
     """Train a quantisation (or read it from the cache) and export the trained model as QONNX.
 
     ``report(epoch, accuracy)`` is the pruner's hook; when it returns True training stops and the
-    result is ``pruned`` (not cached: whether to stop depended on the other trainings)."""
+    result is ``pruned`` (not cached: whether to stop depended on the other trainings). ``reuse=False``
+    (a blueprint's ``global.cache_results: false``) trains again what the cache holds."""
     folder = Path(cache_dir) / cache_key(spec, training, q)
     done = folder / "result.json"
-    if done.is_file():
+    if reuse and done.is_file():
         try:
             cached = Trained.from_dict(json.loads(done.read_text()))
             if cached.model_path and Path(cached.model_path).is_file():

@@ -373,7 +373,7 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
                        for_builds: bool = False) -> DesignSpace:
     model_path = str(model) if model is not None else bp.model
     model_where = "--model" if model is not None else None
-    if model_path is None and bp.quantization is not None:  # a co-design space: its widest quantisation
+    if model_path is None and bp.quantization is not None and not d.errors:  # co-design: its widest quantisation
         model_path = _materialise_codesign(d, bp)
     needs_ir = _needs_ir(bp)
     info = None
@@ -391,8 +391,8 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
         sha, ops = _read_model(d, bp, model_path, model_where)
         readable = sha is not None
     if needs_ir:
-        if model_path is None and bp.quantization is not None:
-            pass  # the co-design model could not be built: reported at quantization.model
+        if model_path is None and bp.codesign:
+            pass  # the co-design model could not be built: its sections' errors say why
         elif model_path is None:
             d.error(bp.folding.path, "per-layer folding needs the model",
                     "add 'model: path/to/model.onnx' (or zoo:tfc?w=2&a=2) to the blueprint, or pass --model")
@@ -560,6 +560,7 @@ def _materialise_codesign(d: Diagnostics, bp: Blueprint) -> str | None:
                         "def fit(model, *, weight_bits, act_bits, epochs, seed, report) -> float")
         except BsoptError as exc:
             d.error(("training", "trainer"), exc.message, exc.hint)
+            return None
     w, a = [0] * spec.layers, [0] * spec.layers
     for g in spec.groups:
         for i in g.layers:

@@ -125,6 +125,13 @@ def set_params(study: optuna.Study, trial, params: dict[str, Any], distributions
         study._storage.set_trial_param(trial._trial_id, name, dist.to_internal_repr(value), dist)
 
 
+def set_curve(study: optuna.Study, trial, values: list[float]) -> None:
+    """A running trial's intermediate values (step -> value: a training's accuracy per epoch), which
+    ``Trial.report`` refuses in multi-objective studies and optuna-dashboard plots as learning curves."""
+    for step, value in enumerate(values):
+        study._storage.set_trial_intermediate_value(trial._trial_id, step, float(value))
+
+
 def set_attrs(study: optuna.Study, trial, user: dict, constraints: dict[str, float]) -> None:
     """Set a running trial's user attributes and constraints in one transaction (RDB storages at the
     installed Optuna's schema), else through the Trial API one by one."""

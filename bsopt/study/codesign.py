@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 
 from bsopt import settings
 from bsopt.backends.result import BuildStatus
+from bsopt.errors import BsoptError
 from bsopt.execute.base import BackendSpec, Task
 from bsopt.explore import codesign
 from bsopt.models.quantized import (
@@ -89,7 +90,8 @@ class CodesignRunner:
         threads = max(1, (os.cpu_count() or 1) // self.workers) if self.workers > 1 else None
         self.spec_backend = BackendSpec("train", "", "latest", None,
                                         {"blueprint": self.blueprint, "cache_dir": str(trained_cache().resolve()),
-                                         "threads": threads}, str(ctx.workdir))
+                                         "threads": threads, "reuse": bool(ctx.space.global_config.cache_results)},
+                                        str(ctx.workdir))
 
     # -- executors ----------------------------------------------------------------------------------
     def _executor(self):
@@ -121,8 +123,11 @@ class CodesignRunner:
         study = self.ctx.study
         stale = rdb.trials_in(study, (TrialState.RUNNING,))
         for t in stale:
-            study.tell(t.number, state=TrialState.FAIL)
             q_params = {k: v for k, v in t.params.items() if k in self.dists}
+            rdb.set_attrs(study, t, {"quantization": from_params(self.spec, q_params).label, "final": True,
+                                     "error": "interrupted: its run stopped (Ctrl-C or killed) while training it; "
+                                     "trained again by the next run"}, {})
+            study.tell(t.number, state=TrialState.FAIL)
             if q_params or not self.dists:
                 study.enqueue_trial(q_params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
         return len(stale)
@@ -277,6 +282,7 @@ class CodesignRunner:
         if not record["cached"]:
             stats.trained_epochs += len(record["curve"])
             stats.training_seconds += record["seconds"]
+        rdb.set_curve(study, trial, record["curve"])  # the dashboard's learning curve of this training
         common = {"quantization": q.label, "weight_bits": list(q.weight_bits), "act_bits": list(q.act_bits),
                   "accuracy_curve": [round(a, 6) for a in record["curve"]], "epochs_trained": len(record["curve"]),
                   "training_seconds": round(record["seconds"], 3), "cache_hit": bool(record["cached"]),
@@ -294,8 +300,11 @@ class CodesignRunner:
                                             self.spec.front_points or None)
         except Exception as exc:  # noqa: BLE001 - a model the flow cannot handle fails its trial, not the run
             stats.failed += 1
-            rdb.set_attrs(study, trial, {**common, "training": json.dumps(record), "final": True,
-                                         "error": f"hardware front of {q.label}: {type(exc).__name__}: {exc}"[:2000]},
+            errors = getattr(exc, "errors", None)  # a BlueprintError: the model's own messages
+            why = "; ".join(f"{e.key_path}: {e.message}" for e in errors[:3]) if errors else \
+                (exc.message if isinstance(exc, BsoptError) else f"{type(exc).__name__}: {exc}")
+            rdb.set_attrs(study, trial, {**common, "training": json.dumps(record), "final": True, "status": "FAILED",
+                                         "error": f"the trained model's hardware cannot be solved: {why}"[:2000]},
                           {})
             study.tell(trial, state=TrialState.FAIL)
             return record
@@ -304,7 +313,7 @@ class CodesignRunner:
         common["hardware_front_size"] = front.size
         if not front.points:
             stats.failed += 1
-            rdb.set_attrs(study, trial, {**common, "training": json.dumps(record), "final": True,
+            rdb.set_attrs(study, trial, {**common, "training": json.dumps(record), "final": True, "status": "FAILED",
                                          "error": f"no folding of {q.label} meets the constraints (its exact "
                                          "hardware front is empty)"}, {})
             study.tell(trial, state=TrialState.FAIL)
@@ -362,7 +371,7 @@ class _Progress:
 
     def update(self, stats: CodesignStats) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=stats.trainings + stats.failed, info=(
+            self._progress.update(self._task, completed=stats.trainings + stats.failed - stats.unbuildable, info=(
                 f"pruned {stats.pruned} · designs {stats.designs} · ok {stats.feasible}"))
 
     def __exit__(self, *exc):

@@ -165,10 +165,15 @@ def export_trials(ctx, trials: list[FrozenTrial], out: str | Path) -> list[Path]
             (d / "specialize_layers_config.json").write_text(json.dumps(cfg.specialize_config, indent=2))
         (d / "dataflow_build_config.json").write_text(json.dumps(dataflow_build_config(cfg), indent=2))
         _copy_model(cfg.model_path or space.model_path, d / "model.onnx")  # ready for build_dataflow
-        (d / "metrics.json").write_text(json.dumps({"trial": t.number, "state": t.state.name,
-                                                    "feasible": queries.feasible(t),
-                                                    "values": t.values, "metrics": queries.metrics_of(t),
-                                                    "constraints": t.constraints}, indent=2, default=str))
+        record = {"trial": t.number, "state": t.state.name, "feasible": queries.feasible(t), "values": t.values,
+                  "metrics": queries.metrics_of(t), "constraints": t.constraints}
+        if "quantization" in t.user_attrs:  # a co-design design: how its model was quantised and trained
+            training = ctx.space.blueprint.training
+            record["quantization"] = {k: t.user_attrs.get(k) for k in ("quantization", "weight_bits", "act_bits",
+                                                                      "accuracy_curve", "epochs_trained")}
+            record["quantization"].update(epochs=training.epochs, seed=training.seed,
+                                          data=training.trainer or training.data)
+        (d / "metrics.json").write_text(json.dumps(record, indent=2, default=str))
         try:
             backend.estimate(cfg).write_reports(d / "report")
         except Exception as exc:  # noqa: BLE001 - export what we can
