@@ -174,3 +174,27 @@ folding:
         r = backend.build(space.config_from_values({**space.values_at(0), **p["values"]}))
         assert {m: r.values[m] for m in ("max_cycles", "LUT", "BRAM_18K", "URAM")} == {
             m: p["metrics"][m] for m in ("max_cycles", "LUT", "BRAM_18K", "URAM")}
+
+
+def test_an_empty_front_says_which_bound_nothing_can_meet_and_by_how_much(tmp_path):
+    """The 'nothing can fit' figures are the space's true minima: the smallest LUT and the fewest cycles
+    any of its 1,152 configurations reaches (brute force), against the bound that excludes them."""
+    free = load_design_space(blueprint(tmp_path, PER_LAYER, name="free.yaml"))
+    backend = EstimateBackend(free.model_path, "latest", "xc7z020clg400-1")
+    built = [backend.build(free.config(k)).values for k in range(free.get_total_combinations())]
+    least_lut = min(v["LUT"] for v in built)
+    fewest_cycles = min(v["max_cycles"] for v in built)
+    tight = load_design_space(blueprint(tmp_path, PER_LAYER, constraints=f"{{metric: LUT, operator: '<=', value: "
+                                        f"{least_lut - 1}}}", name="tight.yaml"))
+    front = exact_front(tight, ObjectiveSet.from_space(tight))
+    assert front.points == [] and len(front.notes) == 1
+    assert f"needs {least_lut:,.0f} LUTs against a limit of {least_lut - 1:,.0f} (short by 1)" in front.notes[0]
+    assert "MVAU_hls" in front.notes[0] and "What would help" in front.notes[0]
+    fast = load_design_space(blueprint(tmp_path, PER_LAYER, constraints="{metric: max_cycles, operator: '<=', "
+                                       f"value: {fewest_cycles - 1}}}", name="fast.yaml"))
+    front = exact_front(fast, ObjectiveSet.from_space(fast))
+    assert front.points == [] and f"needs {fewest_cycles:,.0f} cycles at its most parallel option" in front.notes[0]
+    ok = load_design_space(blueprint(tmp_path, PER_LAYER, constraints=f"{{metric: LUT, operator: '<=', value: "
+                                     f"{least_lut}}}", name="ok.yaml"))
+    front = exact_front(ok, ObjectiveSet.from_space(ok))
+    assert front.points and front.notes == []

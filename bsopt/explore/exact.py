@@ -485,6 +485,7 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
         raise NotSeparable(f"{combos} combinations of global choices ({', '.join(p.name for p in global_params)}) "
                            f"exceed {MAX_GLOBAL_COMBINATIONS}")
     points: list[dict[str, Any]] = []
+    notes: dict[str, list] = {}  # why global combinations have no feasible configuration -> which
     n_est = 0
     layers = 0
     global_names = {p.name for p in global_params}
@@ -516,7 +517,12 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
         chain = any(t.keys is not None for t in tables)
         if chain and correction is not None:
             raise NotSeparable("surrogate corrections with FINN's inserted nodes costed are not supported")
-        fronts = _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx, chain)
+        fronts = list(_fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx,
+                                       chain))
+        if not any(len(f[0]) for f in fronts):
+            why = why_empty(tables, const, const_cycles, bound, cyc_bound)
+            if why:
+                notes.setdefault(why, []).append(gvals)
         for cycles, sums, choice in fronts:
             for c, s, ch in zip(cycles, sums, choice, strict=True):
                 values = dict(gvals)
@@ -542,7 +548,48 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
         size = space.get_total_combinations()
     except BsoptError:
         pass
-    return ExactFront(points, layers, n_est, combos, time.time() - t0, size)
+    why = [m if len(combos_) == combos else f"{m} (global choices {', '.join(map(str, combos_))})"
+           for m, combos_ in notes.items()]
+    return ExactFront(points, layers, n_est, combos, time.time() - t0, size, why if not points else [])
+
+
+def why_empty(tables, const, const_cycles, bound, cyc_bound) -> str | None:
+    """Why no configuration can meet the bounds, from a lower bound: each resource's sum over layers of
+    that layer's cheapest option (plus the fixed layers), and the slowest layer's fastest option. The
+    message names the resource, the shortfall and the layers that dominate it; None when no single
+    bound explains it (the bounds conflict only together)."""
+    names = {"LUT": "LUTs", "BRAM_18K": "BRAM_18K", "URAM": "URAMs", "DSP": "DSPs"}
+    for i, m in enumerate(SUM_METRICS):
+        if not np.isfinite(bound[i]) or not tables:
+            continue
+        least = np.array([float(t.sums[:, i].min()) for t in tables])
+        need = float(const[i] + least.sum())
+        if need <= bound[i]:
+            continue
+        top = np.argsort(-least)[:3]
+        share = ", ".join(f"{tables[k].layer} {least[k]:,.0f}" for k in top if least[k] > 0)
+        by_kind: dict[str, float] = {}
+        for t, v in zip(tables, least, strict=True):
+            kind = t.layer.split("+")[0].rstrip("0123456789").rstrip("_")
+            by_kind[kind] = by_kind.get(kind, 0.0) + float(v)
+        kinds = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])[:3] if v > 0)
+        help_ = {"BRAM_18K": "fewer weight bits, URAM for weights (ram_style: ultra) on a part with UltraRAM, a "
+                 "larger part, or FINN's external weights (mem_mode: external) for the largest layers",
+                 "URAM": "fewer weight bits, a larger part, or BRAM/LUTRAM for some layers",
+                 "LUT": "fewer bits, less parallelism (smaller PE/SIMD choices), or a larger part",
+                 "DSP": "LUT-based arithmetic (resType: lut), fewer bits, or a larger part"}[m]
+        return (f"nothing can fit: even with every layer at its cheapest option the design needs {need:,.0f} "
+                f"{names[m]} against a limit of {bound[i]:,.0f} (short by {need - bound[i]:,.0f}); by kind: "
+                f"{kinds}; largest layers: {share or 'the fixed layers'}. What would help: {help_}")
+    if np.isfinite(cyc_bound) and tables:
+        fastest = [float(t.cycles.min()) for t in tables]
+        k = int(np.argmax(fastest))
+        slow = max(fastest[k], float(const_cycles))
+        if slow > cyc_bound:
+            return (f"nothing can meet the throughput: the slowest layer ({tables[k].layer}) needs {slow:,.0f} cycles "
+                    f"at its most parallel option, more than the {cyc_bound:,.4g} the constraint allows; a faster "
+                    "clock or a throughput target within reach would help")
+    return None
 
 
 def _vector(metrics: dict[str, float], objectives) -> list[float]:

@@ -125,7 +125,7 @@ class ExactStrategy(Strategy):
         chosen = exact.spread(front.points, ctx.objectives, k)
         self.info = {"front_size": len(front.points), "selected": len(chosen), "seconds": round(front.seconds, 3),
                      "node_estimates": front.options, "space_size": str(front.space_size),
-                     "evaluated_before": evaluated}
+                     "evaluated_before": evaluated, "why_empty": front.notes[:3]}
         try:
             ctx.study.set_user_attr("exact_front", self.info)
         except Exception:  # noqa: BLE001 - bookkeeping only
@@ -139,7 +139,8 @@ class ExactStrategy(Strategy):
         if n is None:
             return ""
         if n == 0:
-            return "the exact front is empty: no configuration meets the constraints"
+            return "the exact front is empty: " + ("; ".join(info.get("why_empty") or [])
+                                                   or "no configuration meets the constraints")
         return (f"every point of the exact front ({n}) is evaluated: the exact strategy has nothing more to run "
                 "(its front is the true Pareto front of the space; another sampler would only find dominated "
                 "designs)")

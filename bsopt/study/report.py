@@ -107,8 +107,9 @@ def why_nothing_feasible(ctx, exact_info: dict | None = None) -> NothingFeasible
     if not trials:
         why = ["no trial was run"]
         if exact_info is not None and not exact_info.get("front_size"):
-            why = ["the exact front is empty: no configuration of the space meets the constraints and the "
-                   "device budget"]
+            why = ["the exact front is empty: " + ("; ".join(exact_info.get("why_empty") or []) or
+                                                   "no configuration of the space meets the constraints and the "
+                                                   "device budget")]
     status = f"`bsopt study status {ctx.name}` groups the reasons"
     if summary["failed"] and summary["failed"] >= summary["infeasible"] + summary["pruned"]:
         top = summary["failures"][0]
