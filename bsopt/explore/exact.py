@@ -25,6 +25,7 @@ bounds on those sums, and ``max_cycles <=`` / ``throughput_fps >=``. Anything el
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import time
@@ -212,12 +213,14 @@ def decompose(space, base: dict[str, Any] | None = None) -> tuple[list[tuple[tup
             for ls, ps in groups.values()], global_params
 
 
+_NOT_SHAPE = ("folding_config", "config_id", "params", "index")
+
+
 def _shape(cfg) -> dict[str, Any]:
-    d = cfg.to_dict()
-    folding = d.pop("folding_config") or {}
-    for k in ("config_id", "params", "index"):
-        d.pop(k, None)
-    return {"folding": folding, "rest": d}
+    """A configuration's folding config and everything else but its name — compared, not copied (a deep
+    copy of every field per probe was most of decompose's time on transformer spaces)."""
+    rest = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in _NOT_SHAPE}
+    return {"folding": cfg.folding_config or {}, "rest": rest}
 
 
 # ------------------------------------------------------------------------------ tables
@@ -263,10 +266,11 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
         seen: set[str] = set()
         rejected = ""
         for combo in itertools.product(*[[p.value_at(i) for i in range(p.size)] for p in params]):
-            cfg = space.config_from_values({**base, **{p.name: v for p, v in zip(params, combo, strict=True)}})
+            folding = space.folding_entries({**base, **{p.name: v for p, v in zip(params, combo, strict=True)}},
+                                            layers)
             # a value whose requirement this combination misses falls back to FINN's default: the
             # same entries as another combination, which is kept instead
-            entries = json.dumps([cfg.folding_config.get(name) for name in layers], sort_keys=True, default=str)
+            entries = json.dumps([folding.get(name) for name in layers], sort_keys=True, default=str)
             if entries in seen:
                 continue
             seen.add(entries)
@@ -275,7 +279,7 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
                 if name not in plain:  # a FINN-side alias (a transpose's Shuffle name), not a layer
                     continue
                 a = dict(plain[name])
-                a.update(cfg.folding_config.get(name, {}))
+                a.update(folding.get(name) or {})
                 n_est += 1
                 try:
                     est = estimator.node_estimate(base_attrs[name][0], a, part, version)

@@ -175,15 +175,27 @@ class DesignSpace:
         return {"part": bp.part or DEFAULT_PART, "board": bp.board, "clock_ns": clock,
                 "finn_version": bp.finn_version, "resource_limits": default_resource_limits(bp)}
 
-    def _build(self, values: dict[str, Any], k: int | None) -> BuildConfig:
-        hw = self.hw_compiler_space
+    def _kernels(self, values: dict[str, Any]) -> dict[str, str | None]:
         kernels: dict[str, str | None] = {}
-        for entry, pname in hw["kernel_params"]:
+        for entry, pname in self.hw_compiler_space["kernel_params"]:
             label = values[pname] if pname else entry.options[0].label
             if label == SKIP:
                 continue
             name, _, backend = label.partition("/")
             kernels[name] = backend or None
+        return kernels
+
+    def folding_entries(self, values: dict[str, Any], names) -> dict[str, dict[str, Any] | None]:
+        """The folding-config entries of the named layers (FINN's names) at a point: what
+        :meth:`config_from_values` writes for them, computed for those layers only (the exact solver
+        tabulates a group's options this way: a whole configuration per option costs O(layers))."""
+        full = self._complete(values)
+        cfg, _ = self._folding_config(full, self._kernels(full), wanted=set(names))
+        return {n: cfg.get(n) for n in names}
+
+    def _build(self, values: dict[str, Any], k: int | None) -> BuildConfig:
+        hw = self.hw_compiler_space
+        kernels = self._kernels(values)
         transforms = []
         for entry, pname in hw["transform_params"]:
             label = values[pname] if pname else entry.options[0].label
@@ -286,9 +298,11 @@ class DesignSpace:
                     out.setdefault(layer.name, {})[attr] = only
         return out
 
-    def _folding_config(self, values: dict[str, Any], kernels: dict[str, str | None]) -> tuple[dict, dict | None]:
+    def _folding_config(self, values: dict[str, Any], kernels: dict[str, str | None],
+                        wanted: set[str] | None = None) -> tuple[dict, dict | None]:
         """FINN folding-config JSON for a point; layer names follow the chosen backends (a per-layer
-        backend choice first, else the kernel's backend from hw_compiler.kernels where FINN has it)."""
+        backend choice first, else the kernel's backend from hw_compiler.kernels where FINN has it).
+        ``wanted``: the entries of these FINN names only (the others are left out)."""
         from bsopt.blueprint.registry import normalize_backend
 
         kernel_backend = {}
@@ -324,6 +338,9 @@ class DesignSpace:
             backend = entry.pop("backend", preferred or layer.backend)
             op_type = op_type_of(layer, backend)
             name = names.next(op_type)
+            original = layer.attrs.get("original_node_name")
+            if wanted is not None and name not in wanted and original not in wanted:
+                continue  # (named all the same: FINN numbers layers per op type in graph order)
             if backend != layer.backend:
                 spec[f"{layer.kind}_{gidx}"] = {"preferred_impl_style": backend}
             for attr, only in self._backend_only.get(layer.name, {}).items():
@@ -334,7 +351,6 @@ class DesignSpace:
                 _fall_back(layer, op_type, entry, conditional, self.fixed_target()["part"], self.blueprint.finn_version)
             if entry:
                 cfg[name] = entry
-            original = layer.attrs.get("original_node_name")
             if original and "SIMD" in entry:  # FINN applies it to the Shuffle before decomposing it
                 cfg[original] = {"SIMD": entry["SIMD"]}
         return cfg, (spec if len(spec) > 1 else None)
