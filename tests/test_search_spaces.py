@@ -37,6 +37,10 @@ def test_example_blueprint_is_valid_and_decodes(path):
         cfg = space.config(k)
         assert cfg.index == k and cfg.config_id.endswith(f"_config_{k:05d}")
         assert space.config_from_values(cfg.params).content_hash() == cfg.content_hash()
+        if cfg.folding_config:  # the exact solver's per-layer path writes the same entries
+            names = [n for n in cfg.folding_config if n != "Defaults"]
+            assert space.folding_entries(cfg.params, names) == {n: cfg.folding_config[n] for n in names}
+            assert space.folding_entries(cfg.params, names[::3]) == {n: cfg.folding_config[n] for n in names[::3]}
     assert space.blueprint.format == ("0.1" if path.stem.endswith("_brainsmith") else "v3")
 
 

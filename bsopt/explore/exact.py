@@ -172,6 +172,11 @@ def decompose(space, base: dict[str, Any] | None = None) -> tuple[list[tuple[tup
             raise NotSeparable(f"parameter {p.name} is continuous")
         layers: set[str] = set()
         is_global = False
+        attr = p.name.rsplit(".", 1)[-1]
+        declared = space.entries_set_by(p.name, base) if attr not in MINIMIZE_KEYS else None
+        if declared is not None:  # a per-layer folding parameter: the entries it sets are known, no probing
+            touches.append((p, declared))
+            continue
         for i in range(1, p.size):
             shape = _shape(space.config_from_values({**base, p.name: p.value_at(i)}))
             if shape["rest"] != ref["rest"]:

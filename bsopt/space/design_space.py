@@ -187,11 +187,45 @@ class DesignSpace:
 
     def folding_entries(self, values: dict[str, Any], names) -> dict[str, dict[str, Any] | None]:
         """The folding-config entries of the named layers (FINN's names) at a point: what
-        :meth:`config_from_values` writes for them, computed for those layers only (the exact solver
-        tabulates a group's options this way: a whole configuration per option costs O(layers))."""
+        :meth:`config_from_values` writes for them, computed from those layers' parameters only (the
+        exact solver tabulates a group's options this way; a whole configuration per option would cost
+        O(layers + parameters) each)."""
+        wanted = set(names)
         full = self._complete(values)
-        cfg, _ = self._folding_config(full, self._kernels(full), wanted=set(names))
+        rows = self._naming(self._kernels(full), full)
+        chosen = [r for r in rows if r[4] in wanted or r[5] in wanted]
+        per_layer = self._per_layer(full, [r[0].name for r in chosen])
+        cfg: dict[str, Any] = {}
+        for row in chosen:
+            self._entry(row, per_layer, cfg, None)
         return {n: cfg.get(n) for n in names}
+
+    def entries_set_by(self, name: str, values: dict[str, Any]) -> set[str] | None:
+        """The FINN names of the folding-config entries a per-layer folding parameter can change at a
+        point (its layer's, the depthwise window that takes its PE, the later stages of a transpose that
+        take its SIMD, and the Shuffle a stage was decomposed from); None for any other parameter (a
+        backend choice renames layers: it is not per layer)."""
+        parts = name.split(".")
+        if len(parts) != 3 or parts[0] != "folding" or parts[2] == "backend":
+            return None
+        _, layer, attr = parts
+        full = self._complete(values)
+        rows = {r[0].name: r for r in self._naming(self._kernels(full), full)}
+        if layer not in rows:
+            return None
+        windows, leaders = self._sources
+        takers = [layer]
+        if attr == "PE":
+            takers += [w for w, consumer in windows.items() if consumer == layer]
+        if attr == "SIMD":
+            takers += [f for f, first in leaders.items() if first == layer]
+        out = set()
+        for n in takers:
+            if n in rows:
+                out.add(rows[n][4])
+                if rows[n][5] and attr == "SIMD":
+                    out.add(rows[n][5])
+        return out
 
     def _build(self, values: dict[str, Any], k: int | None) -> BuildConfig:
         hw = self.hw_compiler_space
@@ -298,62 +332,119 @@ class DesignSpace:
                     out.setdefault(layer.name, {})[attr] = only
         return out
 
-    def _folding_config(self, values: dict[str, Any], kernels: dict[str, str | None],
-                        wanted: set[str] | None = None) -> tuple[dict, dict | None]:
+    def _folding_config(self, values: dict[str, Any], kernels: dict[str, str | None]) -> tuple[dict, dict | None]:
         """FINN folding-config JSON for a point; layer names follow the chosen backends (a per-layer
-        backend choice first, else the kernel's backend from hw_compiler.kernels where FINN has it).
-        ``wanted``: the entries of these FINN names only (the others are left out)."""
+        backend choice first, else the kernel's backend from hw_compiler.kernels where FINN has it)."""
+        per_layer = self._per_layer(values)
+        cfg: dict[str, Any] = {"Defaults": {}}
+        spec: dict[str, Any] = {"Defaults": {}}
+        for row in self._naming(kernels, values):
+            self._entry(row, per_layer, cfg, spec)
+        return cfg, (spec if len(spec) > 1 else None)
+
+    @cached_property
+    def _layer_params(self) -> dict[str, list[tuple[str, str]]]:
+        """Per layer: (parameter, attribute) of its folding parameters."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for p in self.parameters:
+            if p.group == "folding" and p.name.count(".") == 2:
+                _, layer, attr = p.name.split(".")
+                out.setdefault(layer, []).append((p.name, attr))
+        return out
+
+    @cached_property
+    def _sources(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(depthwise sliding window -> the layer whose PE it takes, transpose stage -> its first stage)."""
+        windows = {window: layer.name for layer, _, _, window in self._folding_plan if window}
+        leaders = {name: first for first, followers in _shuffle_groups(self.model_info.dataflow).items()
+                   for name in followers}
+        return windows, leaders
+
+    def _per_layer(self, values: dict[str, Any], layers=None) -> dict[str, dict[str, Any]]:
+        """Each layer's folding attributes at a point (``layers``: of these layers only, with the layers
+        they take values from)."""
+        windows, leaders = self._sources
+        if layers is None:
+            names = set(self._layer_params) | set(self.fixed_folding) | set(windows) | set(leaders)
+        else:
+            names = set(layers)
+            names |= {windows[n] for n in names if n in windows} | {leaders[n] for n in names if n in leaders}
+        per_layer: dict[str, dict[str, Any]] = {}
+        for name in names:
+            entry = dict(self.fixed_folding.get(name, {}))
+            for pname, attr in self._layer_params.get(name, ()):
+                entry[attr] = values[pname]
+            if entry:
+                per_layer[name] = entry
+        # depthwise sliding windows follow their consumer's PE (FINN's SetFolding rule)
+        for window, consumer in windows.items():
+            if window in names and "PE" in per_layer.get(consumer, {}):
+                per_layer.setdefault(window, {})["SIMD"] = per_layer[consumer]["PE"]
+        # the stages of one transpose share the SIMD of its first stage (FINN folds the Shuffle whole)
+        for name, first in leaders.items():
+            if name in names and "SIMD" in per_layer.get(first, {}):
+                per_layer.setdefault(name, {})["SIMD"] = per_layer[first]["SIMD"]
+        return per_layer
+
+    def _naming(self, kernels: dict[str, str | None], values: dict[str, Any]) -> list[tuple]:
+        """Per layer in graph order: (layer, index among its kind, backend, op type, FINN's name, the
+        node it was decomposed from) — FINN renames per op type in graph order after backend choices.
+        Computed once per combination of backend choices."""
         from bsopt.blueprint.registry import normalize_backend
 
+        key = (tuple(sorted(kernels.items())), tuple(values[p] for p in self._backend_params))
+        rows = self._names_by_backends.get(key)
+        if rows is not None:
+            return rows
         kernel_backend = {}
         for name, backend in kernels.items():
             if backend:
                 base = name.split(":")[-1]
                 for kind in kernel_kinds(base):
                     kernel_backend.setdefault(kind, normalize_backend(base, backend))
-        per_layer: dict[str, dict[str, Any]] = {name: dict(attrs) for name, attrs in self.fixed_folding.items()}
-        for p in self.parameters:
-            if p.group == "folding" and p.name.count(".") == 2:
-                _, layer, attr = p.name.split(".")
-                per_layer.setdefault(layer, {})[attr] = values[p.name]
-        # depthwise sliding windows follow their consumer's PE (FINN's SetFolding rule)
-        for layer, _, _, window in self._folding_plan:
-            if window and "PE" in per_layer.get(layer.name, {}):
-                per_layer.setdefault(window, {})["SIMD"] = per_layer[layer.name]["PE"]
-        # the stages of one transpose share the SIMD of its first stage (FINN folds the Shuffle whole)
-        for first, followers in _shuffle_groups(self.model_info.dataflow).items():
-            if "SIMD" in per_layer.get(first, {}):
-                for name in followers:
-                    per_layer.setdefault(name, {})["SIMD"] = per_layer[first]["SIMD"]
-        # specialised names after backend choices (FINN renames per op type, in graph order); backend
-        # choices go to FINN's specialize-layers config, keyed by the generic names (MVAU_0, …)
         names = FinnNames()
-        cfg: dict[str, Any] = {"Defaults": {}}
-        spec: dict[str, Any] = {"Defaults": {}}
+        rows = []
         for layer, gidx, usable, _ in self._folding_plan:
-            entry = dict(per_layer.get(layer.name, {}))
             preferred = kernel_backend.get(layer.kind)
             if preferred not in usable:
                 preferred = None  # FINN falls back to the default where a backend cannot be used
-            backend = entry.pop("backend", preferred or layer.backend)
+            chosen = self.fixed_folding.get(layer.name, {}).get("backend")
+            for pname, attr in self._layer_params.get(layer.name, ()):
+                if attr == "backend":
+                    chosen = values[pname]
+            backend = chosen or preferred or layer.backend
             op_type = op_type_of(layer, backend)
-            name = names.next(op_type)
-            original = layer.attrs.get("original_node_name")
-            if wanted is not None and name not in wanted and original not in wanted:
-                continue  # (named all the same: FINN numbers layers per op type in graph order)
-            if backend != layer.backend:
-                spec[f"{layer.kind}_{gidx}"] = {"preferred_impl_style": backend}
-            for attr, only in self._backend_only.get(layer.name, {}).items():
-                if backend not in only:
-                    entry.pop(attr, None)
-            conditional = self._conditional.get(layer.name)
-            if conditional:
-                _fall_back(layer, op_type, entry, conditional, self.fixed_target()["part"], self.blueprint.finn_version)
-            if entry:
-                cfg[name] = entry
-            if original and "SIMD" in entry:  # FINN applies it to the Shuffle before decomposing it
-                cfg[original] = {"SIMD": entry["SIMD"]}
-        return cfg, (spec if len(spec) > 1 else None)
+            rows.append((layer, gidx, backend, op_type, names.next(op_type), layer.attrs.get("original_node_name")))
+        if len(self._names_by_backends) > 256:
+            self._names_by_backends.clear()
+        self._names_by_backends[key] = rows
+        return rows
+
+    @cached_property
+    def _backend_params(self) -> tuple[str, ...]:
+        return tuple(p for ps in self._layer_params.values() for p, attr in ps if attr == "backend")
+
+    @cached_property
+    def _names_by_backends(self) -> dict[tuple, list[tuple]]:
+        return {}
+
+    def _entry(self, row: tuple, per_layer: dict[str, dict[str, Any]], cfg: dict, spec: dict | None) -> None:
+        """One layer's folding-config entry (and its specialize-config entry) at a point."""
+        layer, gidx, backend, op_type, name, original = row
+        entry = dict(per_layer.get(layer.name, {}))
+        entry.pop("backend", None)
+        if spec is not None and backend != layer.backend:  # backend choices go to FINN's specialize config,
+            spec[f"{layer.kind}_{gidx}"] = {"preferred_impl_style": backend}  # by generic names (MVAU_0, …)
+        for attr, only in self._backend_only.get(layer.name, {}).items():
+            if backend not in only:
+                entry.pop(attr, None)
+        conditional = self._conditional.get(layer.name)
+        if conditional:
+            _fall_back(layer, op_type, entry, conditional, self.fixed_target()["part"], self.blueprint.finn_version)
+        if entry:
+            cfg[name] = entry
+        if original and "SIMD" in entry:  # FINN applies it to the Shuffle before decomposing it
+            cfg[original] = {"SIMD": entry["SIMD"]}
 
 
 def _fall_back(layer, op_type: str, entry: dict[str, Any], conditional: set[str], part: str, version: str) -> None:
