@@ -269,8 +269,10 @@ class CodesignRunner:
         if "trained" not in result.artifacts:
             stats.failed += 1
             stats.failure_streak += 1
+            label = Quantization.from_dict(task.cfg.quantization).label
             rdb.set_attrs(study, trial, {"error": (result.error_message or result.status)[:2000], "final": True,
-                                         "status": result.status, "worker": result.worker}, {})
+                                         "quantization": label, "status": result.status, "worker": result.worker},
+                          {})
             study.tell(trial, state=TrialState.FAIL)
             log.warning("training failed: %s", result.error_message)
             return None
