@@ -568,6 +568,7 @@ def why_empty(tables, const, const_cycles, bound, cyc_bound) -> str | None:
     message names the resource, the shortfall and the layers that dominate it; None when no single
     bound explains it (the bounds conflict only together)."""
     names = {"LUT": "LUTs", "BRAM_18K": "BRAM_18K", "URAM": "URAMs", "DSP": "DSPs"}
+    short = []  # every resource that cannot fit, the first in full
     for i, m in enumerate(SUM_METRICS):
         if not np.isfinite(bound[i]) or not tables:
             continue
@@ -587,9 +588,14 @@ def why_empty(tables, const, const_cycles, bound, cyc_bound) -> str | None:
                  "URAM": "fewer weight bits, a larger part, or BRAM/LUTRAM for some layers",
                  "LUT": "fewer bits, less parallelism (smaller PE/SIMD choices), or a larger part",
                  "DSP": "LUT-based arithmetic (resType: lut), fewer bits, or a larger part"}[m]
-        return (f"nothing can fit: even with every layer at its cheapest option the design needs {need:,.0f} "
-                f"{names[m]} against a limit of {bound[i]:,.0f} (short by {need - bound[i]:,.0f}); by kind: "
-                f"{kinds}; largest layers: {share or 'the fixed layers'}. What would help: {help_}")
+        if short:
+            short.append(f"{names[m]}: needs {need:,.0f} against {bound[i]:,.0f} (by kind: {kinds})")
+            continue
+        short.append(f"nothing can fit: even with every layer at its cheapest option the design needs {need:,.0f} "
+                     f"{names[m]} against a limit of {bound[i]:,.0f} (short by {need - bound[i]:,.0f}); by kind: "
+                     f"{kinds}; largest layers: {share or 'the fixed layers'}. What would help: {help_}")
+    if short:
+        return short[0] + ("" if len(short) == 1 else ". Also short of " + "; ".join(short[1:]))
     if np.isfinite(cyc_bound) and tables:
         fastest = [float(t.cycles.min()) for t in tables]
         k = int(np.argmax(fastest))
