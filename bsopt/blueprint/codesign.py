@@ -107,12 +107,6 @@ def _reference(d: Diagnostics, value, path, what: str) -> str | None:
     return value.strip()
 
 
-def builtin_layers(model: str, options: dict[str, Any]) -> int:
-    """Quantised layers of a built-in factory at ``options``."""
-    hidden = options.get("hidden", (64, 32))
-    return len(hidden) + 1
-
-
 def _section(d: Diagnostics, value, name: str, keys) -> dict | None:
     m = d.mapping(value, (name,))
     if m is not None:
@@ -138,7 +132,9 @@ def _read_quantization(d: Diagnostics, value) -> QuantizationSpec | None:
         return None
     options = d.mapping(q.get("options"), path + ("options",)) or {}
     if model in BUILTIN_MODELS:
-        hidden = options.get("hidden", [64, 32])
+        from bsopt.models.train import DIGITS_HIDDEN
+
+        hidden = options.get("hidden", list(DIGITS_HIDDEN))
         extra = [k for k in options if k != "hidden"]
         if extra:
             d.error(path + ("options", extra[0]), f"unknown option '{extra[0]}' of {model}", "options: hidden")
@@ -146,7 +142,7 @@ def _read_quantization(d: Diagnostics, value) -> QuantizationSpec | None:
                                                              for h in hidden):
             d.error(path + ("options", "hidden"), f"expected a list of layer widths, got {hidden!r}", "e.g. [64, 32]")
             return None
-        layers = builtin_layers(model, options)
+        layers = len(hidden) + 1
         if "layers" in q and q["layers"] != layers:
             d.error(path + ("layers",), f"{model} with hidden {hidden} has {layers} quantised layers, not "
                     f"{q['layers']!r}", "drop 'layers' (bsopt knows it)")

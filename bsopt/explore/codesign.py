@@ -94,7 +94,7 @@ class HardwareFront:
     """The exact hardware front of one trained model: its space and the chosen points with metrics."""
 
     space: Any
-    points: list[dict[str, Any]]  # {"values": folding values, "metrics": estimate metrics}
+    points: list[dict[str, Any]]  # {"values", "metrics" (the estimate's), "warnings", "config_id", "config_index"}
     size: int  # the whole front's size
     seconds: float
 
@@ -117,7 +117,9 @@ def hardware_front(blueprint: str | Path, model_path: str, objectives, k: int | 
     points = []
     for p in exact.spread(front.points, hw, k or None):
         values = {**base, **p["values"]}
-        result = backend.build(space.config_from_values(values))
+        cfg = space.config_from_values(values)
+        result = backend.build(cfg)
         if result.ok:
-            points.append({"values": values, "metrics": dict(result.values), "warnings": result.warnings})
+            points.append({"values": values, "metrics": dict(result.values), "warnings": result.warnings,
+                           "config_id": cfg.config_id, "config_index": cfg.index})
     return HardwareFront(space, points, len(front.points), time.time() - t0)

@@ -580,8 +580,7 @@ def why_empty(tables, const, const_cycles, bound, cyc_bound) -> str | None:
         share = ", ".join(f"{tables[k].layer} {least[k]:,.0f}" for k in top if least[k] > 0)
         by_kind: dict[str, float] = {}
         for t, v in zip(tables, least, strict=True):
-            kind = t.layer.split("+")[0].rstrip("0123456789").rstrip("_")
-            by_kind[kind] = by_kind.get(kind, 0.0) + float(v)
+            by_kind[layer_type(t.layer)] = by_kind.get(layer_type(t.layer), 0.0) + float(v)
         kinds = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])[:3] if v > 0)
         help_ = {"BRAM_18K": "fewer weight bits, URAM for weights (ram_style: ultra) on a part with UltraRAM, a "
                  "larger part, or FINN's external weights (mem_mode: external) for the largest layers",
@@ -599,12 +598,18 @@ def why_empty(tables, const, const_cycles, bound, cyc_bound) -> str | None:
     if np.isfinite(cyc_bound) and tables:
         fastest = [float(t.cycles.min()) for t in tables]
         k = int(np.argmax(fastest))
-        slow = max(fastest[k], float(const_cycles))
+        slow, who = (fastest[k], f"the slowest layer ({tables[k].layer})") if fastest[k] >= const_cycles else \
+            (float(const_cycles), "a layer without folding choices")
         if slow > cyc_bound:
-            return (f"nothing can meet the throughput: the slowest layer ({tables[k].layer}) needs {slow:,.0f} cycles "
-                    f"at its most parallel option, more than the {cyc_bound:,.4g} the constraint allows; a faster "
-                    "clock or a throughput target within reach would help")
+            return (f"nothing can meet the throughput: {who} needs {slow:,.0f} cycles at its most parallel option, "
+                    f"more than the {cyc_bound:,.4g} the constraint allows; a faster clock or a throughput target "
+                    "within reach would help")
     return None
+
+
+def layer_type(group: str) -> str:
+    """A table's layer type: ``MVAU_hls_3+…`` → ``MVAU_hls``."""
+    return group.split("+")[0].rstrip("0123456789").rstrip("_")
 
 
 def _vector(metrics: dict[str, float], objectives) -> list[float]:

@@ -29,7 +29,7 @@ import numpy as np
 from optuna.trial import TrialState
 from sklearn.linear_model import LinearRegression, Ridge
 
-from bsopt.explore.exact import CYCLE_METRICS, exact_front, spread
+from bsopt.explore.exact import CYCLE_METRICS, exact_front, layer_type, spread
 from bsopt.explore.samplers import SAMPLE
 from bsopt.pareto import front_indices
 from bsopt.storage import rdb
@@ -152,7 +152,7 @@ def _corrected_front(ctx, estimator, study, metrics: list[str]) -> list[dict]:
     if global_params:
         return []  # per-combination tables: not modelled (the estimate front still applies)
     tables = exact._tables(ctx.space, {}, groups, estimator)[0]
-    types = sorted({_layer_type(t.layer) for t in tables})
+    types = sorted({layer_type(t.layer) for t in tables})
     index = [{tuple(v): i for i, v in enumerate(t.values)} for t in tables]
     rows, targets = [], {m: [] for m in exact.SUM_METRICS}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -167,7 +167,7 @@ def _corrected_front(ctx, estimator, study, metrics: list[str]) -> list[dict]:
             if k is None:
                 ok = False
                 break
-            share[_layer_type(tab.layer)] += tab.sums[k]
+            share[layer_type(tab.layer)] += tab.sums[k]
         if not ok:
             continue
         rows.append(share)
@@ -186,18 +186,12 @@ def _corrected_front(ctx, estimator, study, metrics: list[str]) -> list[dict]:
             factor[ty][j] = max(float(c), -0.5)
 
     def correct(table):
-        return table.cycles, table.sums * (1.0 + factor[_layer_type(table.layer)])
+        return table.cycles, table.sums * (1.0 + factor[layer_type(table.layer)])
 
     try:
         return exact.exact_front(ctx.space, ctx.objectives, estimator, correction=correct).points
     except exact.NotSeparable:
         return []
-
-
-def _layer_type(group: str) -> str:
-    """``MVAU_hls_3+…`` → ``MVAU_hls``."""
-    first = group.split("+")[0]
-    return first.rstrip("0123456789").rstrip("_")
 
 
 def width_mismatches(folding: dict | None) -> int:

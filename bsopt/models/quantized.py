@@ -75,11 +75,16 @@ def finn_cannot_build(q: Quantization) -> str | None:
     XNOR mode, i.e. with 1-bit (bipolar) weights too (MVAU_hls raises 'True binary (non-bipolar) inputs
     not yet supported' otherwise; MVAU_rtl takes no 1-bit operands). Layers are a chain: ``act_bits[i]``
     is layer ``i + 1``'s input."""
-    for i in range(1, len(q.weight_bits)):
-        if q.act_bits[i - 1] == 1 and q.weight_bits[i] != 1:
-            return (f"layer {i} gets 1-bit activations with {q.weight_bits[i]}-bit weights: FINN's matrix-vector "
-                    "units take binary inputs only with 1-bit (bipolar) weights (XNOR mode)")
-    return None
+    bad = _xnor_violations(q)
+    if not bad:
+        return None
+    return (f"layer {bad[0]} gets 1-bit activations with {q.weight_bits[bad[0]]}-bit weights: FINN's matrix-vector "
+            "units take binary inputs only with 1-bit (bipolar) weights (XNOR mode)")
+
+
+def _xnor_violations(q: Quantization) -> list[int]:
+    """The layers whose 1-bit inputs meet multi-bit weights."""
+    return [i for i in range(1, len(q.weight_bits)) if q.act_bits[i - 1] == 1 and q.weight_bits[i] != 1]
 
 
 def buildable_neighbour(spec, q: Quantization) -> Quantization | None:
@@ -87,11 +92,12 @@ def buildable_neighbour(spec, q: Quantization) -> Quantization | None:
     to its group's next width (or, where the group offers none, those weights lowered to 1 bit); None
     when neither is possible."""
     params = to_params(spec, q)
-    for _ in range(len(q.weight_bits)):
+    for _ in range(len(q.weight_bits) + 1):  # each step mends one layer
         q = from_params(spec, params)
-        if finn_cannot_build(q) is None:
+        bad = _xnor_violations(q)
+        if not bad:
             return q
-        i = next(i for i in range(1, len(q.weight_bits)) if q.act_bits[i - 1] == 1 and q.weight_bits[i] != 1)
+        i = bad[0]
         act = next(((n, g) for n, kind, g in param_names(spec) if kind == "act_bits" and i - 1 in g.layers))
         weight = next(((n, g) for n, kind, g in param_names(spec) if kind == "weight_bits" and i in g.layers))
         if len(act[1].act_bits) > 1 and any(b > 1 for b in act[1].act_bits):
@@ -100,8 +106,7 @@ def buildable_neighbour(spec, q: Quantization) -> Quantization | None:
             params[weight[0]] = 1
         else:
             return None
-    q = from_params(spec, params)
-    return q if finn_cannot_build(q) is None else None
+    return None
 
 
 def param_names(spec) -> list[tuple[str, str, Any]]:
@@ -148,7 +153,7 @@ def uniform_quantizations(spec) -> list[Quantization]:
 
 
 def every_quantization(spec):
-    """Every quantisation of a spec, in parameter order (for grids and uniform sweeps)."""
+    """Every quantisation of a spec, in parameter order (a grid's order)."""
     from itertools import product
 
     names = param_names(spec)
@@ -162,8 +167,8 @@ def build_module(spec, q: Quantization, seed: int):
     if spec.model == "digits_mlp":
         from bsopt.models.train import digits_mlp
 
-        return digits_mlp(list(q.weight_bits), list(q.act_bits), hidden=tuple(spec.options.get("hidden", (64, 32))),
-                          seed=seed)
+        return digits_mlp(list(q.weight_bits), list(q.act_bits), seed=seed,
+                          **({"hidden": tuple(spec.options["hidden"])} if "hidden" in spec.options else {}))
     from bsopt.models.export import resolve_reference
 
     torch = require("torch", "models", "co-design")

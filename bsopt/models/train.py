@@ -63,7 +63,11 @@ def digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
     return Dataset(images(x_train), torch.tensor(y_train), images(x_test), torch.tensor(y_test), 10)
 
 
-def digits_mlp(weight_bits: int | Sequence[int], act_bits: int | Sequence[int], *, hidden: Sequence[int] = (64, 32),
+#: the hidden layer widths of :func:`digits_mlp` when none are given
+DIGITS_HIDDEN = (64, 32)
+
+
+def digits_mlp(weight_bits: int | Sequence[int], act_bits: int | Sequence[int], *, hidden: Sequence[int] = DIGITS_HIDDEN,
                in_bits: int = 8, seed: int = 0) -> nn.Module:
     """A TFC-style quantised MLP (64 inputs, ``hidden``, 10 classes) at the given bit widths (1 =
     bipolar; one for every layer, or one per layer: ``len(hidden) + 1`` weight widths and as many

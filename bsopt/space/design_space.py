@@ -193,7 +193,7 @@ class DesignSpace:
         wanted = set(names)
         full = self._complete(values)
         rows = self._naming(self._kernels(full), full)
-        chosen = [r for r in rows if r[4] in wanted or r[5] in wanted]
+        chosen = [r for r in rows.values() if r[4] in wanted or r[5] in wanted]
         per_layer = self._per_layer(full, [r[0].name for r in chosen])
         cfg: dict[str, Any] = {}
         for row in chosen:
@@ -210,7 +210,7 @@ class DesignSpace:
             return None
         _, layer, attr = parts
         full = self._complete(values)
-        rows = {r[0].name: r for r in self._naming(self._kernels(full), full)}
+        rows = self._naming(self._kernels(full), full)
         if layer not in rows:
             return None
         windows, leaders = self._sources
@@ -338,7 +338,7 @@ class DesignSpace:
         per_layer = self._per_layer(values)
         cfg: dict[str, Any] = {"Defaults": {}}
         spec: dict[str, Any] = {"Defaults": {}}
-        for row in self._naming(kernels, values):
+        for row in self._naming(kernels, values).values():
             self._entry(row, per_layer, cfg, spec)
         return cfg, (spec if len(spec) > 1 else None)
 
@@ -386,10 +386,10 @@ class DesignSpace:
                 per_layer.setdefault(name, {})["SIMD"] = per_layer[first]["SIMD"]
         return per_layer
 
-    def _naming(self, kernels: dict[str, str | None], values: dict[str, Any]) -> list[tuple]:
-        """Per layer in graph order: (layer, index among its kind, backend, op type, FINN's name, the
-        node it was decomposed from) — FINN renames per op type in graph order after backend choices.
-        Computed once per combination of backend choices."""
+    def _naming(self, kernels: dict[str, str | None], values: dict[str, Any]) -> dict[str, tuple]:
+        """Per layer (by its name, in graph order): (layer, index among its kind, backend, op type, FINN's
+        name, the node it was decomposed from) — FINN renames per op type in graph order after backend
+        choices. Computed once per combination of backend choices."""
         from bsopt.blueprint.registry import normalize_backend
 
         key = (tuple(sorted(kernels.items())), tuple(values[p] for p in self._backend_params))
@@ -403,7 +403,7 @@ class DesignSpace:
                 for kind in kernel_kinds(base):
                     kernel_backend.setdefault(kind, normalize_backend(base, backend))
         names = FinnNames()
-        rows = []
+        rows = {}
         for layer, gidx, usable, _ in self._folding_plan:
             preferred = kernel_backend.get(layer.kind)
             if preferred not in usable:
@@ -414,7 +414,7 @@ class DesignSpace:
                     chosen = values[pname]
             backend = chosen or preferred or layer.backend
             op_type = op_type_of(layer, backend)
-            rows.append((layer, gidx, backend, op_type, names.next(op_type), layer.attrs.get("original_node_name")))
+            rows[layer.name] = (layer, gidx, backend, op_type, names.next(op_type), layer.attrs.get("original_node_name"))
         if len(self._names_by_backends) > 256:
             self._names_by_backends.clear()
         self._names_by_backends[key] = rows
@@ -425,7 +425,7 @@ class DesignSpace:
         return tuple(p for ps in self._layer_params.values() for p, attr in ps if attr == "backend")
 
     @cached_property
-    def _names_by_backends(self) -> dict[tuple, list[tuple]]:
+    def _names_by_backends(self) -> dict[tuple, dict[str, tuple]]:
         return {}
 
     def _entry(self, row: tuple, per_layer: dict[str, dict[str, Any]], cfg: dict, spec: dict | None) -> None:

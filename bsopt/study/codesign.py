@@ -19,13 +19,13 @@ training, if it had finished, comes from the cache).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import logging
 import os
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import optuna
@@ -50,7 +50,7 @@ from bsopt.storage import rdb
 from bsopt.study.dashboard import metric_summary
 from bsopt.study.drivers import DriverLock, is_shared, lock_path
 from bsopt.study.params import OptunaSpace
-from bsopt.study.runner import MAX_CONSECUTIVE_FAILURES, MAX_RETRIES, RunStats
+from bsopt.study.runner import MAX_CONSECUTIVE_FAILURES, MAX_RETRIES, RunStats, log_run
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class CodesignRunner:
         finished = self._trainings()
         known = {q for q, _ in finished}
         grid = None
-        if self.ctx.strategy is not None and isinstance(self.ctx.strategy, codesign.QuantizationGrid):
+        if isinstance(self.ctx.strategy, codesign.QuantizationGrid):
             grid = (q for q in every_quantization(self.spec) if q not in known and finn_cannot_build(q) is None)
         if grid is None and not rdb.n_trials(study):  # a new study starts where a hand sweep would
             for q in uniform_quantizations(self.spec):
@@ -172,24 +172,14 @@ class CodesignRunner:
                         study.enqueue_trial(to_params(self.spec, q))
                     trial = study.ask(self.dists)
                     q = from_params(self.spec, trial.params)
-                    if q in known or q in inflight:  # not trained twice, and not counted
+                    duplicate = q in known or q in inflight
+                    reason = None if duplicate else finn_cannot_build(q)
+                    if duplicate:  # not trained twice, and not counted
                         stats.duplicates += 1
-                        again += 1
                         rdb.set_attrs(study, trial, {"duplicate": q.label, "quantization": q.label,
                                                      "pruned_reason": "proposed again (trained already)"}, {})
                         study.tell(trial, state=TrialState.PRUNED)
-                        if len(known) + len(inflight) >= self._buildable():
-                            stats.stopped = self._all_trained()
-                        elif again >= MAX_PROPOSED_AGAIN:
-                            stats.stopped = (f"the sampler proposed {again} quantisations in a row that were "
-                                             "trained already or that FINN cannot build")
-                        continue
-                    reason = finn_cannot_build(q)
-                    if reason is not None:  # not trained (no place in the budget); its nearest buildable is
-                        again += 1
-                        if again >= MAX_PROPOSED_AGAIN:
-                            stats.stopped = (f"the sampler proposed {again} quantisations in a row that were "
-                                             "trained already or that FINN cannot build")
+                    elif reason is not None:  # not trained (no place in the budget); its nearest buildable is
                         stats.trials += 1
                         stats.failed += 1
                         stats.unbuildable += 1
@@ -201,13 +191,19 @@ class CodesignRunner:
                             study.enqueue_trial(to_params(self.spec, near), user_attrs={"instead_of": q.label})
                         rdb.set_attrs(study, trial, attrs, {})
                         study.tell(trial, state=TrialState.FAIL)
+                    else:
+                        again = 0
+                        launched += 1
+                        inflight.add(q)
+                        job = self._job(q, [record for other, record in finished if other.at_most(q)])
+                        ex.submit(Task(job, job.config_id, trial, submitted=time.time()))
                         continue
-                    again = 0
-                    launched += 1
-                    inflight.add(q)
-                    peers = [record for other, record in finished if other.at_most(q)]
-                    job = self._job(q, peers)
-                    ex.submit(Task(job, cache_key(self.spec, self.training, q), trial, submitted=time.time()))
+                    again += 1
+                    if len(known) + len(inflight) >= self._buildable:
+                        stats.stopped = self._all_trained()
+                    elif again >= MAX_PROPOSED_AGAIN:
+                        stats.stopped = (f"the sampler proposed {again} quantisations in a row that were trained "
+                                         "already or that FINN cannot build")
                 if ex.inflight == 0:
                     break
                 for task, result in ex.poll(timeout=1.0):
@@ -228,28 +224,17 @@ class CodesignRunner:
                             and stats.trainings == 0:
                         stats.stopped = f"{stats.failure_streak} trainings failed in a row"
                         stats.systematic = result.error_message or ""
-        self._log_run(stats)
+        log_run(self.ctx, stats, workers=self.workers, executor=self.executor_name)
         return stats
 
-    def _log_run(self, stats: CodesignStats) -> None:
-        """One JSON line per run in studies/<name>/runs.jsonl (as the build runner writes)."""
-        try:
-            self.ctx.workdir.mkdir(parents=True, exist_ok=True)
-            with open(self.ctx.workdir / "runs.jsonl", "a") as fh:
-                fh.write(json.dumps({**dataclasses.asdict(stats), "ended": time.time(), "workers": self.workers,
-                                     "executor": self.executor_name, "sampler": self.ctx.sampler}) + "\n")
-        except OSError:  # a read-only working directory must not fail the study
-            pass
-
+    @cached_property
     def _buildable(self) -> int:
-        """How many quantisations FINN can build (counted once; the whole space beyond a million)."""
-        if not hasattr(self, "_n_buildable"):
-            self._n_buildable = self.spec.size if self.spec.size > 10**6 else sum(
-                1 for q in every_quantization(self.spec) if finn_cannot_build(q) is None)
-        return self._n_buildable
+        """How many quantisations FINN can build (the whole space beyond a million)."""
+        return self.spec.size if self.spec.size > 10**6 else sum(
+            1 for q in every_quantization(self.spec) if finn_cannot_build(q) is None)
 
     def _all_trained(self) -> str:
-        n = self._buildable()
+        n = self._buildable
         if n == self.spec.size:
             return f"every quantisation ({n}) has been trained"
         return (f"every quantisation FINN can build ({n} of {self.spec.size}) has been trained (the others feed "
@@ -289,37 +274,36 @@ class CodesignRunner:
                   "accuracy_curve": [round(a, 6) for a in record["curve"]], "epochs_trained": len(record["curve"]),
                   "training_seconds": round(record["seconds"], 3), "cache_hit": bool(record["cached"]),
                   "worker": result.worker, "status": result.status}
+        training = json.dumps(record)
         if result.status == BuildStatus.PRUNED:
             stats.pruned += 1
             stats.epochs_saved += self.training.epochs - len(record["curve"])
-            attrs = {**common, "training": json.dumps(record), "pruned_reason": result.error_message or "",
+            attrs = {**common, "training": training, "pruned_reason": result.error_message or "",
                      "m:accuracy": record["accuracy"]}
             rdb.set_attrs(study, trial, attrs, {})
             study.tell(trial, state=TrialState.PRUNED)
             return record
+
+        def fail(error: str) -> dict[str, Any]:  # a trained model without designs
+            stats.failed += 1
+            rdb.set_attrs(study, trial, {**common, "training": training, "final": True, "status": "FAILED",
+                                         "error": error[:2000]}, {})
+            study.tell(trial, state=TrialState.FAIL)
+            return record
+
         try:
             front = codesign.hardware_front(self.blueprint, record["model_path"], objectives,
                                             self.spec.front_points or None)
         except Exception as exc:  # noqa: BLE001 - a model the flow cannot handle fails its trial, not the run
-            stats.failed += 1
             errors = getattr(exc, "errors", None)  # a BlueprintError: the model's own messages
             why = "; ".join(f"{e.key_path}: {e.message}" for e in errors[:3]) if errors else \
                 (exc.message if isinstance(exc, BsoptError) else f"{type(exc).__name__}: {exc}")
-            rdb.set_attrs(study, trial, {**common, "training": json.dumps(record), "final": True, "status": "FAILED",
-                                         "error": f"the trained model's hardware cannot be solved: {why}"[:2000]},
-                          {})
-            study.tell(trial, state=TrialState.FAIL)
-            return record
+            return fail(f"the trained model's hardware cannot be solved: {why}")
         stats.failure_streak = 0
         common["model_path"] = record["model_path"]
         common["hardware_front_size"] = front.size
         if not front.points:
-            stats.failed += 1
-            rdb.set_attrs(study, trial, {**common, "training": json.dumps(record), "final": True, "status": "FAILED",
-                                         "error": f"no folding of {q.label} meets the constraints (its exact "
-                                         "hardware front is empty)"}, {})
-            study.tell(trial, state=TrialState.FAIL)
-            return record
+            return fail(f"no folding of {q.label} meets the constraints (its exact hardware front is empty)")
         ospace = OptunaSpace(front.space.parameters)
         q_params = {k: v for k, v in trial.params.items() if k in self.dists}
         added = []
@@ -329,8 +313,8 @@ class CodesignRunner:
             feasible = all(v <= 0 for v in violations.values())
             stats.feasible += feasible
             stats.designs += 1
-            cfg = front.space.config_from_values(point["values"])
-            attrs = {**common, "config_id": cfg.config_id, "config_index": cfg.index, "backend": "estimate",
+            attrs = {**common, "config_id": point["config_id"], "config_index": point["config_index"],
+                     "backend": "estimate",
                      "summary": metric_summary(metrics), "feasible": feasible,
                      **{f"m:{k}": v for k, v in metrics.items()}, **{f"c:{k}": v for k, v in violations.items()}}
             if point.get("warnings"):
@@ -339,7 +323,7 @@ class CodesignRunner:
             params = ospace.to_params(point["values"])
             if i == 0:  # the sampler's trial: the quantisation's first design, and its training record
                 rdb.set_params(study, trial, params, ospace.distributions)
-                rdb.set_attrs(study, trial, {**attrs, "training": json.dumps(record)}, violations)
+                rdb.set_attrs(study, trial, {**attrs, "training": training}, violations)
                 study.tell(trial, values)
                 continue
             now = datetime.datetime.now()

@@ -49,6 +49,17 @@ EXECUTORS = ("local", "ray")
 MAX_CONSECUTIVE_FAILURES = DEFAULT_MAX_CONSECUTIVE_FAILURES
 
 
+def log_run(ctx, stats, **more: Any) -> None:
+    """One JSON line per run in studies/<name>/runs.jsonl (what ran, how long, what it found)."""
+    try:
+        ctx.workdir.mkdir(parents=True, exist_ok=True)
+        with open(ctx.workdir / "runs.jsonl", "a") as fh:
+            fh.write(json.dumps({**dataclasses.asdict(stats), "ended": time.time(), "sampler": ctx.sampler,
+                                 **more}) + "\n")
+    except OSError:  # a read-only working directory must not fail the study
+        pass
+
+
 class _PointTrial:
     """A trial of a point a strategy chose without a sampler (exact front, grid), in a batched run: it
     lives in memory until its batch is written (:func:`rdb.add_trials` numbers it), so evaluating a
@@ -576,15 +587,8 @@ class Runner:
                 pass
 
     def _log_run(self, stats: RunStats) -> None:
-        """One JSON line per run in studies/<name>/runs.jsonl (what ran, how long, what it found)."""
-        try:
-            self.ctx.workdir.mkdir(parents=True, exist_ok=True)
-            with open(self.ctx.workdir / "runs.jsonl", "a") as fh:
-                fh.write(json.dumps({**dataclasses.asdict(stats), "ended": time.time(), "workers": self.workers,
-                                     "executor": getattr(self.executor, "name", self.executor_name),
-                                     "sampler": self.ctx.sampler, "resources": self.monitor.now.to_dict()}) + "\n")
-        except OSError:  # a read-only working directory must not fail the study
-            pass
+        log_run(self.ctx, stats, workers=self.workers, executor=getattr(self.executor, "name", self.executor_name),
+                resources=self.monitor.now.to_dict())
 
     # -- batched persistence ---------------------------------------------------------------------
     def _working_copy(self, done: list, front: list) -> optuna.Study:
