@@ -38,7 +38,7 @@ _cache: dict[str, object] = {}
 def lowered(name: str):
     if name not in _cache:
         require_reference()
-        graph = lower(prepost_model(name), **lowering_kwargs(name))
+        graph = lower(prepost_model(name), keep_parameters=True, **lowering_kwargs(name))
         cfg = NETWORKS / name / "folding_config.json"
         if cfg.exists():
             apply_folding(graph, _non_folding(load_json(cfg)), where=str(cfg))
@@ -107,3 +107,41 @@ def test_folding_config_template_names_every_configurable_layer(name):
         for key in ("PE", "SIMD"):
             if key in ref[layer]:
                 assert key in entry, (layer, key)
+
+
+def _minimising_variants(graph) -> list[dict]:
+    """Folding configs under which FINN minimises bit widths differently: as lowered, runtime-writeable
+    weights and thresholds, external weights (the accumulator's worst case of the weight type)."""
+    params = [layer for layer in graph.layers if layer.weights is not None or layer.thresholds is not None]
+    mv = [layer for layer in params if layer.kind in ("MVAU", "VVAU")]
+    return [{}, {layer.name: {"runtime_writeable_weights": 1} for layer in params},
+            {layer.name: {"mem_mode": "external"} for layer in mv},
+            {layer.name: {"runtime_writeable_weights": 1} for layer in params[::2]}]
+
+
+@pytest.mark.parametrize("name", NETS)
+def test_summarised_parameters_give_what_the_matrices_give(name):
+    """The IR keeps per-column summaries of weights and the extremes of thresholds, not the matrices:
+    the datatypes FINN's minimisation derives, per-layer figures and the network estimate are those of
+    the matrices, under every attribute that changes the minimisation."""
+    from bsopt.estimate.network import configured_graph, estimate_network
+    from bsopt.ir.params import ThresholdSummary, WeightSummary
+    from bsopt.lowering.info import layer_costs
+
+    require_reference()
+    kwargs = lowering_kwargs(name)
+    full = lower(prepost_model(name), keep_parameters=True, **kwargs)
+    small = lower(prepost_model(name), **kwargs)
+    assert any(isinstance(layer.weights, WeightSummary) for layer in small.layers)
+    assert all(not isinstance(layer.weights, np.ndarray) and not isinstance(layer.thresholds, np.ndarray)
+               for layer in small.layers)
+    assert any(isinstance(layer.thresholds, ThresholdSummary) for layer in small.layers)
+    part = kwargs.get("fpgapart", "xc7z020clg400-1")
+    for folding in _minimising_variants(full):
+        a, b = configured_graph(full, folding or None), configured_graph(small, folding or None)
+        for la, lb in zip(a.layers, b.layers, strict=True):
+            assert la.attrs == lb.attrs, (la.name, folding and next(iter(folding.values())))
+            assert layer_costs(la) == layer_costs(lb), la.name
+        ea = estimate_network(full, folding or None, part=part, finn_version=full.finn_version)
+        eb = estimate_network(small, folding or None, part=part, finn_version=small.finn_version)
+        assert ea.total == eb.total

@@ -47,6 +47,26 @@ def test_bipolar_threshold_is_the_sign_change():
     assert compute_thresholds(s, grid, -128, 128)[0].tolist() == [10]
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_narrowed_threshold_search_equals_the_whole_domain_search(seed):
+    """The closed-form bracket only narrows the binary search: on random affine accumulators (scales of
+    both signs' rounding edges, per-channel scales, bipolar and multi-bit grids, levels outside the
+    domain) the thresholds equal those of the search over the whole INT32 domain."""
+    rng = np.random.default_rng(seed)
+    channels = 64
+    a = rng.uniform(1e-4, 2.0, channels) * rng.choice([1.0, 1e-3, 1e3], channels)
+    b = rng.normal(0, 50, channels)
+    b[:8] = np.round(b[:8]) * a[:8]  # boundaries landing exactly on integers
+    s = Stream(DataType["INT32"], (1, channels), "acc", [Op("affine", a, b)])
+    for grid in (ActQuant(-128, 127, rng.uniform(0.01, 1, channels), 0.0, "ROUND", False),
+                 ActQuant(0, 15, 0.5, 0.0, "FLOOR", False), ActQuant(-1, 1, 1.0, 0.0, "ROUND", True),
+                 ActQuant(-2, 1, 1e-9, 0.0, "CEIL", False)):
+        lo, hi = -(2**31), 2**31
+        fast = compute_thresholds(s, grid, lo, hi)
+        full = compute_thresholds(s, grid, lo, hi, narrow=False)
+        np.testing.assert_array_equal(fast, full)
+
+
 def test_datatype_rules():
     assert accumulator_dtype(-1568, 3136).name == "INT13"  # 784 x INT2 x INT2 worst case
     assert accumulator_dtype(0, 784).name == "UINT10"
@@ -186,6 +206,44 @@ def test_finalization_passes_run_in_finns_order():
     from bsopt.lowering import LoweringOptions
     from bsopt.lowering.passes import finalization
 
-    order = [p.name for p in finalization(LoweringOptions())]
+    order = [p.name for p in finalization(LoweringOptions(keep_parameters=True))]
     assert order == ["InsertDuplicateStreams", "SpecializeLayers", "SetImplDefaults", "NameLayers", "MinimizeBitWidths"]
+    # by default the matrices are summarised (bsopt's own step) before the minimisation reads them
+    order = [p.name for p in finalization(LoweringOptions())]
+    assert order == ["InsertDuplicateStreams", "SpecializeLayers", "SetImplDefaults", "NameLayers",
+                     "SummariseParameters", "MinimizeBitWidths"]
     assert "MinimizeBitWidths" not in [p.name for p in finalization(LoweringOptions(minimize_bit_width=False))]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_parameter_summaries_answer_as_the_matrices_do(seed):
+    """WeightSummary/ThresholdSummary against numpy on the matrices themselves: extremes, accumulator
+    ranges over signed/unsigned/binary inputs (also FINN's XNOR encoding), column slices, worst cases,
+    clipped thresholds."""
+    from bsopt.ir.params import ThresholdSummary, WeightSummary, accumulator_range
+
+    rng = np.random.default_rng(seed)
+    rows, cols = rng.integers(1, 40), rng.integers(1, 30)
+    w = rng.integers(-8, 8, size=(rows, cols)).astype(np.float64)
+    binary = rng.integers(0, 2, size=(rows, cols)).astype(np.float64)
+    for matrix, xnor in ((w, False), (binary, False), (binary, True)):
+        s = WeightSummary.of(matrix)
+        assert (s.min(), s.max(), s.shape, s.size) == (matrix.min(), matrix.max(), matrix.shape, matrix.size)
+        for dt in ("INT4", "UINT3", "BINARY", "BIPOLAR", "INT9"):
+            expected = accumulator_range(matrix, DataType[dt], xnor)  # evaluated entry by entry
+            assert accumulator_range(s, DataType[dt], xnor) == expected, (dt, xnor)
+            lo, hi = int(rng.integers(0, cols)), cols
+            assert accumulator_range(s.columns(lo, hi), DataType[dt], xnor) == \
+                accumulator_range(matrix[:, lo:hi], DataType[dt], xnor)
+        flip = 2 * matrix - 1
+        if xnor:
+            assert (s.xnor().min(), s.xnor().max()) == (flip.min(), flip.max())
+    for value in (-3.0, 0.0, 5.0):
+        const = np.full((rows, cols), value)
+        assert accumulator_range(WeightSummary.constant((rows, cols), value), DataType["INT4"]) == \
+            accumulator_range(const, DataType["INT4"])
+    t = rng.normal(0, 100, size=(cols, 7))
+    ts = ThresholdSummary.of(t)
+    for lo, hi in ((-50, 50), (-1000, 1000), (10, 20), (200, 300), (-300, -200), (-1e4, -5e3), (5e3, 1e4)):
+        c = np.clip(t, lo, hi)
+        assert (ts.clip(lo, hi).min(), ts.clip(lo, hi).max(), ts.clip(lo, hi).size) == (c.min(), c.max(), c.size)

@@ -38,6 +38,8 @@ class EstimateBackend:
                              hint="options: insert (" + " | ".join(INSERT_MODES) + "): the nodes FINN inserts "
                              "between layers to cost (data-width converters, FIFOs)")
         self._graphs: dict[tuple[str, str, str], Any] = {}
+        #: lower with the weight and threshold matrices (bsopt.lowering.LoweringOptions.keep_parameters)
+        self.keep_parameters = False
 
     @classmethod
     def for_space(cls, space) -> EstimateBackend:
@@ -60,7 +62,7 @@ class EstimateBackend:
             self._graphs[key] = lower(self.model_path, LoweringOptions(
                 finn_version=version, fpgapart=part, preferred_impl_style=pref,
                 standalone_thresholds=standalone_thresholds, minimize_bit_width=bit_widths[0],
-                round_thresholds=bit_widths[1]))
+                round_thresholds=bit_widths[1], keep_parameters=self.keep_parameters))
         return self._graphs[key]
 
     def graph_for(self, cfg, part: str, version: str):

@@ -54,7 +54,7 @@ def read_onnx(path: str | Path) -> onnx.ModelProto:
             hint="pass a QONNX .onnx file exported with brevitas' export_qonnx (or bsopt model export)",
         )
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(data if len(data) < 2**31 else model)  # the bytes: no second serialisation
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         raise ModelError(f"invalid ONNX model: {first}", where=str(p)) from exc
@@ -75,14 +75,7 @@ def is_quantized(model: onnx.ModelProto) -> bool:
     return False
 
 
-def load_model(path: str | Path, *, cleanup: bool = True):
-    """Load a QONNX model into a qonnx ``ModelWrapper``, cleaned up and with shapes inferred.
-
-    Raises :class:`ModelError` when the file is missing, is not ONNX, or holds no quantization
-    (FINN, and so bsopt, needs a quantized model: export it with Brevitas' ``export_qonnx``).
-    """
-    from qonnx.core.modelwrapper import ModelWrapper
-
+def _quantized_proto(path: str | Path) -> onnx.ModelProto:
     proto = read_onnx(path)
     if not is_quantized(proto):
         raise ModelError(
@@ -92,7 +85,42 @@ def load_model(path: str | Path, *, cleanup: bool = True):
             hint="quantize it with Brevitas and export with brevitas.export.export_qonnx "
             "(or use: bsopt model export --module pkg.mod:factory --input-shape ...)",
         )
-    model = ModelWrapper(proto)
+    return proto
+
+
+def load_graph(path: str | Path):
+    """Read a QONNX model for lowering: an :class:`~bsopt.intake.graph.OnnxGraph` (constants folded,
+    shapes inferred, nodes in qonnx's order), prepared in time linear in the graph's size.
+
+    Raises :class:`ModelError` as :func:`load_model` does.
+    """
+    return prepare(_quantized_proto(path), where=str(path))
+
+
+def prepare(proto: onnx.ModelProto, where: str = "model"):
+    """An :class:`~bsopt.intake.graph.OnnxGraph` of a parsed model, with preparation failures as
+    :class:`ModelError`."""
+    from bsopt.intake.graph import OnnxGraph
+
+    try:
+        return OnnxGraph(proto, where=where)
+    except Exception as exc:
+        raise ModelError(
+            f"could not prepare the model ({type(exc).__name__}: {exc})"[:400],
+            where=where,
+            hint="check that the model opens in Netron and was exported with opset >= 11",
+        ) from exc
+
+
+def load_model(path: str | Path, *, cleanup: bool = True):
+    """Load a QONNX model into a qonnx ``ModelWrapper``, cleaned up and with shapes inferred.
+
+    Raises :class:`ModelError` when the file is missing, is not ONNX, or holds no quantization
+    (FINN, and so bsopt, needs a quantized model: export it with Brevitas' ``export_qonnx``).
+    """
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    model = ModelWrapper(_quantized_proto(path))
     if cleanup:
         model = clean(model, where=str(path))
     return model

@@ -22,6 +22,7 @@ from bsopt.ir.datatypes import (
     smallest_for_range,
 )
 from bsopt.ir.layers import DataflowGraph, Layer
+from bsopt.ir.params import WeightSummary, accumulator_range
 
 DT_ATTRS = ("inputDataType", "weightDataType", "outputDataType", "accDataType", "InputDataType",
             "OutputDataType", "dataType", "lhs_dtype", "rhs_dtype", "out_dtype")
@@ -43,24 +44,17 @@ def _dt(name: str):
     return DataType[name]
 
 
-def _matvec_weights(layer: Layer) -> np.ndarray:
-    w = layer.weights
-    return 2 * w - 1 if layer.attrs.get("binaryXnorMode") else w
+def matvec_accumulator_range(matrix, vec_dt) -> tuple[float, float]:
+    """The smallest and largest value of ``x @ matrix`` (``matrix``: MW x MH, an array or a
+    :class:`~bsopt.ir.params.WeightSummary`) over inputs ``x`` of datatype ``vec_dt``: each output column
+    takes, per weight, the input extreme that pushes it furthest (as qonnx's
+    calculate_matvec_accumulator_range, which FINN's MinimizeAccumulatorWidth uses)."""
+    return accumulator_range(matrix, vec_dt)
 
 
-def matvec_accumulator_range(matrix: np.ndarray, vec_dt) -> tuple[float, float]:
-    """The smallest and largest value of ``x @ matrix`` (``matrix``: MW x MH) over inputs ``x`` of
-    datatype ``vec_dt``: each output column takes, per weight, the input extreme that pushes it furthest
-    (as qonnx's calculate_matvec_accumulator_range, which FINN's MinimizeAccumulatorWidth uses; this
-    module does not import qonnx.util, which imports onnx)."""
-    hi_in = np.where(matrix > 0, vec_dt.max(), vec_dt.min())
-    lo_in = np.where(matrix > 0, vec_dt.min(), vec_dt.max())
-    return (matrix * lo_in).sum(axis=0).min(), (matrix * hi_in).sum(axis=0).max()
-
-
-def _worst_case(layer: Layer, wdt, idt, shape) -> tuple[float, float]:
-    lower = matvec_accumulator_range(wdt.min() * np.ones(shape), idt)
-    upper = matvec_accumulator_range(wdt.max() * np.ones(shape), idt)
+def _worst_case(wdt, idt, shape) -> tuple[float, float]:
+    lower = WeightSummary.constant(shape, wdt.min()).accumulator_range(idt)
+    upper = WeightSummary.constant(shape, wdt.max()).accumulator_range(idt)
     return min(min(lower), min(upper)), max(max(lower), max(upper))
 
 
@@ -176,19 +170,17 @@ _ACC_CACHE_MAX = 4096
 def _acc_range(layer: Layer, worst: bool) -> tuple[float, float]:
     a = layer.attrs
     if layer.weights is None:  # dynamic weights (MVAU dynamic_input=1): the weight type's worst case
-        return _worst_case(layer, _dt(a["weightDataType"]), _dt(a["inputDataType"]), (a["MW"], a["MH"]))
+        return _worst_case(_dt(a["weightDataType"]), _dt(a["inputDataType"]), (a["MW"], a["MH"]))
     key = (id(layer.weights), bool(a.get("binaryXnorMode")), a["inputDataType"],
            a["weightDataType"] if worst else None, worst)
     hit = _ACC_CACHE.get(key)
     if hit is not None and hit[0] is layer.weights:
         return hit[1]
     idt = _dt(a["inputDataType"])
-    weights = _matvec_weights(layer)
     if worst:
-        result = _worst_case(layer, _dt(a["weightDataType"]), idt, weights.shape)
+        result = _worst_case(_dt(a["weightDataType"]), idt, layer.weights.shape)
     else:
-        lo, hi = matvec_accumulator_range(weights, idt)
-        result = (float(lo), float(hi))
+        result = accumulator_range(layer.weights, idt, xnor=bool(a.get("binaryXnorMode")))
     if len(_ACC_CACHE) >= _ACC_CACHE_MAX:
         _ACC_CACHE.clear()
     _ACC_CACHE[key] = (layer.weights, result)
@@ -219,7 +211,7 @@ def _minimize_weights_dev(graph: DataflowGraph, thresholds_of) -> None:
 
 
 def _minimize_dev(graph: DataflowGraph) -> None:
-    clipped: dict[str, np.ndarray] = {}
+    clipped: dict[str, Any] = {}
 
     def thresholds_of(layer):
         return clipped.get(layer.name, layer.thresholds)
@@ -243,11 +235,11 @@ def _minimize_dev(graph: DataflowGraph) -> None:
         if layer.kind == "Thresholding":
             idt = _dt(layer.attrs["inputDataType"])
             if idt.is_integer():
-                clipped[layer.name] = np.clip(layer.thresholds, idt.min(), idt.max() + 1)
+                clipped[layer.name] = layer.thresholds.clip(idt.min(), idt.max() + 1)
                 layer.attrs["weightDataType"] = rac_threshold_dtype(idt).name
         elif not layer.attrs.get("noActivation"):
             adt = _dt(layer.attrs["accDataType"])
-            clipped[layer.name] = np.clip(layer.thresholds, adt.min(), adt.max() + 1)
+            clipped[layer.name] = layer.thresholds.clip(adt.min(), adt.max() + 1)
     _minimize_weights_dev(graph, thresholds_of)
     for layer in graph.layers:
         if layer.thresholds is not None:
@@ -265,7 +257,7 @@ def _minimize_v0101(graph: DataflowGraph) -> None:
         if layer.kind in ("MVAU", "VVAU"):
             acc_min, acc_max = _acc_range(layer, _writeable(layer))
             if layer.thresholds is not None and not a.get("noActivation"):
-                thr = np.clip(layer.thresholds, acc_min, acc_max)
+                thr = layer.thresholds.clip(acc_min, acc_max)
                 layer.hw_thresholds = thr
                 acc_min, acc_max = min(thr.min(), acc_min), max(thr.max(), acc_max)
             _set_acc(graph, layer, accumulator_dtype(acc_min, acc_max))

@@ -18,7 +18,8 @@ def __getattr__(name: str):
 
 
 def lower(model, options: LoweringOptions | None = None, *, where: str | None = None, **kwargs) -> DataflowGraph:
-    """Lower a QONNX model (a path or a qonnx ``ModelWrapper``) to a :class:`DataflowGraph`.
+    """Lower a QONNX model (a path, a qonnx ``ModelWrapper``, an ONNX ``ModelProto`` or an
+    :class:`~bsopt.intake.graph.OnnxGraph`) to a :class:`DataflowGraph`.
 
     Keyword arguments are :class:`LoweringOptions` fields (``finn_version``, ``fpgapart``,
     ``standalone_thresholds``, ``preferred_impl_style``, ``minimize_bit_width``). A model given as a
@@ -37,12 +38,15 @@ def lower(model, options: LoweringOptions | None = None, *, where: str | None = 
 
 
 def _lower(model, options: LoweringOptions, where: str) -> DataflowGraph:
-    from bsopt.intake.load import load_model
+    from bsopt.intake.graph import OnnxGraph
+    from bsopt.intake.load import load_graph, prepare
     from bsopt.lowering.builder import Builder
     from bsopt.lowering.passes import finalize
 
     if isinstance(model, (str, Path)):
-        model = load_model(model)
+        model = load_graph(model)
+    elif not isinstance(model, OnnxGraph):  # a qonnx ModelWrapper or an onnx ModelProto
+        model = prepare(getattr(model, "model", model), where=where)
     builder = Builder(model, options, where=where).run()
     return finalize(builder.layers, builder.graph_inputs, builder.graph_outputs, options, builder.warnings)
 

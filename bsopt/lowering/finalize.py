@@ -4,7 +4,6 @@ where DuplicateStreams layers go."""
 
 from __future__ import annotations
 
-import numpy as np
 from qonnx.core.datatype import DataType
 
 from bsopt.errors import ModelError
@@ -69,7 +68,7 @@ def _mvu_rtl_possible(layer: Layer, part: str, legacy: bool) -> bool:
     if not wdt.signed():
         return False
     # dynamic weights may take any value of their type: never narrow
-    narrow = layer.weights is not None and float(np.min(layer.weights)) != wdt.min()
+    narrow = layer.weights is not None and float(layer.weights.min()) != wdt.min()
     if not narrow and dsp_block(part) == "DSP48E1":
         return False
     lo_in = 1 if legacy else 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +106,10 @@ def _tensor_info(model, vi) -> TensorInfo:
     return TensorInfo(vi.name, [int(s) for s in shape], dt.name if dt is not None else "FLOAT32")
 
 
+def _graph_tensor_info(graph, vi) -> TensorInfo:
+    return TensorInfo(vi.name, [int(s) for s in graph.shape(vi.name) or []], graph.datatype(vi.name).name)
+
+
 def _qonnx_totals(model) -> dict[str, Any]:
     from qonnx.util.inference_cost import inference_cost
 
@@ -121,33 +124,43 @@ def _qonnx_totals(model) -> dict[str, Any]:
     return out
 
 
-def inspect_model(path: str | Path, options: LoweringOptions | None = None, **kwargs) -> ModelInfo:
+def inspect_model(path: str | Path, options: LoweringOptions | None = None, *, qonnx_totals: bool = True,
+                  **kwargs) -> ModelInfo:
     """Load, check and lower a QONNX model; return its :class:`ModelInfo` (once per content and
-    options: :mod:`bsopt.lowering.cache`)."""
+    options: :mod:`bsopt.lowering.cache`).
+
+    ``qonnx_totals``: also count MACs, BOPs and memory with qonnx's ``inference_cost`` (and read the
+    outputs' datatypes after qonnx's datatype inference), which loads the model a second time through
+    qonnx's transformations: minutes on a BERT-base. The design space does without (its figures come
+    from the lowered layers)."""
     from bsopt.lowering.cache import cached
 
-    info = cached(path, "info", (options, sorted(kwargs.items())), lambda: _inspect(path, options, **kwargs))
+    info = cached(path, "info", (options, qonnx_totals, sorted(kwargs.items())),
+                  lambda: _inspect(path, options, qonnx_totals, **kwargs))
     info.path = str(Path(path))  # the same content may sit at another path than when it was cached
     return info
 
 
-def _inspect(path: str | Path, options: LoweringOptions | None = None, **kwargs) -> ModelInfo:
-    from bsopt.intake.load import load_model
+def _inspect(path: str | Path, options: LoweringOptions | None, qonnx_totals: bool, **kwargs) -> ModelInfo:
+    from bsopt.intake.load import load_graph, load_model
+    from bsopt.lowering.cache import file_digest
 
     p = Path(path)
-    model = load_model(p)
-    graph = lower(model, options, where=str(p), **kwargs)
-    hist: dict[str, int] = {}
-    for node in model.graph.node:
-        hist[node.op_type] = hist.get(node.op_type, 0) + 1
-    init_names = {i.name for i in model.graph.initializer}
-    inputs = [_tensor_info(model, vi) for vi in model.graph.input if vi.name not in init_names]
-    outputs = [_tensor_info(model, vi) for vi in model.graph.output]
-    totals = _qonnx_totals(model)
+    onnx_graph = load_graph(p)
+    graph = lower(onnx_graph, options, where=str(p), **kwargs)
+    hist = onnx_graph.op_histogram()
+    inputs = [_graph_tensor_info(onnx_graph, vi) for vi in onnx_graph.inputs]
+    outputs = [_graph_tensor_info(onnx_graph, vi) for vi in onnx_graph.outputs]
+    del onnx_graph
+    totals: dict[str, Any] = {}
+    if qonnx_totals:
+        model = load_model(p)
+        outputs = [_tensor_info(model, vi) for vi in model.graph.output]
+        totals = _qonnx_totals(model)
+        del model
     costs = [layer_costs(layer) for layer in graph.layers]
     totals["dataflow_macs"] = sum(c["macs"] for c in costs)
     totals["dataflow_params"] = sum(c["params"] for c in costs)
     totals["dataflow_param_bits"] = sum(c["param_bits"] for c in costs)
     totals["dataflow_threshold_bits"] = sum(c["threshold_bits"] for c in costs)
-    digest = hashlib.sha256(p.read_bytes()).hexdigest()
-    return ModelInfo(str(p), digest, inputs, outputs, hist, graph, totals)
+    return ModelInfo(str(p), file_digest(p), inputs, outputs, hist, graph, totals)

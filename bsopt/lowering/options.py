@@ -20,6 +20,8 @@ class LoweringOptions:
     ``minimize_bit_width`` option with ``step_minimize_bit_width`` in the flow).
     ``round_thresholds``: FINN dev's RoundAndClipThresholds ran (``step_minimize_bit_width`` always runs
     it); a flow without that step leaves standalone thresholds FLOAT32, as its streamlining made them.
+    ``keep_parameters``: layers keep their weight and threshold matrices; by default they keep only what
+    FINN's estimates read of them (:mod:`bsopt.ir.params`), which makes a large model's IR small.
     """
 
     finn_version: FinnVersion = FinnVersion.LATEST
@@ -28,6 +30,7 @@ class LoweringOptions:
     preferred_impl_style: dict[str, str] = field(default_factory=dict)
     minimize_bit_width: bool = True
     round_thresholds: bool = True
+    keep_parameters: bool = False
 
     def __post_init__(self):
         try:

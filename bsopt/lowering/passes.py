@@ -13,6 +13,7 @@ from typing import Any
 
 from bsopt.ir.bitwidths import DT_ATTRS, minimize_bit_widths
 from bsopt.ir.layers import DataflowGraph
+from bsopt.ir.params import summarise
 from bsopt.lowering.finalize import IMPL_DEFAULTS, choose_backend, insert_duplicate_streams
 
 
@@ -123,6 +124,17 @@ class ApplyFolding(Pass):
         return graph.apply_folding_config(self.config, where=self.where)
 
 
+class SummariseParameters(Pass):
+    """Weights and thresholds reduced to what FINN's estimates read of them (bsopt.ir.params)."""
+
+    name = "SummariseParameters"
+
+    def apply(self, graph):
+        for layer in graph.layers:
+            summarise(layer)
+        return graph
+
+
 class MinimizeBitWidths(Pass):
     """FINN's MinimizeWeightBitWidth, MinimizeAccumulatorWidth and threshold rounding."""
 
@@ -145,6 +157,8 @@ def finalization(options) -> list[Pass]:
     """The passes after the walk, for these :class:`~bsopt.lowering.builder.LoweringOptions`."""
     passes: list[Pass] = [InsertDuplicateStreams(), SpecializeLayers(options.preferred_impl_style),
                           SetImplDefaults(), NameLayers()]
+    if not options.keep_parameters:
+        passes.append(SummariseParameters())
     if options.minimize_bit_width:
         passes.append(MinimizeBitWidths())
     return passes

@@ -58,10 +58,11 @@ class ActQuant:
         raise ModelError(f"unsupported rounding mode {self.rounding!r} in an activation quantizer")
 
 
-def compute_thresholds(stream: Stream, quant: ActQuant, lo: int, hi: int) -> np.ndarray:
+def compute_thresholds(stream: Stream, quant: ActQuant, lo: int, hi: int, *, narrow: bool = True) -> np.ndarray:
     """Thresholds (channels x steps) on the stream's integers, searched in [lo, hi].
 
     ``hi`` is returned where a level is never reached inside the domain (FINN clips to max+1).
+    ``narrow=False`` searches the whole domain everywhere (the reference the narrowing is tested against).
     """
     channels = stream.channels
     bounds = quant.boundaries()
@@ -84,6 +85,8 @@ def compute_thresholds(stream: Stream, quant: ActQuant, lo: int, hi: int) -> np.
         def reached(q):
             return pre_round(q) >= target
 
+    if narrow:
+        low, high = _bracket(stream, quant, scale, zeropt, target, reached, low, high)
     # binary search for the smallest q in [lo, hi] with reached(q); hi if none below hi
     while True:
         active = low < high
@@ -94,6 +97,32 @@ def compute_thresholds(stream: Stream, quant: ActQuant, lo: int, hi: int) -> np.
         high = np.where(active & ok, mid, high)
         low = np.where(active & ~ok, mid + 1, low)
     return low.astype(np.float64)
+
+
+def _bracket(stream: Stream, quant: ActQuant, scale, zeropt, target, reached, low, high):
+    """Narrow the search where the value function is affine and increasing: the real-valued threshold
+    gives the answer within a step or two, and a bracket [L, H] is kept only where the search's own test
+    confirms it (not reached at L - 1, reached at H), so the result is the full search's; elsewhere the
+    whole domain is searched. Saves ~30 of the 32 halvings of an accumulator's domain."""
+    aff = stream.affine()
+    if aff is None:
+        return low, high
+    channels, steps = low.shape
+    a = _per_channel(aff[0], channels)[:, None]
+    b = _per_channel(aff[1], channels)[:, None]
+    if not np.all(a > 0):
+        return low, high
+    with np.errstate(all="ignore"):
+        real = -b / a if quant.bipolar else ((target - zeropt[:, None]) * scale[:, None] - b) / a
+        est = np.clip(np.nan_to_num(np.ceil(real), nan=0.0, posinf=high.max(), neginf=low.min()),
+                      low.min(), high.max()).astype(np.int64)
+    est = np.broadcast_to(est, low.shape)
+    lo_b = np.clip(est - 2, low, high)
+    hi_b = np.clip(est + 2, low, high)
+    below_ok = (lo_b == low) | ~reached(lo_b - 1)
+    above_ok = (hi_b == high) | reached(hi_b)
+    good = below_ok & above_ok
+    return np.where(good, lo_b, low), np.where(good, hi_b, high)
 
 
 def _per_channel(v, channels: int) -> np.ndarray:

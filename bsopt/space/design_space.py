@@ -620,7 +620,7 @@ def _lower(d: Diagnostics, bp: Blueprint, path: str, where: str | None):
 
         return inspect_model(path, LoweringOptions(finn_version=bp.finn_version, fpgapart=bp.part or DEFAULT_PART,
                                                    standalone_thresholds=standalone_thresholds(
-                                                       bp.config_flags, bp.finn_config)))
+                                                       bp.config_flags, bp.finn_config)), qonnx_totals=False)
     except BsoptError as exc:
         _model_error(d, bp, exc, where)
         return None

@@ -231,7 +231,9 @@ def run_case(case: Case, space, args, py: Path) -> tuple[dict, dict]:
         report_total = report["total"]
         side = [py, HERE / "finn_side.py", "--model", d / FOLDED]
     else:  # BERT: FINN's steps cannot convert it (README); bsopt's lowered graph stands in for the folded model
-        graph = EstimateBackend.for_space(space).graph_for(cfg, part, str(cfg.target["finn_version"].value))
+        backend = EstimateBackend.for_space(space)
+        backend.keep_parameters = True  # the matrices themselves go to FINN's side
+        graph = backend.graph_for(cfg, part, str(cfg.target["finn_version"].value))
         ir, arrays = ir_description(graph, d)
         steps = None
         side = [py, HERE / "finn_side.py", "--ir", ir, "--arrays", arrays]
