@@ -1,22 +1,32 @@
-"""Transformers: BERT encoders through bsopt — export, lowering, space size, estimate speed, exact front.
+"""Transformers: BERT encoders from BERT-tiny to BERT-large through every bsopt command a user runs.
 
-For the zoo encoder at two sizes (the default: 1 layer, hidden 128, 4 heads, sequence 32; and
-BERT-small-like: 4 layers, hidden 256, 4 heads, sequence 128, ff 1024): the Brevitas export, the
-lowering to FINN dataflow layers, the size of a per-kind folding space over every layer (the
-bert_exploration.yaml kinds), the time of one whole-network estimate (cold, and with per-node
-memoisation while one layer changes at a time) and the exact Pareto front of throughput vs LUT and
-BRAM under the U250 constraints of bert_exploration.yaml.
+Per encoder size (the zoo default; a 4-layer, hidden-256 encoder; BERT-base: 12 layers, hidden 768,
+12 heads, sequence 128, FF 3072; BERT-large: 24 layers, hidden 1024, 16 heads, sequence 512, FF
+4096) each step runs in its own process and is measured by wall time and that process's peak RSS:
 
-Run:  python benchmarks/transformers.py
-Prints a table and writes the section "Transformers" of docs/benchmarks.md.
+* **export**: the Brevitas → QONNX export of the w8a8 encoder (once per model: cached);
+* **lowering cold / cached**: ``bsopt model inspect --fast``-equivalent lowering of the exported
+  file with the lowered-IR cache empty, then again with it filled;
+* **count**: ``bsopt blueprint count search_spaces/bert_exploration.yaml`` with the caches filled;
+* **validate**: ``bsopt blueprint validate`` of that blueprint (includes the early fit check: a
+  w8a8 BERT-base does not fit a U250, and says so);
+* **exact front**: the exact front of a space that fits — w4a4 weights streamed from off-chip memory
+  (FINN's ``mem_mode: external``), the kinds of bert_exploration.yaml;
+* **study**: a 1,000-trial NSGA-II study of that space (SQLite storage).
+
+Then the growth of lowering and the exact front with the number of encoder layers (1, 2, 4, 12 at
+hidden 768) and with hidden size (256, 512, 768 at 4 layers).
+
+Run:  python benchmarks/transformers.py [--sizes tiny,small,base,large] [--no-growth]
+Prints tables and writes the section "Transformers" of docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
-import math
+import argparse
 import os
-import random
-import statistics
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,26 +37,30 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from intake import machine, write_section  # noqa: E402
 
-from bsopt.estimate.network import estimate_network  # noqa: E402
-from bsopt.lowering import LoweringOptions, lower  # noqa: E402
-from bsopt.models import export_model  # noqa: E402
-
 SIZES = {
-    "default": {},
+    "tiny": {},
     "small": {"layers": 4, "hidden": 256, "heads": 4, "seq": 128, "ff": 1024},
+    "base": {"layers": 12, "hidden": 768, "heads": 12, "seq": 128, "ff": 3072},
+    "large": {"layers": 24, "hidden": 1024, "heads": 16, "seq": 512, "ff": 4096},
 }
+LABELS = {"tiny": "zoo default (1 layer, hidden 128, seq 32)", "small": "4 layers, hidden 256, seq 128",
+          "base": "BERT-base (12 layers, hidden 768, seq 128)", "large": "BERT-large (24 layers, hidden 1024, seq 512)"}
 PART = "xcu250-figd2104-2L-e"
+STEP_TIMEOUT = 3600
 
-BLUEPRINT = """
+FITS = """
 version: "3.0"
-name: bert-bench
+name: bert-fits
+description: bert_exploration.yaml's kinds with w4a4 weights streamed from off-chip memory
 model: {model}
 hw_compiler:
-  kernels: [[MatMul, [rtl, hls]], LayerNorm, Softmax, Shuffle, ElementwiseBinaryOp, finn:Thresholding]
+  kernels: [[MatMul, [rtl, hls]], LayerNorm, Softmax, Shuffle, ElementwiseBinaryOp, finn:Thresholding, DuplicateStreams]
+  transforms:
+    streamline: [Streamline, "~MoveScalarMulPastMatMul"]
   config_flags: {{target_device: U250, target_clock_ns: 5.0, standalone_thresholds: true}}
 folding:
   kinds:
-    MVAU: {{PE: all, SIMD: all}}
+    MVAU: {{PE: all, SIMD: all, mem_mode: external}}
     Thresholding: {{PE: all}}
     LayerNorm: {{SIMD: all}}
     HWSoftmax: {{SIMD: all}}
@@ -55,102 +69,201 @@ folding:
     ElementwiseAdd: {{PE: all}}
     ElementwiseMul: {{PE: all}}
     DuplicateStreams: {{PE: all}}
-objectives: throughput_area
+objectives:
+  - {{metric: throughput_fps, direction: maximize}}
+  - LUT
+  - DSP
+  - BRAM_18K
 search:
-  strategy: auto
   constraints:
     - {{metric: LUT_util, operator: "<=", value: 0.8}}
     - {{metric: DSP_util, operator: "<=", value: 0.8}}
     - {{metric: BRAM_18K_util, operator: "<=", value: 0.8}}
 """
 
+EXPORT = """
+import sys
+from bsopt.models import export_model
+w, a, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+opts = dict(kv.split("=") for kv in sys.argv[4:])
+export_model("bert", w, a, out, **{k: int(v) for k, v in opts.items()})
+"""
 
-def _bench(name: str, options: dict, tmp: Path) -> dict:
-    from bsopt.backends.estimate import EstimateBackend
-    from bsopt.explore.exact import exact_front
-    from bsopt.space.design_space import load_design_space
-    from bsopt.study.objectives import ObjectiveSet
+LOWER = """
+import sys
+from bsopt.lowering import LoweringOptions, lower
+graph = lower(sys.argv[1], LoweringOptions(fpgapart=sys.argv[2], standalone_thresholds=True))
+print(len(graph))
+"""
 
-    row: dict = {"name": name, "options": options}
-    t = time.perf_counter()
-    path = export_model("bert", 8, 8, tmp / f"bert_{name}.onnx", **options)
-    row["export_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    graph = lower(path, LoweringOptions(fpgapart=PART, standalone_thresholds=True))
-    row["lower_s"] = time.perf_counter() - t
-    row["layers"] = len(graph)
-    row["macs"] = sum(layer.attrs["MW"] * layer.attrs["MH"] * math.prod(layer.attrs["numInputVectors"])
-                      for layer in graph if layer.kind == "MVAU")
+EXACT = """
+import json, sys, time
+from bsopt.explore.exact import exact_front
+from bsopt.space.design_space import load_design_space
+from bsopt.study.objectives import ObjectiveSet
+space = load_design_space(sys.argv[1]).require_valid()
+t = time.perf_counter()
+front = exact_front(space, ObjectiveSet.from_space(space))
+print(json.dumps({"points": len(front.points), "solve_s": time.perf_counter() - t, "tables": front.layers,
+                  "estimates": front.options, "notes": front.notes[:1]}))
+"""
 
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> dict:
+    """One step in its own process: wall seconds, that process's peak RSS (MiB, from wait4), its
+    output and exit code (killed after STEP_TIMEOUT)."""
+    import threading
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=out, stderr=err, text=True, env=env, cwd=cwd)
+        timer = threading.Timer(STEP_TIMEOUT, proc.kill)
+        timer.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        timer.cancel()
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return {"s": wall, "mib": usage.ru_maxrss / 1024, "out": out.read(), "err": err.read(),
+                "rc": proc.returncode}
+
+
+def python(code: str, *argv: str) -> list[str]:
+    return [sys.executable, "-c", code, *argv]
+
+
+def bsopt(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "bsopt.cli", *argv]
+
+
+def measure_size(name: str, options: dict, tmp: Path, *, study: bool = True) -> dict:
+    cache = tmp / f"cache_{name}"
+    env = {**os.environ, "BSOPT_MODEL_CACHE": str(cache), "BSOPT_WORKDIR": str(tmp / f"studies_{name}")}
     query = "&".join(f"{k}={v}" for k, v in options.items())
-    bp = tmp / f"{name}.yaml"
-    bp.write_text(BLUEPRINT.format(model=f"zoo:bert?w=8&a=8{'&' + query if query else ''}"))
-    space = load_design_space(bp)
-    assert not space.errors, [str(e) for e in space.errors]
-    row["space"] = space.get_total_combinations()
-    row["params"] = len(space.parameters)
+    model8 = f"zoo:bert?w=8&a=8{'&' + query if query else ''}"
+    model4 = f"zoo:bert?w=4&a=4{'&' + query if query else ''}"
+    row: dict = {"name": name}
+    onnx = tmp / f"bert_{name}_w8a8.onnx"
+    row["export"] = run(python(EXPORT, "8", "8", str(onnx), *[f"{k}={v}" for k, v in options.items()]), env, tmp)
+    if row["export"]["rc"] != 0:
+        row["failed"] = "export: " + row["export"]["err"].strip().splitlines()[-1]
+        return row
+    row["lower_cold"] = run(python(LOWER, str(onnx), PART), {**env, "BSOPT_LOWERING_CACHE": "0"}, tmp)
+    row["layers"] = int(row["lower_cold"]["out"].strip() or 0)
+    row["lower_cached"] = run(python(LOWER, str(onnx), PART), env, tmp)  # fills the cache
+    row["lower_cached"] = run(python(LOWER, str(onnx), PART), env, tmp)
+    bp = ROOT / "search_spaces" / "bert_exploration.yaml"
+    run(bsopt("blueprint", "count", str(bp), "--model", model8), env, tmp)  # the zoo copy and its IR, once
+    row["count"] = run(bsopt("blueprint", "count", str(bp), "--model", model8), env, tmp)
+    row["size"] = row["count"]["out"].strip().splitlines()[-1] if row["count"]["rc"] == 0 else "?"
+    row["validate"] = run(bsopt("blueprint", "validate", str(bp), "--model", model8), env, tmp)
+    fits = tmp / f"fits_{name}.yaml"
+    fits.write_text(FITS.format(model=model4))
+    run(bsopt("blueprint", "count", str(fits)), env, tmp)  # export and lower the w4a4 model outside the timing
+    row["exact"] = run(python(EXACT, str(fits)), env, tmp)
+    if row["exact"]["rc"] == 0:
+        import json
 
-    backend = EstimateBackend(space.model_path, "latest", PART)
-    rng = random.Random(0)
-    cold = []
-    for _ in range(30):
-        cfg = space.config(rng.randrange(space.get_total_combinations()))
-        g = backend.graph(PART, "latest", cfg.specialize_config, standalone_thresholds=True)
-        t = time.perf_counter()
-        estimate_network(g, cfg.folding_config, part=PART, clock_ns=5.0)
-        cold.append(time.perf_counter() - t)
-    row["estimate_ms"] = 1000 * statistics.median(cold)
-    memo: dict = {}
-    base = space.values_at(0)
-    folding_params = [p for p in space.parameters if p.group == "folding"]
-    warm = []
-    for i in range(200):
-        p = folding_params[i % len(folding_params)]
-        base = {**base, p.name: p.value_at(rng.randrange(p.size))}
-        cfg = space.config_from_values(base)
-        g = backend.graph(PART, "latest", cfg.specialize_config, standalone_thresholds=True)
-        t = time.perf_counter()
-        estimate_network(g, cfg.folding_config, part=PART, clock_ns=5.0, node_cache=memo)
-        warm.append(time.perf_counter() - t)
-    row["estimate_memo_ms"] = 1000 * statistics.median(warm[20:])
-
-    t = time.perf_counter()
-    front = exact_front(space, ObjectiveSet.from_space(space), backend)
-    row["exact_s"] = time.perf_counter() - t
-    row["front"] = len(front.points)
-    best = max(front.points, key=lambda p: p["metrics"]["throughput_fps"]) if front.points else None
-    row["best_fps"] = best["metrics"]["throughput_fps"] if best else 0.0
-    row["best_lut"] = best["metrics"]["LUT"] if best else 0.0
+        row["exact_info"] = json.loads(row["exact"]["out"].strip().splitlines()[-1])
+    if study:
+        row["study"] = run(bsopt("study", "create", f"s_{name}", "--blueprint", str(fits), "--sampler", "nsga2",
+                                 "--n-trials", "1000", "--seed", "0", "--quiet",
+                                 "--storage", f"sqlite:///{tmp / f's_{name}.db'}"), env, tmp)
+    shutil.rmtree(cache, ignore_errors=True)
     return row
 
 
-def main() -> None:
+def growth(tmp: Path, series: list[tuple[str, dict]]) -> list[dict]:
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ.setdefault("BSOPT_MODEL_CACHE", str(Path(tmp) / "models"))
-        for name, options in SIZES.items():
-            rows.append(_bench(name, options, Path(tmp)))
+    for label, options in series:
+        r = measure_size(label, options, tmp, study=False)
+        r["label"] = label
+        rows.append(r)
+    return rows
+
+
+def cell(step: dict | None) -> str:
+    if step is None:
+        return "–"
+    return f"{step['s']:.1f} s / {step['mib']:,.0f} MiB"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="tiny,small,base,large")
+    ap.add_argument("--no-growth", action="store_true")
+    args = ap.parse_args()
+    rows, grow_layers, grow_hidden = [], [], []
+    with tempfile.TemporaryDirectory(prefix="bsopt-bench-bert-") as tmp_:
+        tmp = Path(tmp_)
+        for name in args.sizes.split(","):
+            print(f"[{name}] ...", flush=True)
+            rows.append(measure_size(name, SIZES[name], tmp))
+            print(_size_line(rows[-1]), flush=True)
+        if not args.no_growth:
+            for layers in (1, 2, 4, 12):
+                print(f"[layers {layers}] ...", flush=True)
+                grow_layers += growth(tmp, [(f"L{layers}", {"layers": layers, "hidden": 768, "heads": 12, "seq": 128,
+                                                            "ff": 3072})])
+            for hidden in (256, 512, 768):
+                print(f"[hidden {hidden}] ...", flush=True)
+                grow_hidden += growth(tmp, [(f"H{hidden}", {"layers": 4, "hidden": hidden, "heads": hidden // 64,
+                                                            "seq": 128, "ff": 4 * hidden})])
     lines = [
         "## Transformers",
         "",
-        f"`python benchmarks/transformers.py` on {machine()}. BERT encoders from the zoo (w8a8, standalone",
-        "thresholds, Alveo U250 at 200 MHz): Brevitas export, lowering, a per-kind folding space over every",
-        "layer (the kinds of `search_spaces/bert_exploration.yaml`), one whole-network estimate (median of",
-        "random configurations; and with per-node memoisation while one parameter changes at a time), and",
-        "the exact front of throughput vs LUT and BRAM under LUT/DSP/BRAM ≤ 80 %.",
+        f"`python benchmarks/transformers.py` on {machine()}. Each step is its own process: wall time / that "
+        "process's peak RSS. *export*: Brevitas → QONNX (w8a8, once per model: cached). *lowering*: the "
+        "exported file to bsopt's dataflow IR, with the IR cache off (cold) and filled (cached). *count*, "
+        "*validate*: `bsopt blueprint count|validate search_spaces/bert_exploration.yaml --model zoo:bert?w=8&a=8&…` "
+        "with the caches filled (validate includes the early fit check: *fits?* says what it reported). "
+        "*exact front*: the whole exact front (solve time inside the process, then process wall / RSS) of "
+        "the same kinds with w4a4 weights streamed from off-chip memory (FINN's `mem_mode: external`) — a space "
+        "that fits a U250. *1,000 trials*: `bsopt study create … --sampler nsga2 --n-trials 1000` of that space.",
         "",
-        "| model | layers | MACs | export | lowering | space | parameters | estimate | memoised | exact front | points | fastest design |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| encoder | layers (IR) | space | export | lowering cold | lowering cached | count | validate | fits? | exact front | front points | 1,000 trials |",
+        "|---|---:|---|---|---|---|---|---|---|---|---:|---|",
     ]
     for r in rows:
-        opts = ", ".join(f"{k} {v}" for k, v in r["options"].items()) or "1 layer, hidden 128, 4 heads, seq 32"
-        lines.append(
-            f"| bert ({opts}) | {r['layers']} | {r['macs']:,} | {r['export_s']:.1f} s | {r['lower_s']:.2f} s | "
-            f"{float(r['space']):.2e} | {r['params']} | {r['estimate_ms']:.1f} ms | {r['estimate_memo_ms']:.2f} ms | "
-            f"{r['exact_s']:.1f} s | {r['front']} | {r['best_fps']:,.0f} fps, {r['best_lut']:,.0f} LUT |")
+        lines.append(_size_line(r))
+    if grow_layers or grow_hidden:
+        lines += ["", "Growth: the same steps over the number of encoder layers (hidden 768, 12 heads, seq 128, "
+                  "FF 3072) and over hidden size (4 layers, FF 4 × hidden). Per-layer cost = time / encoder layers.", "",
+                  "| encoder | IR layers | lowering cold | lowering cached | count | exact solve | exact points | "
+                  "cold lowering per encoder layer |",
+                  "|---|---:|---|---|---|---|---:|---|"]
+        for r in grow_layers + grow_hidden:
+            n = int(r["label"][1:]) if r["label"].startswith("L") else 4
+            info = r.get("exact_info") or {}
+            lines.append(f"| {r['label']} | {r.get('layers', '?')} | {cell(r.get('lower_cold'))} | "
+                         f"{cell(r.get('lower_cached'))} | {cell(r.get('count'))} | "
+                         f"{info.get('solve_s', float('nan')):.1f} s | {info.get('points', '?')} | "
+                         f"{r['lower_cold']['s'] / n:.2f} s |" if "lower_cold" in r else f"| {r['label']} | failed |")
     text = "\n".join(lines) + "\n"
     print(text)
     write_section(ROOT / "docs" / "benchmarks.md", "## Transformers", text)
+
+
+def _size_line(r: dict) -> str:
+    if "failed" in r:
+        return f"| {LABELS.get(r['name'], r['name'])} | – | – | {r['failed']} |"
+    info = r.get("exact_info") or {}
+    verdict = "yes" if r["validate"]["rc"] == 0 else ("no: " + _first_short(r["validate"]["err"]))
+    exact = (f"{info['solve_s']:.1f} s solve; {cell(r['exact'])}" if info else f"failed ({r['exact']['rc']})")
+    size = r.get("size", "?")
+    size = f"{float(size):.2e}" if size.isdigit() else size
+    return (f"| {LABELS.get(r['name'], r['name'])} | {r['layers']} | {size} | {cell(r['export'])} | "
+            f"{cell(r['lower_cold'])} | {cell(r['lower_cached'])} | {cell(r['count'])} | {cell(r['validate'])} | "
+            f"{verdict} | {exact} | {info.get('points', '–')} | {cell(r.get('study'))} |")
+
+
+def _first_short(err: str) -> str:
+    """The resource the fit check names first (``nothing can fit: … needs N LUTs against …``)."""
+    import re
+
+    m = re.search(r"needs ([\d,]+) (\w+) against a limit of ([\d,]+)", err)
+    return f"{m.group(2)} {m.group(1)} > {m.group(3)}" if m else "error"
 
 
 if __name__ == "__main__":

@@ -682,3 +682,34 @@ def test_brevitas_multihead_attention_lowers(tmp_path, monkeypatch, factory):
     assert hist.get("ElementwiseAdd", 0) == (3 if factory == "biased" else 0)
     assert info.totals["dataflow_macs"] == info.totals["total_macs"]  # the slices add up to the fused MatMul
     assert info.totals["dataflow_params"] == 4 * 64 * 64
+
+
+def test_identical_encoder_blocks_share_their_option_tables(tmp_path, monkeypatch):
+    """The exact front of a 2-layer encoder (its blocks are copies) is the same when every block
+    tabulates its own options as when copies share one table: the same metrics from the same
+    parameter values (a shared table's options are named by each copy's own parameters)."""
+    from bsopt.explore import exact
+    from bsopt.space.design_space import load_design_space
+    from bsopt.study.objectives import ObjectiveSet
+
+    monkeypatch.chdir(tmp_path)
+    bp = _write(tmp_path, """version: "3.0"
+name: shared
+model: zoo:bert?w=4&a=4&layers=2&hidden=64&heads=2&seq=16&ff=128
+hw_compiler:
+  kernels: [MatMul, LayerNorm, Softmax, Shuffle, ElementwiseBinaryOp, finn:Thresholding, DuplicateStreams]
+  config_flags: {target_device: U250, target_clock_ns: 5.0, standalone_thresholds: true}
+folding:
+  kinds:
+    MVAU: {PE: all, SIMD: [1, 2, 4]}
+    Thresholding: {PE: [1, 2]}
+objectives: [max_cycles, LUT, BRAM_18K]
+""")
+    space = load_design_space(bp).require_valid()
+    objectives = ObjectiveSet.from_space(space)
+    shared = exact.exact_front(space, objectives)
+    exact._TABLES.clear()
+    monkeypatch.setattr(exact, "_signature", lambda *a, **k: None)
+    alone = exact.exact_front(space, objectives)
+    assert len(shared.points) > 1
+    assert [(p["values"], p["metrics"]) for p in shared.points] == [(p["values"], p["metrics"]) for p in alone.points]

@@ -198,3 +198,37 @@ def test_an_empty_front_says_which_bound_nothing_can_meet_and_by_how_much(tmp_pa
                                      f"{least_lut}}}", name="ok.yaml"))
     front = exact_front(ok, ObjectiveSet.from_space(ok))
     assert front.points and front.notes == []
+
+
+def test_a_space_that_cannot_fit_is_refused_before_any_trial(tmp_path, capsys):
+    """`blueprint validate` and `study create` (any sampler) say that nothing can fit, located at the
+    constraint, when the space's true least LUT (brute force over its 1,152 configurations) exceeds the
+    bound; one LUT more and the space is accepted."""
+    from bsopt.explore.fit import cannot_fit
+    from bsopt.storage import study_names
+
+    free = load_design_space(blueprint(tmp_path, PER_LAYER, name="free.yaml"))
+    backend = EstimateBackend(free.model_path, "latest", "xc7z020clg400-1")
+    least_lut = min(backend.build(free.config(k)).values["LUT"] for k in range(free.get_total_combinations()))
+    tight = blueprint(tmp_path, PER_LAYER, constraints=f"{{metric: LUT, operator: '<=', value: {least_lut - 1}}}",
+                      name="tight.yaml")
+    space = load_design_space(tight)
+    misfit = cannot_fit(space, ObjectiveSet.from_space(space))
+    assert misfit is not None and misfit.metric == "LUT"
+    assert f"needs {least_lut:,.0f} LUTs against a limit of {least_lut - 1:,.0f} (short by 1)" in misfit.message
+    capsys.readouterr()
+    assert main(["blueprint", "validate", str(tight)]) == 2
+    err = capsys.readouterr().err
+    line = next(i for i, text in enumerate(tight.read_text().splitlines(), 1) if "constraints" in text)
+    assert f"{tight}:{line}:" in err and "nothing can fit" in err and "search.constraints[0]" in err
+    storage = f"sqlite:///{tmp_path / 'fit.db'}"
+    for sampler in ("exact", "tpe"):
+        assert main(["study", "create", f"s_{sampler}", "--blueprint", str(tight), "--storage", storage,
+                     "--sampler", sampler, "--n-trials", "3", "--quiet"]) == 2
+        assert "nothing can fit" in capsys.readouterr().err
+    assert study_names(storage) == []  # nothing was created
+    ok = blueprint(tmp_path, PER_LAYER, constraints=f"{{metric: LUT, operator: '<=', value: {least_lut}}}",
+                   name="ok.yaml")
+    space = load_design_space(ok)
+    assert cannot_fit(space, ObjectiveSet.from_space(space)) is None
+    assert main(["blueprint", "validate", str(ok)]) == 0

@@ -94,11 +94,11 @@ def test_no_feasible_trial_says_which_constraint_and_exits_non_zero(tmp_path, ca
     assert "pruned 6x by the estimate gate: estimate violates LUT <= 10" in capsys.readouterr().out
 
 
-def test_an_empty_exact_front_is_an_error_naming_it(tmp_path, capsys):
-    bp = tmp_path / "exact.yaml"
+def _exact_blueprint(tmp_path, constraints: str, name: str) -> Path:
+    bp = tmp_path / f"{name}.yaml"
     bp.write_text(f"""
 version: "3.0"
-name: nothing-fits
+name: {name}
 model: {prepost_model("tfc_w2a2")}
 hw_compiler: {{build_steps: [step_streamline, step_minimize_bit_width]}}
 target: {{board: Pynq-Z1, clock_ns: 10.0}}
@@ -106,11 +106,39 @@ folding:
 {SMALL}
 search:
   strategy: exact
-  constraints: [{{metric: LUT, operator: "<=", value: 10}}]
+  constraints: [{constraints}]
 """)
+    return bp
+
+
+def test_an_empty_exact_front_is_an_error_naming_it(tmp_path, capsys):
+    """Bounds that each some configuration meets (the early fit check passes) but none meets both:
+    one metric at its least over the 24 configurations (brute force), another just below its least
+    among those configurations, yet not below its least overall."""
+    from bsopt.backends.estimate import EstimateBackend
+    from bsopt.space.design_space import load_design_space
+
+    free = load_design_space(_exact_blueprint(tmp_path, "", "free"))
+    backend = EstimateBackend(free.model_path, "latest", "xc7z020clg400-1")
+    built = [backend.build(free.config(k)).values for k in range(free.get_total_combinations())]
+    pairs = [(m1, m2, min(v[m1] for v in built)) for m1 in ("LUT", "BRAM_18K", "max_cycles")
+             for m2 in ("LUT", "BRAM_18K", "max_cycles") if m1 != m2]
+    m1, m2, b1, b2 = next((m1, m2, b1, min(v[m2] for v in built if v[m1] <= b1) - 1) for m1, m2, b1 in pairs
+                          if min(v[m2] for v in built if v[m1] <= b1) - 1 >= min(v[m2] for v in built))
+    assert not any(v[m1] <= b1 and v[m2] <= b2 for v in built)
+    bp = _exact_blueprint(tmp_path, f"{{metric: {m1}, operator: '<=', value: {b1}}}, "
+                          f"{{metric: {m2}, operator: '<=', value: {b2}}}", "together")
     assert main(["study", "create", "ex", "--blueprint", str(bp), "--n-trials", "10", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "no feasible configuration" in err and "the exact front is empty" in err
+
+
+def test_a_space_nothing_can_fit_is_refused_before_a_study_exists(tmp_path, capsys):
+    bp = _exact_blueprint(tmp_path, "{metric: LUT, operator: '<=', value: 10}", "nothing-fits")
+    assert main(["study", "create", "ex", "--blueprint", str(bp), "--n-trials", "10", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing can fit" in err and "LUTs against a limit of 10" in err
+    assert not (tmp_path / "studies" / "ex").exists()
 
 
 def test_a_wrong_model_path_is_one_error_before_any_trial(tmp_path, capsys):

@@ -42,11 +42,27 @@ def _count_text(space) -> str:
         return "infinite (continuous parameters)"
 
 
+def _misfit(space) -> list:
+    """The located error when the constraints rule out every configuration (a lower bound from the
+    per-layer estimates: bsopt.explore.fit), else nothing."""
+    from bsopt.explore.fit import misfit_error
+    from bsopt.study.objectives import ObjectiveSet
+
+    try:
+        objectives = ObjectiveSet.from_space(space)
+    except Exception:  # noqa: BLE001 - objectives the study would reject: `study create` says why
+        return []
+    found = misfit_error(space, objectives)
+    return [found] if found else []
+
+
 @blueprint_app.command("validate")
 def validate(blueprint: Path = BLUEPRINT, model: Path = MODEL):
     """Check a blueprint (and model); print every error located as file:line:column."""
     space = _space(blueprint, model)
     items = space.validate()
+    if not any(i.severity == "error" for i in items):
+        items += _misfit(space)
     _print_items(items)
     errors = [i for i in items if i.severity == "error"]
     if errors:

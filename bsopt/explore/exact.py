@@ -30,7 +30,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -95,8 +95,9 @@ def _objective_dims(objectives) -> tuple[bool, list[int]]:
     return cycle, sorted(set(sums))
 
 
-def _bounds(objectives, part: str, clock_ns: float) -> tuple[np.ndarray, float]:
-    """Upper bounds on the summed resources and on max cycles, from the constraints."""
+def _bounds(objectives, part: str, clock_ns: float, *, strict: bool = True) -> tuple[np.ndarray, float]:
+    """Upper bounds on the summed resources and on max cycles, from the constraints (``strict``:
+    NotSeparable for any other constraint; else it is left out)."""
     from bsopt.hw.parts import part_resources
 
     avail = part_resources(part) or {}
@@ -119,7 +120,7 @@ def _bounds(objectives, part: str, clock_ns: float) -> tuple[np.ndarray, float]:
             continue  # the estimates have no flip-flop count: never violated
         elif m == "codegen_issues" and op in ("<=", "<"):
             continue  # the option tables hold only what FINN's code generation accepts
-        else:
+        elif strict:
             raise NotSeparable(f"constraint '{c}' is not a bound on a per-layer sum or max")
     return bound, cyc
 
@@ -252,27 +253,44 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
         shapes = {layer.name: tuple(layer.out_shape) for layer in g0.layers}
     const = np.zeros(len(SUM_METRICS))
     const_cycles = 0.0
-    n_est = 0
+    memo: dict[tuple, Any] = {}  # identical layers (a transformer's encoder blocks) are estimated once
+
+    def estimate(op: str, attrs: dict[str, Any]):
+        k = (op, json.dumps(attrs, sort_keys=True, default=str))
+        if k not in memo:
+            try:
+                memo[k] = estimator.node_estimate(op, attrs, part, version)
+            except BsoptError as exc:
+                memo[k] = exc
+        if isinstance(memo[k], BsoptError):
+            raise memo[k]
+        return memo[k]
+
     for name, (op, attrs) in base_attrs.items():
         if name in grouped:
             continue
         try:
-            est = estimator.node_estimate(op, attrs, part, version)
+            est = estimate(op, attrs)
         except BsoptError as exc:
             raise BsoptError(f"{name}: FINN rejects its configuration, which the space does not vary: {exc.message}",
                              hint="add the attribute it names to the folding section (`bsopt blueprint validate` "
                                   "checks it)") from exc
-        n_est += 1
         const += [float(est.get(k, 0)) for k in SUM_METRICS]
         const_cycles = max(const_cycles, float(est["cycles"]))
     tables: list[LayerTable] = []
+    shared: dict[tuple, LayerTable] = {}
     for layers, params in groups:
+        sig = None if insert != "none" else _signature(space, base, layers, params, plain, base_attrs)
+        if sig is not None and sig in shared:  # a copy of a group tabulated before: same options, same values
+            t = shared[sig]
+            tables.append(LayerTable("+".join(layers), [p.name for p in params], t.values, t.cycles, t.sums))
+            continue
+        entries_of = space.folding_entries_at(base, layers)
         values, cycles, sums, keys = [], [], [], []
         seen: set[str] = set()
         rejected = ""
         for combo in itertools.product(*[[p.value_at(i) for i in range(p.size)] for p in params]):
-            folding = space.folding_entries({**base, **{p.name: v for p, v in zip(params, combo, strict=True)}},
-                                            layers)
+            folding = entries_of({p.name: v for p, v in zip(params, combo, strict=True)})
             # a value whose requirement this combination misses falls back to FINN's default: the
             # same entries as another combination, which is kept instead
             entries = json.dumps([folding.get(name) for name in layers], sort_keys=True, default=str)
@@ -285,9 +303,8 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
                     continue
                 a = dict(plain[name])
                 a.update(folding.get(name) or {})
-                n_est += 1
                 try:
-                    est = estimator.node_estimate(base_attrs[name][0], a, part, version)
+                    est = estimate(base_attrs[name][0], a)
                 except BsoptError as exc:
                     ok = False  # FINN would reject this folding: not an option
                     rejected = rejected or exc.message
@@ -306,11 +323,31 @@ def tabulate(space, global_values: dict[str, Any], groups, estimator) -> tuple[
                              f"(e.g. {rejected})", hint="check the folding section with `bsopt blueprint validate`")
         tables.append(LayerTable("+".join(layers), [p.name for p in params], values, np.array(cycles),
                                  np.array(sums), keys if insert != "none" else None))
+        if sig is not None:
+            shared[sig] = tables[-1]
     if insert != "none":
         const_keys = {name: stream_key(op, attrs, version, name, shapes[name]) for name, (op, attrs) in base_attrs.items()
                       if name not in grouped}
         tables, const = _with_inserted_costs(tables, const, g0, const_keys, part, version, estimator)
-    return tables, const, const_cycles, n_est
+    return tables, const, const_cycles, len(memo)
+
+
+def _signature(space, base, layers, params, plain, base_attrs) -> tuple | None:
+    """What a group's option table depends on: each layer's op type and attributes before its folding
+    entry (in group order), and each parameter's attribute, values and the positions of the layers it
+    sets. Two groups with the same signature (the copies of an encoder block) have the same table.
+    None when a parameter's layers are not declared (a probed parameter: no sharing)."""
+    pos = {name: i for i, name in enumerate(layers)}
+    out = []
+    for p in params:
+        declared = space.entries_set_by(p.name, base)
+        if declared is None or not declared <= pos.keys():
+            return None
+        out.append((p.name.rsplit(".", 1)[-1], tuple(sorted(pos[n] for n in declared)),
+                    tuple(p.value_at(i) for i in range(p.size))))
+    layer_part = tuple((base_attrs[n][0], json.dumps(plain[n], sort_keys=True, default=str)) if n in plain else None
+                       for n in layers)
+    return layer_part, tuple(out)
 
 
 # ------------------------------------------------------------------------------ inserted nodes
@@ -437,6 +474,12 @@ def _nondominated(pts: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=int)
     if d == 1:
         return np.array([int(np.argmin(pts[:, 0]))])
+    if n <= 64:  # a table's options: one pairwise comparison
+        le = np.all(pts[:, None, :] <= pts[None, :, :], axis=2)  # [j, i]: row j <= row i
+        lt = le & ~le.T  # strictly better somewhere
+        same = le & le.T
+        earlier_same = np.triu(same, k=1)  # [j, i], j < i: identical rows keep the first
+        return np.nonzero(~(lt.any(axis=0) | earlier_same.any(axis=0)))[0]
     order = np.lexsort(pts.T[::-1])
     p = pts[order]
     if d == 2:
@@ -451,6 +494,10 @@ def _nondominated(pts: np.ndarray) -> np.ndarray:
 
 def _merge(front: np.ndarray, choice: np.ndarray, opts: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Minkowski sum of a partial front and a layer's options, pruned to bounds and non-dominated."""
+    if len(opts) == 1:  # a translation keeps the front non-dominated: only the bounds prune
+        s = front + opts[0]
+        ok = np.all(s <= bound + 1e-9, axis=1)
+        return s[ok], np.column_stack([choice[ok], np.zeros(int(ok.sum()), dtype=int)])
     s = (front[:, None, :] + opts[None, :, :]).reshape(-1, front.shape[1])
     idx_f = np.repeat(np.arange(len(front)), len(opts))
     idx_o = np.tile(np.arange(len(opts)), len(front))
@@ -471,6 +518,23 @@ def _tables(space, gvals: dict[str, Any], groups, estimator):
             _TABLES.clear()
         _TABLES[key] = tabulate(space, gvals, groups, estimator)
     return _TABLES[key]
+
+
+def _combinations(space, objectives, estimator, groups, global_params, *, strict: bool = True):
+    """Per combination of global values: (values, clock, resource bounds, cycle bound, tables)."""
+    global_names = {p.name for p in global_params}
+    for combo in itertools.product(*[[p.value_at(i) for i in range(p.size)] for p in global_params]):
+        gvals = {p.name: v for p, v in zip(global_params, combo, strict=True)}
+        if global_params:  # layer names and groups can depend on global choices (e.g. a kernel's backend)
+            groups, more = decompose(space, {**space.values_at(0), **gvals})
+            if {p.name for p in more} - global_names:
+                raise NotSeparable("parameters couple layers differently under other global choices: "
+                                   + ", ".join(sorted({p.name for p in more} - global_names)))
+        cfg0 = space.config_from_values({**space.values_at(0), **gvals})
+        part = (cfg0.target or {}).get("part") or estimator.part
+        clock = float((cfg0.target or {}).get("clock_ns") or 10.0)
+        bound, cyc_bound = _bounds(objectives, part, clock, strict=strict)
+        yield gvals, clock, bound, cyc_bound, _tables(space, gvals, groups, estimator)
 
 
 def exact_front(space, objectives, estimator=None, *, time_limit: float | None = None,
@@ -497,19 +561,8 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
     notes: dict[str, list] = {}  # why global combinations have no feasible configuration -> which
     n_est = 0
     layers = 0
-    global_names = {p.name for p in global_params}
-    for combo in itertools.product(*[[p.value_at(i) for i in range(p.size)] for p in global_params]):
-        gvals = {p.name: v for p, v in zip(global_params, combo, strict=True)}
-        if global_params:  # layer names and groups can depend on global choices (e.g. a kernel's backend)
-            groups, more = decompose(space, {**space.values_at(0), **gvals})
-            if {p.name for p in more} - global_names:
-                raise NotSeparable("parameters couple layers differently under other global choices: "
-                                   + ", ".join(sorted({p.name for p in more} - global_names)))
-        cfg0 = space.config_from_values({**space.values_at(0), **gvals})
-        part = (cfg0.target or {}).get("part") or estimator.part
-        clock = float((cfg0.target or {}).get("clock_ns") or 10.0)
-        bound, cyc_bound = _bounds(objectives, part, clock)
-        tables, const, const_cycles, n = _tables(space, gvals, groups, estimator)
+    for gvals, clock, bound, cyc_bound, (tables, const, const_cycles, n) in _combinations(
+            space, objectives, estimator, groups, global_params):
         n_est += n
         layers = len(tables)
         original = tables
@@ -526,12 +579,12 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
         chain = any(t.keys is not None for t in tables)
         if chain and correction is not None:
             raise NotSeparable("surrogate corrections with FINN's inserted nodes costed are not supported")
+        why = why_empty(tables, const, const_cycles, bound, cyc_bound)
+        if why:  # a lower bound already exceeds a limit: no configuration of these global choices fits
+            notes.setdefault(why, []).append(gvals)
+            continue
         fronts = list(_fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx,
                                        chain))
-        if not any(len(f[0]) for f in fronts):
-            why = why_empty(tables, const, const_cycles, bound, cyc_bound)
-            if why:
-                notes.setdefault(why, []).append(gvals)
         for cycles, sums, choice in fronts:
             for c, s, ch in zip(cycles, sums, choice, strict=True):
                 values = dict(gvals)
@@ -562,11 +615,23 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
     return ExactFront(points, layers, n_est, combos, time.time() - t0, size, why if not points else [])
 
 
+class Shortfall(NamedTuple):
+    metric: str  # the first resource short (LUT, BRAM_18K, URAM, DSP), or max_cycles
+    message: str
+    over: float  # that resource's lower bound / its limit (> 1)
+
+
 def why_empty(tables, const, const_cycles, bound, cyc_bound) -> str | None:
-    """Why no configuration can meet the bounds, from a lower bound: each resource's sum over layers of
-    that layer's cheapest option (plus the fixed layers), and the slowest layer's fastest option. The
-    message names the resource, the shortfall and the layers that dominate it; None when no single
-    bound explains it (the bounds conflict only together)."""
+    """Why no configuration can meet the bounds (see :func:`shortfall`), or None."""
+    short = shortfall(tables, const, const_cycles, bound, cyc_bound)
+    return short.message if short else None
+
+
+def shortfall(tables, const, const_cycles, bound, cyc_bound) -> Shortfall | None:
+    """Why no configuration can meet the bounds, from a lower bound: each resource's sum over layers
+    of that layer's cheapest option (plus the fixed layers), and the slowest layer's fastest option.
+    The message names the resource, the shortfall and the layers that dominate it; None when no
+    single bound explains it (the bounds conflict only together)."""
     names = {"LUT": "LUTs", "BRAM_18K": "BRAM_18K", "URAM": "URAMs", "DSP": "DSPs"}
     short = []  # every resource that cannot fit, the first in full
     for i, m in enumerate(SUM_METRICS):
@@ -574,7 +639,7 @@ def why_empty(tables, const, const_cycles, bound, cyc_bound) -> str | None:
             continue
         least = np.array([float(t.sums[:, i].min()) for t in tables])
         need = float(const[i] + least.sum())
-        if need <= bound[i]:
+        if need <= bound[i] + 1e-9:  # the merge's tolerance
             continue
         top = np.argsort(-least)[:3]
         share = ", ".join(f"{tables[k].layer} {least[k]:,.0f}" for k in top if least[k] > 0)
@@ -587,23 +652,30 @@ def why_empty(tables, const, const_cycles, bound, cyc_bound) -> str | None:
                  "URAM": "fewer weight bits, a larger part, or BRAM/LUTRAM for some layers",
                  "LUT": "fewer bits, less parallelism (smaller PE/SIMD choices), or a larger part",
                  "DSP": "LUT-based arithmetic (resType: lut), fewer bits, or a larger part"}[m]
+        top_kind = max(by_kind, key=by_kind.get)
+        if top_kind.startswith("Thresholding") and m in ("LUT", "BRAM_18K"):  # FINN's default: LUTRAM
+            help_ = ("threshold memories in block RAM or URAM (Thresholding_rtl's depth_trigger_bram/"
+                     "depth_trigger_uram, or ram_style for Thresholding_hls, in the folding section), fewer "
+                     "activation bits (2^bits - 1 thresholds per channel), or a larger part")
         if short:
             short.append(f"{names[m]}: needs {need:,.0f} against {bound[i]:,.0f} (by kind: {kinds})")
             continue
+        first = (m, need / bound[i] if bound[i] > 0 else float("inf"))
         short.append(f"nothing can fit: even with every layer at its cheapest option the design needs {need:,.0f} "
                      f"{names[m]} against a limit of {bound[i]:,.0f} (short by {need - bound[i]:,.0f}); by kind: "
                      f"{kinds}; largest layers: {share or 'the fixed layers'}. What would help: {help_}")
     if short:
-        return short[0] + ("" if len(short) == 1 else ". Also short of " + "; ".join(short[1:]))
+        return Shortfall(first[0], short[0] + ("" if len(short) == 1 else ". Also short of " + "; ".join(short[1:])),
+                         first[1])
     if np.isfinite(cyc_bound) and tables:
         fastest = [float(t.cycles.min()) for t in tables]
         k = int(np.argmax(fastest))
         slow, who = (fastest[k], f"the slowest layer ({tables[k].layer})") if fastest[k] >= const_cycles else \
             (float(const_cycles), "a layer without folding choices")
         if slow > cyc_bound:
-            return (f"nothing can meet the throughput: {who} needs {slow:,.0f} cycles at its most parallel option, "
-                    f"more than the {cyc_bound:,.4g} the constraint allows; a faster clock or a throughput target "
-                    "within reach would help")
+            return Shortfall("max_cycles", f"nothing can meet the throughput: {who} needs {slow:,.0f} cycles at its most "
+                                  f"parallel option, more than the {cyc_bound:,.4g} the constraint allows; a faster "
+                                  "clock or a throughput target within reach would help", slow / cyc_bound)
     return None
 
 
@@ -649,25 +721,55 @@ def _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_
 
 
 def _merge_tables(tables, C, dims, sub_bound, chain):
-    """The tables' options with cycles <= C merged one by one: (sums, choices), None when empty."""
+    """The tables' options with cycles <= C merged one by one: (sums, choices), None when empty.
+
+    A partial sum is dropped as soon as it exceeds a bound together with the cheapest options of the
+    tables still to merge (a lower bound on what they add: no completion of it could fit). Without
+    pairwise terms the tables are merged with identical ones side by side (a transformer's encoder
+    blocks): k copies of a table add only their multisets of options to the front, not k-fold
+    products interleaved with other layers' choices."""
+    sels = []
+    for t in tables:
+        sel = np.nonzero(t.cycles <= C)[0]
+        if len(sel) == 0:
+            return None
+        sels.append(sel)
+    order = list(range(len(tables))) if chain else _identical_side_by_side(tables, sels, dims)
+    least = np.array([tables[k].sums[sels[k]].min(axis=0) for k in order]).reshape(len(order), -1)
+    rest = np.vstack([np.cumsum(least[::-1], axis=0)[::-1][1:], np.zeros((1, least.shape[1]))])
     choice = np.zeros((1, 0), dtype=int)
     if chain:
         sums, state = np.zeros((1, len(SUM_METRICS))), np.zeros(1, dtype=int)
     else:
         sums = np.zeros((1, len(dims)))
-    for t in tables:
-        sel = np.nonzero(t.cycles <= C)[0]
-        if len(sel) == 0:
-            return None
+    for step, k in enumerate(order):
+        t, sel = tables[k], sels[k]
+        room = sub_bound - rest[step][dims]
         if chain:
-            sums, state, choice = _chain_merge(sums, state, choice, t, sel, dims, sub_bound)
+            sums, state, choice = _chain_merge(sums, state, choice, t, sel, dims, room)
         else:
             red = sel[_nondominated(t.sums[sel][:, dims])]
-            sums, choice = _merge(sums, choice, t.sums[red][:, dims], sub_bound)
+            sums, choice = _merge(sums, choice, t.sums[red][:, dims], room)
             choice[:, -1] = red[choice[:, -1]]
         if len(sums) == 0:
             return None
-    return sums, choice
+    return sums, choice[:, np.argsort(order)]
+
+
+def _identical_side_by_side(tables, sels, dims) -> list[int]:
+    """The merge order: tables with one non-dominated option first (each only shifts the front and,
+    early, tightens what the others may add), then tables whose options (below the bound) are
+    identical next to each other, in order of first appearance."""
+    runs: dict[bytes, list[int]] = {}
+    single = []
+    for k, (t, sel) in enumerate(zip(tables, sels, strict=True)):
+        opts = t.sums[sel][:, dims]
+        if np.all(opts.min(axis=0) == opts, axis=1).any():  # one option is best in every dimension
+            single.append(k)
+            continue
+        key = t.cycles[sel].tobytes() + b"|" + t.sums[sel].tobytes()
+        runs.setdefault(key, []).append(k)
+    return single + [k for run in runs.values() for k in run]
 
 
 def _cycle_bounds(tables, const_cycles, cyc_bound, cycle_obj) -> list[float]:

@@ -3,7 +3,8 @@ import alone takes over a second) nor lowers it again.
 
 An entry is keyed by the model file's sha256, what is cached (the lowered graph, the model's
 information, its op histogram), the lowering options and a fingerprint of bsopt's lowering code (its
-version and the size and modification time of every file under ``bsopt/lowering`` and ``bsopt/ir``):
+version and the size and modification time of every file under ``bsopt/intake``, ``bsopt/lowering``
+and ``bsopt/ir``):
 editing or upgrading bsopt invalidates it. Entries live in ``<model cache>/lowered/`` (the study root's
 ``models/`` or ``$BSOPT_MODEL_CACHE``); an unreadable or missing entry is computed again, and a cache
 that cannot be written is skipped. ``BSOPT_LOWERING_CACHE=0`` turns it off.
@@ -30,7 +31,7 @@ def code_fingerprint() -> str:
 
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256(f"{__version__}|{FORMAT}".encode())
-    for sub in ("lowering", "ir"):
+    for sub in ("intake", "lowering", "ir"):
         for f in sorted((root / sub).glob("*.py")):
             st = f.stat()
             h.update(f"{f.name}|{st.st_size}|{st.st_mtime_ns}".encode())

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator
+from collections import ChainMap
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -190,15 +191,35 @@ class DesignSpace:
         :meth:`config_from_values` writes for them, computed from those layers' parameters only (the
         exact solver tabulates a group's options this way; a whole configuration per option would cost
         O(layers + parameters) each)."""
+        return self.folding_entries_at(values, names)({})
+
+    def folding_entries_at(self, base: dict[str, Any], names) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """``f(changes)``: :meth:`folding_entries` at ``base`` with ``changes`` (values of the named
+        layers' own parameters) on top. The point is completed and the layers named once, so each call
+        costs O(the named layers), not O(parameters) — the exact solver calls it once per option."""
+        full = self._complete(base)
+        kernels = self._kernels(full)
+        names = list(names)
         wanted = set(names)
-        full = self._complete(values)
-        rows = self._naming(self._kernels(full), full)
-        chosen = [r for r in rows.values() if r[4] in wanted or r[5] in wanted]
-        per_layer = self._per_layer(full, [r[0].name for r in chosen])
-        cfg: dict[str, Any] = {}
-        for row in chosen:
-            self._entry(row, per_layer, cfg, None)
-        return {n: cfg.get(n) for n in names}
+
+        def chosen_rows(values):
+            rows = self._naming(kernels, values)
+            return [r for r in rows.values() if r[4] in wanted or r[5] in wanted]
+
+        fixed_rows = chosen_rows(full)
+        layer_names = [r[0].name for r in fixed_rows]
+        backend_params = set(self._backend_params)
+
+        def entries(changes: dict[str, Any]) -> dict[str, Any]:
+            values = ChainMap(changes, full) if changes else full
+            rows = chosen_rows(values) if backend_params.intersection(changes) else fixed_rows
+            per_layer = self._per_layer(values, layer_names if rows is fixed_rows else [r[0].name for r in rows])
+            cfg: dict[str, Any] = {}
+            for row in rows:
+                self._entry(row, per_layer, cfg, None)
+            return {n: cfg.get(n) for n in names}
+
+        return entries
 
     def entries_set_by(self, name: str, values: dict[str, Any]) -> set[str] | None:
         """The FINN names of the folding-config entries a per-layer folding parameter can change at a

@@ -94,6 +94,7 @@ def create_study(name: str, blueprint: str | Path, *, model: str | None = None, 
                              hint="resume without a sampler, or create a study of another name for that sampler "
                              "(warm_start_from / --warm-start-from starts it from this one's results)")
         return load_study(name, storage, model=model)
+    _check_fit(space, objectives)
     try:
         size = space.get_total_combinations()
     except BsoptError:
@@ -144,6 +145,17 @@ def study_dir(space, name: str) -> Path:
     (relative paths: to the directory bsopt runs in)."""
     base = space.global_config.working_directory
     return Path(base) / name if base and not settings.root_is_explicit() else settings.study_dir(name)
+
+
+def _check_fit(space, objectives) -> None:
+    """Refuse a space whose constraints no configuration can meet (each layer's cheapest option,
+    summed, already exceeds a limit), before any trial: every sampler's trials would be infeasible."""
+    from bsopt.blueprint.diagnostics import BlueprintError
+    from bsopt.explore.fit import misfit_error
+
+    found = misfit_error(space, objectives)
+    if found is not None:
+        raise BlueprintError([found])
 
 
 def _check_backend(space) -> None:
