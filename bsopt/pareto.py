@@ -12,8 +12,31 @@ def front_indices(pts: np.ndarray) -> list[int]:
     pts = np.asarray(pts, dtype=float)
     if len(pts) == 0:
         return []
-    uniq, first = np.unique(pts, axis=0, return_index=True)  # rows sorted ascending, lexicographically
-    return sorted(first[_nondominated_sorted(uniq)].tolist())
+    uniq, first = _unique_rows(pts)  # rows sorted ascending, lexicographically
+    varying = uniq.min(axis=0) != uniq.max(axis=0)  # a column equal in every row decides nothing
+    if not varying.all():  # (the rows stay unique and in lexicographic order without it)
+        uniq = uniq[:, varying]
+    d = uniq.shape[1]
+    if d <= 1:  # one varying column (or none): its least row
+        return [int(first[0])]
+    if d == 2:
+        keep = np.ones(len(uniq), dtype=bool)
+        keep[1:] = uniq[1:, 1] < np.minimum.accumulate(uniq[:, 1])[:-1]
+    elif d == 3:
+        keep = _nondominated_sorted_3d(uniq)
+    else:
+        keep = _nondominated_sorted(uniq)
+    return sorted(first[keep].tolist())
+
+
+def _unique_rows(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(pts, axis=0, return_index=True)`` by a lexsort of the columns (np.unique sorts
+    rows as opaque bytes: most of the time of a 100,000-row front)."""
+    order = np.lexsort(pts.T[::-1])  # stable: equal rows keep their original order
+    rows = pts[order]
+    new = np.ones(len(rows), dtype=bool)
+    new[1:] = np.any(rows[1:] != rows[:-1], axis=1)
+    return rows[new], order[new]
 
 
 def _dominated_by(points: np.ndarray, others: np.ndarray, chunk: int = 2048) -> np.ndarray:
@@ -44,6 +67,38 @@ def _nondominated_sorted(rows: np.ndarray, block: int = 256) -> np.ndarray:
         dominated |= within.any(axis=1)
         keep[s:s + len(c)] = ~dominated
         front = np.vstack([front, c[~dominated]])
+    return keep
+
+
+def _nondominated_sorted_3d(rows: np.ndarray, block: int = 256) -> np.ndarray:
+    """:func:`_nondominated_sorted` for three columns in O(n log n + n × block): a row is dominated
+    iff an earlier row is <= it in columns 1 and 2 (column 0 by the order), which the *staircase* of
+    the earlier rows answers by one binary search — the earlier rows' non-dominated (column 1,
+    column 2) pairs, column 1 ascending and column 2 strictly descending, so the last pair with
+    column 1 <= the row's has the least column 2 of all of them."""
+    n = len(rows)
+    keep = np.zeros(n, dtype=bool)
+    s1 = s2 = np.empty(0)
+    lower = np.tril(np.ones((block, block), dtype=bool), k=-1)
+    for s in range(0, n, block):
+        q1, q2 = rows[s:s + block, 1], rows[s:s + block, 2]
+        k = len(q1)
+        dominated = np.zeros(k, dtype=bool)
+        if len(s1):
+            idx = np.searchsorted(s1, q1, side="right") - 1
+            dominated = (idx >= 0) & (s2[np.maximum(idx, 0)] <= q2)
+        within = lower[:k, :k] & (q1[None, :] <= q1[:, None]) & (q2[None, :] <= q2[:, None])  # [i, j]: j < i
+        dominated |= within.any(axis=1)
+        keep[s:s + k] = ~dominated
+        if dominated.all():
+            continue
+        a1 = np.concatenate([s1, q1[~dominated]])
+        a2 = np.concatenate([s2, q2[~dominated]])
+        order = np.lexsort((a2, a1))
+        a1, a2 = a1[order], a2[order]
+        stair = np.ones(len(a1), dtype=bool)
+        stair[1:] = a2[1:] < np.minimum.accumulate(a2)[:-1]
+        s1, s2 = a1[stair], a2[stair]
     return keep
 
 

@@ -713,3 +713,17 @@ objectives: [max_cycles, LUT, BRAM_18K]
     alone = exact.exact_front(space, objectives)
     assert len(shared.points) > 1
     assert [(p["values"], p["metrics"]) for p in shared.points] == [(p["values"], p["metrics"]) for p in alone.points]
+
+
+@pytest.mark.parametrize("style", ["rtl", "hls"])
+def test_backend_variants_from_the_cached_generic_graph_equal_fresh_lowerings(bert, tmp_path, monkeypatch, style):
+    from bsopt.lowering import LoweringOptions, lower
+
+    monkeypatch.setenv("BSOPT_MODEL_CACHE", str(tmp_path / "models"))
+    path = bert(4, 8, layers=2, seq=16)
+    lower(path, LoweringOptions(fpgapart=ZU7, standalone_thresholds=True))  # the generic graph, cached
+    options = LoweringOptions(fpgapart=ZU7, standalone_thresholds=True, preferred_impl_style={"MVAU": style})
+    variant = lower(path, options)
+    assert {layer.op_type for layer in variant if layer.kind == "MVAU"} == {f"MVAU_{style}"}
+    monkeypatch.setenv("BSOPT_LOWERING_CACHE", "0")
+    assert variant.to_json() == lower(path, options).to_json()

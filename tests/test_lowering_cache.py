@@ -34,13 +34,15 @@ def test_a_second_command_reads_the_lowered_model_without_onnx(tmp_path):
     model = prepost_model("tfc_w2a2")
     n, onnx_loaded, _ = _probe(tmp_path, model)
     assert onnx_loaded  # the first lowers
-    entries = sorted((tmp_path / "models" / "lowered").glob("*.pkl"))
-    assert len(entries) == 2  # the graph and the model's information
+    kinds = sorted(p.name.split("-")[1] for p in (tmp_path / "models" / "lowered").glob("*.pkl"))
+    assert kinds == ["generic", "graph", "info"]  # the part-independent graph, this part's, the information
     n2, onnx_loaded2, same = _probe(tmp_path, model)
     assert (n2, onnx_loaded2, same) == (n, False, True)
-    # other options: another entry, lowered again
-    _probe(tmp_path, model, part="xczu7ev-ffvc1156-2-e")
-    assert len(list((tmp_path / "models" / "lowered").glob("*.pkl"))) == 3
+    # another part: another graph entry, specialised from the generic one without reading the model
+    n3, onnx_loaded3, _ = _probe(tmp_path, model, part="xczu7ev-ffvc1156-2-e")
+    assert (n3, onnx_loaded3) == (n, False)
+    kinds = sorted(p.name.split("-")[1] for p in (tmp_path / "models" / "lowered").glob("*.pkl"))
+    assert kinds == ["generic", "graph", "graph", "info"]
 
 
 def test_cached_lowering_equals_a_fresh_one_and_damaged_entries_are_recomputed(tmp_path, monkeypatch):
@@ -69,3 +71,19 @@ def test_the_same_content_elsewhere_is_one_entry_and_reports_its_own_path(tmp_pa
     assert inspect_model(src).sha256 == inspect_model(copy).sha256
     assert inspect_model(copy).path == str(copy)
     assert len(list((tmp_path / "models" / "lowered").glob("*-info-*.pkl"))) == 1
+
+
+@pytest.mark.parametrize("options", [{"fpgapart": "xczu7ev-ffvc1156-2-e"},
+                                     {"fpgapart": "xczu7ev-ffvc1156-2-e", "preferred_impl_style": {"MVAU": "rtl"}},
+                                     {"minimize_bit_width": False}, {"finn_version": "0.10.1"}])
+def test_a_variant_specialised_from_the_cached_generic_graph_equals_a_fresh_lowering(tmp_path, monkeypatch, options):
+    from bsopt.lowering import lower
+
+    monkeypatch.setenv("BSOPT_MODEL_CACHE", str(tmp_path / "models"))
+    model = prepost_model("cnv_w1a1")
+    lower(model)  # fills the generic entry
+    variant = lower(model, **options).to_json()
+    assert len(list((tmp_path / "models" / "lowered").glob("*-generic-*.pkl"))) == (
+        2 if "finn_version" in options else 1)
+    monkeypatch.setenv("BSOPT_LOWERING_CACHE", "0")
+    assert variant == lower(model, **options).to_json()

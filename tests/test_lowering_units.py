@@ -208,10 +208,10 @@ def test_finalization_passes_run_in_finns_order():
 
     order = [p.name for p in finalization(LoweringOptions(keep_parameters=True))]
     assert order == ["InsertDuplicateStreams", "SpecializeLayers", "SetImplDefaults", "NameLayers", "MinimizeBitWidths"]
-    # by default the matrices are summarised (bsopt's own step) before the minimisation reads them
+    # by default the matrices are summarised (bsopt's own step) before the target-specific passes read them
     order = [p.name for p in finalization(LoweringOptions())]
-    assert order == ["InsertDuplicateStreams", "SpecializeLayers", "SetImplDefaults", "NameLayers",
-                     "SummariseParameters", "MinimizeBitWidths"]
+    assert order == ["InsertDuplicateStreams", "SummariseParameters", "SpecializeLayers", "SetImplDefaults",
+                     "NameLayers", "MinimizeBitWidths"]
     assert "MinimizeBitWidths" not in [p.name for p in finalization(LoweringOptions(minimize_bit_width=False))]
 
 

@@ -36,6 +36,19 @@ def brute_front(trials, dirs):
     return sorted(out)
 
 
+@pytest.mark.parametrize("constant", [[1], [0, 2], [0, 1, 3]])
+def test_front_indices_with_columns_equal_in_every_row(constant):
+    """A column equal in every row is dropped before the comparison (4 columns become 3, 2 or 1):
+    the same rows as comparing every pair with it."""
+    import numpy as np
+
+    from bsopt.pareto import front_indices
+
+    pts = np.random.default_rng(len(constant)).integers(0, 9, (600, 4)).astype(float)
+    pts[:, constant] = 5.0
+    assert front_indices(pts) == _brute_front_rows(pts)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.booleans()), min_size=1, max_size=40))
 def test_front_equals_brute_force(points):

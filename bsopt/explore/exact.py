@@ -442,9 +442,10 @@ def _with_inserted_costs(tables, const, g0, const_keys, part, version, estimator
     return tables, const
 
 
-def _chain_merge(full, state, choice, t, sel, dims, bound):
+def _chain_merge(full, state, t, sel, dims, bound):
     """Merge a table's options ``sel`` into a partial front with the pairwise terms to the previous
-    table: candidates are pruned to the bounds and to the non-dominated ones per outgoing state."""
+    table: candidates are pruned to the bounds and to the non-dominated ones per outgoing state.
+    Returns (sums, states, parent row of each, option of each)."""
     opts = t.sums[sel]
     add = opts[None, :, :]
     if t.pair is not None:
@@ -462,8 +463,7 @@ def _chain_merge(full, state, choice, t, sel, dims, bound):
         rows = np.nonzero(new_state == s)[0]
         keep.extend(rows[_nondominated(cand[rows][:, dims])])
     keep = np.array(sorted(keep), dtype=int)
-    return (cand[keep], new_state[keep],
-            np.column_stack([choice[idx_f[keep]], sel[idx_o[keep]]]) if len(keep) else np.zeros((0, choice.shape[1] + 1), dtype=int))
+    return cand[keep], new_state[keep], idx_f[keep], sel[idx_o[keep]]
 
 
 # ------------------------------------------------------------------------------ fronts
@@ -492,19 +492,20 @@ def _nondominated(pts: np.ndarray) -> np.ndarray:
     return np.asarray(front_indices(pts), dtype=int)
 
 
-def _merge(front: np.ndarray, choice: np.ndarray, opts: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Minkowski sum of a partial front and a layer's options, pruned to bounds and non-dominated."""
+def _merge(front: np.ndarray, opts: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Minkowski sum of a partial front and a layer's options, pruned to bounds and non-dominated:
+    (sums, parent row of each, option of each)."""
     if len(opts) == 1:  # a translation keeps the front non-dominated: only the bounds prune
         s = front + opts[0]
-        ok = np.all(s <= bound + 1e-9, axis=1)
-        return s[ok], np.column_stack([choice[ok], np.zeros(int(ok.sum()), dtype=int)])
+        ok = np.nonzero(np.all(s <= bound + 1e-9, axis=1))[0]
+        return s[ok], ok, np.zeros(len(ok), dtype=int)
     s = (front[:, None, :] + opts[None, :, :]).reshape(-1, front.shape[1])
     idx_f = np.repeat(np.arange(len(front)), len(opts))
     idx_o = np.tile(np.arange(len(opts)), len(front))
     ok = np.all(s <= bound + 1e-9, axis=1)
     s, idx_f, idx_o = s[ok], idx_f[ok], idx_o[ok]
     keep = _nondominated(s)
-    return s[keep], np.column_stack([choice[idx_f[keep]], idx_o[keep]])
+    return s[keep], idx_f[keep], idx_o[keep]
 
 
 _TABLES: dict[tuple, tuple] = {}
@@ -737,23 +738,29 @@ def _merge_tables(tables, C, dims, sub_bound, chain):
     order = list(range(len(tables))) if chain else _identical_side_by_side(tables, sels, dims)
     least = np.array([tables[k].sums[sels[k]].min(axis=0) for k in order]).reshape(len(order), -1)
     rest = np.vstack([np.cumsum(least[::-1], axis=0)[::-1][1:], np.zeros((1, least.shape[1]))])
-    choice = np.zeros((1, 0), dtype=int)
     if chain:
         sums, state = np.zeros((1, len(SUM_METRICS))), np.zeros(1, dtype=int)
     else:
         sums = np.zeros((1, len(dims)))
+    steps = []  # per merge: (parent row in the previous partial front, option) of each row
     for step, k in enumerate(order):
         t, sel = tables[k], sels[k]
         room = sub_bound - rest[step][dims]
         if chain:
-            sums, state, choice = _chain_merge(sums, state, choice, t, sel, dims, room)
+            sums, state, parent, option = _chain_merge(sums, state, t, sel, dims, room)
         else:
             red = sel[_nondominated(t.sums[sel][:, dims])]
-            sums, choice = _merge(sums, choice, t.sums[red][:, dims], room)
-            choice[:, -1] = red[choice[:, -1]]
+            sums, parent, option = _merge(sums, t.sums[red][:, dims], room)
+            option = red[option]
         if len(sums) == 0:
             return None
-    return sums, choice[:, np.argsort(order)]
+        steps.append((parent, option))
+    choice = np.zeros((len(sums), len(tables)), dtype=int)  # back from the last merge to the first
+    row = np.arange(len(sums))
+    for k, (parent, option) in zip(reversed(order), reversed(steps), strict=True):
+        choice[:, k] = option[row]
+        row = parent[row]
+    return sums, choice
 
 
 def _identical_side_by_side(tables, sels, dims) -> list[int]:

@@ -33,22 +33,45 @@ def lower(model, options: LoweringOptions | None = None, *, where: str | None = 
         from bsopt.lowering.cache import cached
 
         path = model
-        return cached(path, "graph", options, lambda: _lower(path, options, str(path)))
+        if options.keep_parameters:
+            return cached(path, "graph", options, lambda: _lower(path, options, str(path)))
+        return cached(path, "graph", options, lambda: _variant(path, options))
     return _lower(model, options, where or "model")
 
 
-def _lower(model, options: LoweringOptions, where: str) -> DataflowGraph:
+def walk_options(options: LoweringOptions) -> LoweringOptions:
+    """The options the walk and the target-independent passes read; the others (part, backend
+    preferences, bit-width minimisation) only specialise their result."""
+    return LoweringOptions(finn_version=options.finn_version, standalone_thresholds=options.standalone_thresholds,
+                           round_thresholds=options.round_thresholds)
+
+
+def _variant(path, options: LoweringOptions) -> DataflowGraph:
+    """A model file lowered for ``options`` from its generic graph (cached once for every part,
+    backend preference and minimisation choice: a second variant of BERT-base takes a fraction of a
+    second instead of a whole lowering)."""
+    import copy
+
+    from bsopt.lowering.cache import cached
+    from bsopt.lowering.passes import specialize
+
+    generic = cached(path, "generic", walk_options(options), lambda: _lower(path, options, str(path), generic=True))
+    return specialize(copy.deepcopy(generic), options)
+
+
+def _lower(model, options: LoweringOptions, where: str, *, generic: bool = False) -> DataflowGraph:
     from bsopt.intake.graph import OnnxGraph
     from bsopt.intake.load import load_graph, prepare
+    from bsopt.lowering import passes
     from bsopt.lowering.builder import Builder
-    from bsopt.lowering.passes import finalize
 
     if isinstance(model, (str, Path)):
         model = load_graph(model)
     elif not isinstance(model, OnnxGraph):  # a qonnx ModelWrapper or an onnx ModelProto
         model = prepare(getattr(model, "model", model), where=where)
     builder = Builder(model, options, where=where).run()
-    return finalize(builder.layers, builder.graph_inputs, builder.graph_outputs, options, builder.warnings)
+    graph = passes.generic(builder.layers, builder.graph_inputs, builder.graph_outputs, options, builder.warnings)
+    return graph if generic else passes.specialize(graph, options)
 
 
 def standalone_thresholds(config_flags: dict | None, finn_config: dict | None) -> bool:

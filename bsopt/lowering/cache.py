@@ -1,8 +1,8 @@
 """Lowered models on disk, so that a second command on the same model neither parses it (onnx, whose
 import alone takes over a second) nor lowers it again.
 
-An entry is keyed by the model file's sha256, what is cached (the lowered graph, the model's
-information, its op histogram), the lowering options and a fingerprint of bsopt's lowering code (its
+An entry is keyed by the model file's sha256, what is cached (the lowered graph, the generic graph
+every target's graph is specialised from, the model's information, its op histogram), the lowering options and a fingerprint of bsopt's lowering code (its
 version and the size and modification time of every file under ``bsopt/intake``, ``bsopt/lowering``
 and ``bsopt/ir``):
 editing or upgrading bsopt invalidates it. Entries live in ``<model cache>/lowered/`` (the study root's

@@ -153,21 +153,46 @@ def apply_folding(graph: DataflowGraph, config: dict[str, Any], *, where: str = 
     return MinimizeBitWidths().apply(graph) if minimize else graph
 
 
-def finalization(options) -> list[Pass]:
-    """The passes after the walk, for these :class:`~bsopt.lowering.builder.LoweringOptions`."""
-    passes: list[Pass] = [InsertDuplicateStreams(), SpecializeLayers(options.preferred_impl_style),
-                          SetImplDefaults(), NameLayers()]
-    if not options.keep_parameters:
+def generic_passes(options) -> list[Pass]:
+    """The passes after the walk that do not depend on the target (part, backend preferences,
+    bit-width minimisation): their result is shared by every variant of a model (see :func:`lower`)."""
+    passes: list[Pass] = [InsertDuplicateStreams()]
+    if not options.keep_parameters:  # what the later passes and the estimates read of the matrices
         passes.append(SummariseParameters())
+    return passes
+
+
+def target_passes(options) -> list[Pass]:
+    """The passes that specialise the generic layers for a target: backends, FINN's defaults and
+    names, the bit-width minimisation."""
+    passes: list[Pass] = [SpecializeLayers(options.preferred_impl_style), SetImplDefaults(), NameLayers()]
     if options.minimize_bit_width:
         passes.append(MinimizeBitWidths())
     return passes
 
 
+def finalization(options) -> list[Pass]:
+    """The passes after the walk, for these :class:`~bsopt.lowering.builder.LoweringOptions`."""
+    return generic_passes(options) + target_passes(options)
+
+
 def finalize(layers, inputs, outputs, options, warnings) -> DataflowGraph:
     """The walk's generic layers → the specialised, named, minimised DataflowGraph FINN would build."""
+    return specialize(generic(layers, inputs, outputs, options, warnings), options)
+
+
+def generic(layers, inputs, outputs, options, warnings) -> DataflowGraph:
+    """The walk's layers with the target-independent passes applied (not yet specialised)."""
     graph = DataflowGraph(list(layers), list(inputs), list(outputs), finn_version=options.finn_version,
                           fpgapart=options.fpgapart, warnings=list(warnings))
-    for p in finalization(options):
+    for p in generic_passes(options):
+        graph = p.apply(graph)
+    return graph
+
+
+def specialize(graph: DataflowGraph, options) -> DataflowGraph:
+    """A generic graph specialised for ``options``' target (in place)."""
+    graph.fpgapart = options.fpgapart
+    for p in target_passes(options):
         graph = p.apply(graph)
     return graph
