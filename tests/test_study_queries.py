@@ -49,6 +49,24 @@ def test_front_indices_with_columns_equal_in_every_row(constant):
     assert front_indices(pts) == _brute_front_rows(pts)
 
 
+@pytest.mark.parametrize("kind", ["integer", "wide integer", "fractional"])
+def test_unique_rows_equal_numpys(kind):
+    import numpy as np
+
+    from bsopt.pareto import _unique_rows
+
+    rng = np.random.default_rng(7)
+    pts = rng.integers(-20, 20, (5000, 4)).astype(float)
+    if kind == "wide integer":  # ranges whose product overflows an int64 key: the lexsort path
+        pts[:, 0] *= 2.0 ** 40
+        pts[:, 1] *= 2.0 ** 30
+    if kind == "fractional":
+        pts += 0.25
+    rows, first = _unique_rows(pts)
+    expected_rows, expected_first = np.unique(pts, axis=0, return_index=True)
+    assert np.array_equal(rows, expected_rows) and np.array_equal(first, expected_first)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.booleans()), min_size=1, max_size=40))
 def test_front_equals_brute_force(points):

@@ -480,9 +480,9 @@ def _nondominated(pts: np.ndarray) -> np.ndarray:
         same = le & le.T
         earlier_same = np.triu(same, k=1)  # [j, i], j < i: identical rows keep the first
         return np.nonzero(~(lt.any(axis=0) | earlier_same.any(axis=0)))[0]
-    order = np.lexsort(pts.T[::-1])
-    p = pts[order]
     if d == 2:
+        order = np.lexsort(pts.T[::-1])
+        p = pts[order]
         best = np.minimum.accumulate(p[:, 1])
         keep = np.ones(n, dtype=bool)
         keep[1:] = p[1:, 1] < best[:-1]
@@ -539,8 +539,10 @@ def _combinations(space, objectives, estimator, groups, global_params, *, strict
 
 
 def exact_front(space, objectives, estimator=None, *, time_limit: float | None = None,
-                correction=None) -> ExactFront:
+                correction=None, status=None) -> ExactFront:
     """The exact feasible Pareto front of ``space`` under the estimate backend (see the module doc).
+
+    ``status(text)``: told how far the solve is (per cycle bound), for a progress line.
 
     ``correction(table) -> (cycles, sums)``: replaces each group's option values before the merge
     (e.g. a per-layer-type surrogate of real builds); the points then also carry their uncorrected
@@ -562,8 +564,8 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
     notes: dict[str, list] = {}  # why global combinations have no feasible configuration -> which
     n_est = 0
     layers = 0
-    for gvals, clock, bound, cyc_bound, (tables, const, const_cycles, n) in _combinations(
-            space, objectives, estimator, groups, global_params):
+    for done, (gvals, clock, bound, cyc_bound, (tables, const, const_cycles, n)) in enumerate(_combinations(
+            space, objectives, estimator, groups, global_params)):
         n_est += n
         layers = len(tables)
         original = tables
@@ -584,8 +586,15 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
         if why:  # a lower bound already exceeds a limit: no configuration of these global choices fits
             notes.setdefault(why, []).append(gvals)
             continue
-        fronts = list(_fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx,
-                                       chain))
+        fronts = []
+        bounds = _cycle_bounds(tables, const_cycles, cyc_bound, cycle_obj)
+        for i, front in enumerate(_fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj,
+                                                   sum_idx, chain, bounds)):
+            fronts.append(front)
+            if status is not None:
+                status(f"exact front: cycle bound {i + 1}/{len(bounds)}"
+                       + (f" of global choices {done + 1}/{combos}" if combos > 1 else "")
+                       + f", {len(points) + sum(len(f[0]) for f in fronts):,} points")
         for cycles, sums, choice in fronts:
             for c, s, ch in zip(cycles, sums, choice, strict=True):
                 values = dict(gvals)
@@ -693,16 +702,21 @@ def _vector(metrics: dict[str, float], objectives) -> list[float]:
     return out
 
 
-def _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx, chain=False):
-    """Yield (max_cycles, full sums, per-layer option indices) of the front points, bound by bound.
+def _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx, chain=False,
+                     bounds=None):
+    """Yield (max_cycles, full sums, per-layer option indices) of the front points, bound by bound
+    (``bounds``: the cycle bounds, default :func:`_cycle_bounds`; a bound without new points yields
+    empty arrays).
     ``chain``: the tables carry pairwise terms between neighbours (FINN's inserted converters and
     FIFOs); the partial fronts then keep, per point, the state of the last merged table."""
     sub_bound = (bound - const)[dims]
     prev = None  # the previous bound's front (objective sums), to drop points it dominates
     obj_cols = [dims.index(i) for i in sum_idx]
-    for C in _cycle_bounds(tables, const_cycles, cyc_bound, cycle_obj):
+    empty = (np.zeros(0), np.zeros((0, len(SUM_METRICS))), np.zeros((0, len(tables)), dtype=int))
+    for C in bounds if bounds is not None else _cycle_bounds(tables, const_cycles, cyc_bound, cycle_obj):
         merged = _merge_tables(tables, C, dims, sub_bound, chain)
         if merged is None:
+            yield empty
             continue
         sums, choice = merged  # chain: every summed metric; else the merge dimensions only
         # reduce to the objective dimensions (bounded-only dimensions were kept for exactness)
@@ -718,6 +732,8 @@ def _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_
                 for t, col in zip(tables, choice[mask].T, strict=True):
                     full += t.sums[col]
             yield actual[mask], full, choice[mask]
+        else:
+            yield empty
         prev = objs  # each bound's front contains the previous one's
 
 

@@ -52,9 +52,10 @@ class Strategy:
         """How many trials a run makes when none are asked for (None: until the points run out)."""
         return space.search_config.max_evaluations or 100
 
-    def points(self, ctx, *, n_trials: int | None, estimator, gate, build_budget: int | None
+    def points(self, ctx, *, n_trials: int | None, estimator, gate, build_budget: int | None, status=None
                ) -> Iterator[Point | str] | None:
-        """The points to evaluate next (or :data:`SAMPLE`), or None when the sampler proposes all."""
+        """The points to evaluate next (or :data:`SAMPLE`), or None when the sampler proposes all.
+        ``status(text)``: where a long preparation (an exact solve) says how far it is."""
         return None
 
     def exhausted(self, space) -> str:
@@ -110,10 +111,10 @@ class ExactStrategy(Strategy):
     def default_trials(self, space):
         return None  # the whole front
 
-    def points(self, ctx, *, n_trials, estimator, **_):
+    def points(self, ctx, *, n_trials, estimator, status=None, **_):
         from bsopt.explore import exact
 
-        front = exact.exact_front(ctx.space, ctx.objectives, estimator)
+        front = exact.exact_front(ctx.space, ctx.objectives, estimator, status=status)
         done = {t.user_attrs.get("config_id") for t in rdb.read_trials(ctx.study) if t.state.is_finished()}
         base = ctx.space.values_at(0)
         done.discard(None)

@@ -13,6 +13,7 @@ and trials are written to the storage in batches; otherwise every trial is writt
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -456,8 +457,9 @@ class Runner:
                         point = self._min_point(est)
                         if point is not None:
                             self._built_estimates.append((t.number, point))
-            points = strategy.points(ctx, n_trials=n_trials, estimator=self._local, gate=self._gate,
-                                     build_budget=self.build_budget)
+            with _status_line(self.progress) as status:
+                points = strategy.points(ctx, n_trials=n_trials, estimator=self._local, gate=self._gate,
+                                         build_budget=self.build_budget, status=status)
             self.exact_info = getattr(strategy, "info", None)
             if points is None and not done and waiting == 0 and self.seeds:
                 self._enqueue_seeds()
@@ -696,6 +698,19 @@ def _copied_result(owner, cfg) -> BuildResult:
     values = {k[2:]: v for k, v in attrs.items() if k.startswith("m:")}
     return BuildResult(cfg.config_id, status, now, now, values=values, backend=attrs.get("backend", ""),
                        error_message=attrs.get("error"), cache_hit=True)
+
+
+@contextlib.contextmanager
+def _status_line(enabled: bool):
+    """A transient status line on stderr while a strategy prepares its points (an exact solve of a
+    large space takes a while): yields ``status(text)``, or None with --quiet."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status("preparing the strategy's points") as line:
+        yield line.update
 
 
 class _Progress:
