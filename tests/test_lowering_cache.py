@@ -87,3 +87,16 @@ def test_a_variant_specialised_from_the_cached_generic_graph_equals_a_fresh_lowe
         2 if "finn_version" in options else 1)
     monkeypatch.setenv("BSOPT_LOWERING_CACHE", "0")
     assert variant == lower(model, **options).to_json()
+
+
+def test_inspecting_a_model_caches_the_generic_graph_every_variant_starts_from(tmp_path):
+    """`blueprint count` inspects the model; a later command that needs another part or backend
+    specialises the cached generic graph without reading the model (onnx is not imported)."""
+    model = prepost_model("tfc_w2a2")
+    env = {**os.environ, "BSOPT_MODEL_CACHE": str(tmp_path / "models")}
+    subprocess.run([sys.executable, "-c", "import sys; from bsopt.lowering.info import inspect_model; "
+                    "inspect_model(sys.argv[1])", str(model)], env=env, check=True)
+    out = subprocess.run([sys.executable, "-c", "import sys; from bsopt.lowering import lower; "
+                          "g = lower(sys.argv[1], fpgapart='xczu7ev-ffvc1156-2-e'); print(len(g), 'onnx' in sys.modules)",
+                          str(model)], env=env, check=True, capture_output=True, text=True).stdout.split()
+    assert out[1] == "False" and int(out[0]) > 0

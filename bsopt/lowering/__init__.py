@@ -46,17 +46,26 @@ def walk_options(options: LoweringOptions) -> LoweringOptions:
                            round_thresholds=options.round_thresholds)
 
 
-def _variant(path, options: LoweringOptions) -> DataflowGraph:
+def _variant(path, options: LoweringOptions, loaded=None) -> DataflowGraph:
     """A model file lowered for ``options`` from its generic graph (cached once for every part,
     backend preference and minimisation choice: a second variant of BERT-base takes a fraction of a
-    second instead of a whole lowering)."""
+    second instead of a whole lowering). ``loaded``: the file already read (an OnnxGraph)."""
     import copy
 
     from bsopt.lowering.cache import cached
     from bsopt.lowering.passes import specialize
 
-    generic = cached(path, "generic", walk_options(options), lambda: _lower(path, options, str(path), generic=True))
+    generic = cached(path, "generic", walk_options(options),
+                     lambda: _lower(path if loaded is None else loaded, options, str(path), generic=True))
     return specialize(copy.deepcopy(generic), options)
+
+
+def lower_loaded(path, loaded, options: LoweringOptions) -> DataflowGraph:
+    """:func:`lower` of the model file ``path``, already read as ``loaded`` (an OnnxGraph): the
+    generic graph is cached for the file as :func:`lower` caches it."""
+    if options.keep_parameters:
+        return _lower(loaded, options, str(path))
+    return _variant(path, options, loaded)
 
 
 def _lower(model, options: LoweringOptions, where: str, *, generic: bool = False) -> DataflowGraph:
@@ -99,4 +108,4 @@ def bit_width_passes(config_flags: dict | None, finn_config: dict | None,
     return True, True
 
 
-__all__ = ["bit_width_passes", "standalone_thresholds", "lower", "LoweringOptions", "SUPPORTED_OPS", "DataflowGraph"]
+__all__ = ["bit_width_passes", "standalone_thresholds", "lower", "lower_loaded", "LoweringOptions", "SUPPORTED_OPS", "DataflowGraph"]

@@ -12,7 +12,7 @@ from qonnx.core.datatype import DataType
 
 from bsopt.ir.bitwidths import input_datatype, output_datatype
 from bsopt.ir.layers import DataflowGraph, Layer
-from bsopt.lowering import LoweringOptions, lower
+from bsopt.lowering import LoweringOptions, lower_loaded
 
 
 @dataclass
@@ -147,7 +147,7 @@ def _inspect(path: str | Path, options: LoweringOptions | None, qonnx_totals: bo
 
     p = Path(path)
     onnx_graph = load_graph(p)
-    graph = lower(onnx_graph, options, where=str(p), **kwargs)
+    graph = lower_loaded(p, onnx_graph, options if options is not None else LoweringOptions(**kwargs))
     hist = onnx_graph.op_histogram()
     inputs = [_graph_tensor_info(onnx_graph, vi) for vi in onnx_graph.inputs]
     outputs = [_graph_tensor_info(onnx_graph, vi) for vi in onnx_graph.outputs]
