@@ -521,7 +521,7 @@ def _tables(space, gvals: dict[str, Any], groups, estimator):
     return _TABLES[key]
 
 
-def _combinations(space, objectives, estimator, groups, global_params, *, strict: bool = True):
+def per_global_choice(space, objectives, estimator, groups, global_params, *, strict: bool = True):
     """Per combination of global values: (values, clock, resource bounds, cycle bound, tables)."""
     global_names = {p.name for p in global_params}
     for combo in itertools.product(*[[p.value_at(i) for i in range(p.size)] for p in global_params]):
@@ -564,7 +564,7 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
     notes: dict[str, list] = {}  # why global combinations have no feasible configuration -> which
     n_est = 0
     layers = 0
-    for done, (gvals, clock, bound, cyc_bound, (tables, const, const_cycles, n)) in enumerate(_combinations(
+    for done, (gvals, clock, bound, cyc_bound, (tables, const, const_cycles, n)) in enumerate(per_global_choice(
             space, objectives, estimator, groups, global_params)):
         n_est += n
         layers = len(tables)
