@@ -49,6 +49,18 @@ def test_duplicate_keys_are_errors(tmp_path):
         load_design_space(path)
 
 
+def test_numbers_in_exponent_notation_are_numbers(tmp_path):
+    """`1e12` (YAML 1.2, Python) is a number, although YAML 1.1 reads it as a string; quoted it stays one."""
+    path = write(tmp_path, BASE + "search:\n  constraints:\n    - {metric: throughput_fps, operator: '>=', "
+                 "value: 1e12}\n    - {metric: LUT, operator: '<=', value: 5E+4}\n")
+    space = load_design_space(path)
+    assert [e for e in space.validate() if e.severity == "error"] == []
+    assert [c.value for c in space.search_config.constraints] == [1e12, 5e4]
+    quoted = write(tmp_path, BASE + "search:\n  constraints: [{metric: LUT, operator: '<=', value: '1e3'}]\n",
+                   name="quoted.yaml")
+    assert "expected a number, got '1e3'" in only_error(quoted).message
+
+
 def test_alias_bombs_cycles_and_deep_nesting_are_refused_quickly(tmp_path, capsys):
     import resource
     import time

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,12 @@ class Locations:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader; duplicate mapping keys are errors, not silent overrides."""
+    """SafeLoader; duplicate mapping keys are errors, not silent overrides; numbers in exponent
+    notation without a dot (``1e12``, ``5e-9``) are floats, as in YAML 1.2 and Python, not strings."""
+
+
+_Loader.add_implicit_resolver(  # YAML 1.1 (PyYAML) needs a dot before the exponent: 1.0e+12
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 #: a blueprint is a few hundred values; aliases that expand beyond this are refused ("billion laughs")

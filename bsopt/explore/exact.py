@@ -582,7 +582,7 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
         chain = any(t.keys is not None for t in tables)
         if chain and correction is not None:
             raise NotSeparable("surrogate corrections with FINN's inserted nodes costed are not supported")
-        why = why_empty(tables, const, const_cycles, bound, cyc_bound)
+        why = why_empty(tables, const, const_cycles, bound, cyc_bound, clock)
         if why:  # a lower bound already exceeds a limit: no configuration of these global choices fits
             notes.setdefault(why, []).append(gvals)
             continue
@@ -631,13 +631,13 @@ class Shortfall(NamedTuple):
     over: float  # that resource's lower bound / its limit (> 1)
 
 
-def why_empty(tables, const, const_cycles, bound, cyc_bound) -> str | None:
+def why_empty(tables, const, const_cycles, bound, cyc_bound, clock_ns: float | None = None) -> str | None:
     """Why no configuration can meet the bounds (see :func:`shortfall`), or None."""
-    short = shortfall(tables, const, const_cycles, bound, cyc_bound)
+    short = shortfall(tables, const, const_cycles, bound, cyc_bound, clock_ns)
     return short.message if short else None
 
 
-def shortfall(tables, const, const_cycles, bound, cyc_bound) -> Shortfall | None:
+def shortfall(tables, const, const_cycles, bound, cyc_bound, clock_ns: float | None = None) -> Shortfall | None:
     """Why no configuration can meet the bounds, from a lower bound: each resource's sum over layers
     of that layer's cheapest option (plus the fixed layers), and the slowest layer's fastest option.
     The message names the resource, the shortfall and the layers that dominate it; None when no
@@ -683,9 +683,11 @@ def shortfall(tables, const, const_cycles, bound, cyc_bound) -> Shortfall | None
         slow, who = (fastest[k], f"the slowest layer ({tables[k].layer})") if fastest[k] >= const_cycles else \
             (float(const_cycles), "a layer without folding choices")
         if slow > cyc_bound:
+            fps = (f" (at most {1e9 / clock_ns / slow:,.0f} inferences/s at {clock_ns:g} ns, against "
+                   f"{1e9 / clock_ns / cyc_bound:,.4g})") if clock_ns else ""
             return Shortfall("max_cycles", f"nothing can meet the throughput: {who} needs {slow:,.0f} cycles at its most "
-                                  f"parallel option, more than the {cyc_bound:,.4g} the constraint allows; a faster "
-                                  "clock or a throughput target within reach would help", slow / cyc_bound)
+                                  f"parallel option, more than the {cyc_bound:,.4g} the constraint allows{fps}; a "
+                                  "faster clock or a throughput target within reach would help", slow / cyc_bound)
     return None
 
 

@@ -48,9 +48,9 @@ def cannot_fit(space, objectives, estimator=None) -> Misfit | None:
         if combos > exact.MAX_GLOBAL_COMBINATIONS:
             return None
         shorts = []
-        for gvals, _, bound, cyc_bound, (tables, const, const_cycles, _) in exact.per_global_choice(
+        for gvals, clock, bound, cyc_bound, (tables, const, const_cycles, _) in exact.per_global_choice(
                 space, objectives, estimator, groups, global_params, strict=False):
-            short = exact.shortfall(tables, const, const_cycles, bound, cyc_bound)
+            short = exact.shortfall(tables, const, const_cycles, bound, cyc_bound, clock)
             if short is None:
                 return None  # these global choices may fit
             shorts.append((short, gvals))
