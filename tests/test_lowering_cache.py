@@ -100,3 +100,18 @@ def test_inspecting_a_model_caches_the_generic_graph_every_variant_starts_from(t
                           "g = lower(sys.argv[1], fpgapart='xczu7ev-ffvc1156-2-e'); print(len(g), 'onnx' in sys.modules)",
                           str(model)], env=env, check=True, capture_output=True, text=True).stdout.split()
     assert out[1] == "False" and int(out[0]) > 0
+
+
+def test_file_digests_are_remembered_and_follow_the_content(tmp_path, monkeypatch):
+    import hashlib
+
+    from bsopt.lowering import cache
+
+    monkeypatch.setenv("BSOPT_MODEL_CACHE", str(tmp_path / "models"))
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"a" * 3_000_000)
+    assert cache.file_digest(model) == hashlib.sha256(b"a" * 3_000_000).hexdigest()
+    assert hashlib.sha256(b"a" * 3_000_000).hexdigest() in (tmp_path / "models" / "lowered" / "digests.json").read_text()
+    model.write_bytes(b"b" * 3_000_000)  # the same size, rewritten in place
+    os.utime(model, ns=(1, 1))
+    assert cache.file_digest(model) == hashlib.sha256(b"b" * 3_000_000).hexdigest()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -39,15 +40,64 @@ def code_fingerprint() -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _digest(path: str, size: int, mtime_ns: int) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def _digest(path: str, size: int, mtime_ns: int, ctime_ns: int = 0, inode: int = 0) -> str:
+    key = f"{path}|{size}|{mtime_ns}|{ctime_ns}|{inode}"
+    index = _digest_index()
+    known = index.get(key) if index is not None else None
+    if known is not None:
+        return known
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:  # in chunks: a BERT-large file is 1.3 GB
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    if index is not None:
+        _remember(key, digest, index)
+    return digest
 
 
 def file_digest(path: str | Path) -> str:
-    """The sha256 of a file's bytes (memoised per path, size and modification time in this process)."""
+    """The sha256 of a file's bytes, memoised per path, size, modification and change times and inode
+    in this process and, with the cache on, in ``<model cache>/lowered/digests.json`` — a later command
+    on a large model does not read it again to find its cache entries."""
     p = Path(path).resolve()
     st = p.stat()
-    return _digest(str(p), st.st_size, st.st_mtime_ns)
+    return _digest(str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+MAX_DIGESTS = 1000
+
+
+def _digest_file() -> Path:
+    from bsopt import settings
+
+    return settings.model_cache() / "lowered" / "digests.json"
+
+
+def _digest_index() -> dict[str, str] | None:
+    """The remembered digests (empty when none or unreadable); None with the cache off."""
+    if not _enabled():
+        return None
+    try:
+        index = json.loads(_digest_file().read_text())
+        return index if isinstance(index, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember(key: str, digest: str, index: dict[str, str]) -> None:
+    index = {k: v for k, v in index.items() if isinstance(v, str)}
+    index[key] = digest
+    if len(index) > MAX_DIGESTS:  # the oldest first (insertion order)
+        index = dict(list(index.items())[-MAX_DIGESTS:])
+    path = _digest_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(index))
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only cache: the file is hashed again next time
+        log.debug("digest index %s not written: %s", path, exc)
 
 
 def _enabled() -> bool:
