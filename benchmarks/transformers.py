@@ -5,8 +5,8 @@ Per encoder size (the zoo default; a 4-layer, hidden-256 encoder; BERT-base: 12 
 4096) each step runs in its own process and is measured by wall time and that process's peak RSS:
 
 * **export**: the Brevitas → QONNX export of the w8a8 encoder (once per model: cached);
-* **lowering cold / cached**: ``bsopt model inspect --fast``-equivalent lowering of the exported
-  file with the lowered-IR cache empty, then again with it filled;
+* **lowering cold / cached**: ``bsopt.lowering.lower`` of the exported file with the lowered-IR
+  cache off, then with it filled;
 * **count**: ``bsopt blueprint count search_spaces/bert_exploration.yaml`` with the caches filled;
 * **validate**: ``bsopt blueprint validate`` of that blueprint (includes the early fit check: a
   w8a8 BERT-base does not fit a U250, and says so);
