@@ -587,14 +587,15 @@ def exact_front(space, objectives, estimator=None, *, time_limit: float | None =
             notes.setdefault(why, []).append(gvals)
             continue
         fronts = []
+        found = len(points)
         bounds = _cycle_bounds(tables, const_cycles, cyc_bound, cycle_obj)
-        for i, front in enumerate(_fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj,
-                                                   sum_idx, chain, bounds)):
+        for i, front in enumerate(_fronts_by_cycle(tables, const, const_cycles, dims, bound, bounds, cycle_obj,
+                                                   sum_idx, chain)):
             fronts.append(front)
+            found += len(front[0])
             if status is not None:
                 status(f"exact front: cycle bound {i + 1}/{len(bounds)}"
-                       + (f" of global choices {done + 1}/{combos}" if combos > 1 else "")
-                       + f", {len(points) + sum(len(f[0]) for f in fronts):,} points")
+                       + (f" of global choices {done + 1}/{combos}" if combos > 1 else "") + f", {found:,} points")
         for cycles, sums, choice in fronts:
             for c, s, ch in zip(cycles, sums, choice, strict=True):
                 values = dict(gvals)
@@ -704,18 +705,16 @@ def _vector(metrics: dict[str, float], objectives) -> list[float]:
     return out
 
 
-def _fronts_by_cycle(tables, const, const_cycles, dims, bound, cyc_bound, cycle_obj, sum_idx, chain=False,
-                     bounds=None):
-    """Yield (max_cycles, full sums, per-layer option indices) of the front points, bound by bound
-    (``bounds``: the cycle bounds, default :func:`_cycle_bounds`; a bound without new points yields
-    empty arrays).
+def _fronts_by_cycle(tables, const, const_cycles, dims, bound, bounds, cycle_obj, sum_idx, chain=False):
+    """Yield (max_cycles, full sums, per-layer option indices) of the front points, one yield per cycle
+    bound of ``bounds`` (:func:`_cycle_bounds`; a bound without new points yields empty arrays).
     ``chain``: the tables carry pairwise terms between neighbours (FINN's inserted converters and
     FIFOs); the partial fronts then keep, per point, the state of the last merged table."""
     sub_bound = (bound - const)[dims]
     prev = None  # the previous bound's front (objective sums), to drop points it dominates
     obj_cols = [dims.index(i) for i in sum_idx]
     empty = (np.zeros(0), np.zeros((0, len(SUM_METRICS))), np.zeros((0, len(tables)), dtype=int))
-    for C in bounds if bounds is not None else _cycle_bounds(tables, const_cycles, cyc_bound, cycle_obj):
+    for C in bounds:
         merged = _merge_tables(tables, C, dims, sub_bound, chain)
         if merged is None:
             yield empty

@@ -24,7 +24,6 @@ class Misfit:
 
     metric: str  # the first resource short (LUT, BRAM_18K, URAM, DSP) or max_cycles
     message: str
-    combinations: int  # global combinations checked (each short)
 
 
 def cannot_fit(space, objectives, estimator=None) -> Misfit | None:
@@ -62,7 +61,7 @@ def cannot_fit(space, objectives, estimator=None) -> Misfit | None:
     if len(shorts) > 1:
         message += (f" — with {_describe(gvals)}, the closest of the {len(shorts)} combinations of "
                     f"{', '.join(p.name for p in global_params)}; the others fall further short")
-    return Misfit(short.metric, message, combos)
+    return Misfit(short.metric, message)
 
 
 def _describe(gvals: dict[str, Any]) -> str:

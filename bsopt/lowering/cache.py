@@ -2,10 +2,10 @@
 import alone takes over a second) nor lowers it again.
 
 An entry is keyed by the model file's sha256, what is cached (the lowered graph, the generic graph
-every target's graph is specialised from, the model's information, its op histogram), the lowering options and a fingerprint of bsopt's lowering code (its
-version and the size and modification time of every file under ``bsopt/intake``, ``bsopt/lowering``
-and ``bsopt/ir``):
-editing or upgrading bsopt invalidates it. Entries live in ``<model cache>/lowered/`` (the study root's
+every target's graph is specialised from, the model's information, its op histogram), the lowering
+options and a fingerprint of bsopt's lowering code (its version and the size and modification time
+of every file under ``bsopt/intake``, ``bsopt/lowering`` and ``bsopt/ir``): editing or upgrading
+bsopt invalidates it. Entries live in ``<model cache>/lowered/`` (the study root's
 ``models/`` or ``$BSOPT_MODEL_CACHE``); an unreadable or missing entry is computed again, and a cache
 that cannot be written is skipped. ``BSOPT_LOWERING_CACHE=0`` turns it off.
 """

@@ -327,48 +327,24 @@ def _finish(model: ModelWrapper, *, prepost: bool, cleanup: bool) -> ModelWrappe
     from qonnx.core.datatype import DataType
     from qonnx.transformation.infer_datatypes import InferDataTypes
     from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.util.cleanup import cleanup_model
 
     if cleanup:
-        model = _cleanup(model)
+        model = cleanup_model(model)
     if prepost:
         model = add_prepost(model)
         if cleanup:
-            model = _cleanup(model)
+            model = cleanup_model(model)
             # cleanup renames the graph ends to global_in / global_out; restore the FINN names
             model.rename_tensor(model.graph.input[0].name, PREPOST_INPUT)
             model.rename_tensor(model.graph.output[0].name, PREPOST_OUTPUT)
         model.set_tensor_datatype(PREPOST_INPUT, DataType["UINT8"])
     if cleanup:
-        model = model.transform(InferShapes(), make_deepcopy=False)
-        model = model.transform(InferDataTypes(), make_deepcopy=False)
+        model = model.transform(InferShapes())
+        model = model.transform(InferDataTypes())
         if prepost:
             # InferDataTypes leaves graph inputs alone, but make the contract explicit
             model.set_tensor_datatype(PREPOST_INPUT, DataType["UINT8"])
-    return model
-
-
-def _cleanup(model: ModelWrapper) -> ModelWrapper:
-    """qonnx's ``cleanup_model`` (the same transformations, in its order) without a deep copy of
-    the model per transformation: a BERT-base export held several 340 MB copies at once."""
-    from qonnx.transformation.fold_constants import FoldConstants
-    from qonnx.transformation.general import (
-        GiveReadableTensorNames,
-        GiveUniqueNodeNames,
-        GiveUniqueParameterTensors,
-        RemoveStaticGraphInputs,
-        RemoveUnusedTensors,
-    )
-    from qonnx.transformation.infer_shapes import InferShapes
-    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
-
-    for op_type in ("Quant", "Trunc", "BipolarQuant"):  # qonnx's temporary domain fix, as cleanup_model does
-        for node in model.get_nodes_by_op_type(op_type):
-            node.domain = "qonnx.custom_op.general"
-    for t in (InferShapes(), GiveUniqueParameterTensors(),
-              FoldConstants(exclude_op_types=["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]),
-              FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(),
-              GiveUniqueNodeNames(), GiveReadableTensorNames()):
-        model = model.transform(t, make_deepcopy=False)
     return model
 
 
