@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import tempfile
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +27,8 @@ from bsopt.models.zoo import build_model, get_entry, require_brevitas
 if TYPE_CHECKING:  # pragma: no cover
     from qonnx.core.modelwrapper import ModelWrapper
     from torch import nn
+
+    from bsopt.models._cleanup import InPlaceModel
 
 __all__ = [
     "PREPOST_INPUT",
@@ -89,13 +89,17 @@ def export_model(
     elif prepost and not entry.prepost:
         raise InputError(f"zoo model {name!r} is an {entry.kind}: FINN's image pre/post-processing does not apply",
                          hint="export it without prepost")
-    model = build_model(name, weight_bits, act_bits, seed=seed, **options)
-    if snap_weights:
-        from bsopt.models._nets import snap_weights_to_grid
 
-        snap_weights_to_grid(model)
+    def build() -> nn.Module:
+        model = build_model(name, weight_bits, act_bits, seed=seed, **options)
+        if snap_weights:
+            from bsopt.models._nets import snap_weights_to_grid
+
+            snap_weights_to_grid(model)
+        return model
+
     return _export(
-        model,
+        build,
         entry.shape_for(options),
         Path(out_path),
         prepost=prepost,
@@ -103,7 +107,77 @@ def export_model(
         what=f"zoo model {name!r} (w{weight_bits}a{act_bits})",
         opset=entry.opset,
         example="normal" if entry.kind == "encoder" else "uniform",
+        consume=True,
     )
+
+
+def export_model_apart(
+    name: str,
+    weight_bits: int,
+    act_bits: int,
+    out_path: str | os.PathLike[str],
+    seed: int = 0,
+    *,
+    apart: bool | None = None,
+    **options: int,
+) -> Path:
+    """:func:`export_model` (the entry's default pre/post-processing) run in a Python process of its own.
+
+    The export needs torch, Brevitas and, at its peak, the model's weights about three times over
+    (BERT-base: ~1.2 GB); in a child process all of it is returned to the system when the child exits,
+    and the command that asked for the model goes on without torch.  ``apart=None`` (default) runs it
+    apart unless this process has imported torch already (then the child's main cost, importing torch,
+    buys nothing and the export runs here); ``True`` / ``False`` force either way.
+
+    Raises what :func:`export_model` raises (the child's error, with its message and hint), or
+    :class:`ModelError` when the child fails otherwise (killed, out of memory).
+    """
+    import json
+    import subprocess
+    import sys
+
+    if apart is None:
+        apart = "torch" not in sys.modules
+    if not apart:
+        return export_model(name, weight_bits, act_bits, out_path, seed=seed, **options)
+    request = json.dumps({"name": name, "weight_bits": weight_bits, "act_bits": act_bits,
+                          "out_path": os.fspath(out_path), "seed": seed, "options": options})
+    proc = subprocess.run([sys.executable, "-c", "import sys; from bsopt.models.export import _export_here; "
+                           "_export_here(sys.argv[1])", request], capture_output=True, text=True)
+    if proc.returncode == 0:
+        return Path(out_path)
+    from bsopt import errors
+
+    try:
+        err = json.loads(proc.stdout.strip().splitlines()[-1])
+        cls = getattr(errors, err["type"])
+        if not (isinstance(cls, type) and issubclass(cls, errors.BsoptError)):
+            raise TypeError(cls)
+    except (IndexError, ValueError, KeyError, AttributeError, TypeError):
+        tail = " / ".join(proc.stderr.strip().splitlines()[-3:])
+        how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with {proc.returncode}"
+        raise ModelError(f"the export of zoo model {name!r} (w{weight_bits}a{act_bits}) {how}"
+                         + (f": {tail}" if tail else ""),
+                         hint="a signal 9 is usually the system out of memory; try exporting it alone with "
+                         "`bsopt model export`") from None
+    raise cls(err["message"], where=err["where"], hint=err["hint"])
+
+
+def _export_here(request: str) -> None:
+    """The child of :func:`export_model_apart`: export, or print the error as JSON and exit with its code."""
+    import json
+    import sys
+
+    from bsopt.errors import BsoptError
+
+    args = json.loads(request)
+    try:
+        export_model(args["name"], args["weight_bits"], args["act_bits"], args["out_path"], seed=args["seed"],
+                     **args["options"])
+    except BsoptError as exc:
+        print(json.dumps({"type": type(exc).__name__, "message": exc.message, "where": exc.where,
+                          "hint": exc.hint}))
+        sys.exit(exc.exit_code)
 
 
 def export_module(
@@ -136,16 +210,17 @@ def export_module(
             export failed.
     """
     shape = _check_shape(input_shape)
-    module = load_module(spec)
-    return _export(module, shape, Path(out_path), prepost=prepost, cleanup=cleanup, what=spec, opset=opset)
+    # not consumed: the spec may name a module instance its package goes on using
+    return _export(lambda: load_module(spec), shape, Path(out_path), prepost=prepost, cleanup=cleanup, what=spec,
+                   opset=opset, consume=False)
 
 
 def export_trained(module: nn.Module, input_shape: Sequence[int], out_path: str | os.PathLike[str], *,
                    prepost: bool = True) -> Path:
     """Export a trained Brevitas module (e.g. from :func:`bsopt.models.train.train`) as QONNX, its
     weights as trained (no snapping), with FINN's pre/post-processing for a classifier."""
-    return _export(module, _check_shape(input_shape), Path(out_path), prepost=prepost, cleanup=True,
-                   what="the trained module")
+    return _export(lambda: module, _check_shape(input_shape), Path(out_path), prepost=prepost, cleanup=True,
+                   what="the trained module", consume=False)
 
 
 def resolve_reference(spec: str) -> Any:
@@ -267,7 +342,7 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
 
 
 def _export(
-    module: nn.Module,
+    build: Callable[[], nn.Module],
     input_shape: Sequence[int],
     out_path: Path,
     *,
@@ -276,50 +351,53 @@ def _export(
     what: str,
     opset: int = _OPSET,
     example: str = "uniform",
+    consume: bool,
 ) -> Path:
-    """Export ``module`` to QONNX at ``out_path``: brevitas export, cleanup, optional pre/post."""
+    """Export the module ``build()`` returns to QONNX at ``out_path``: brevitas export, cleanup,
+    optional pre/post.  ``consume``: the module is this export's own (its parameters are emptied as
+    they are copied into the ONNX model); ``False`` for a module the caller keeps using."""
     torch = require("torch", "models", "model export")
     require_brevitas("model export")
-    from brevitas.export import export_qonnx
-    from qonnx.core.modelwrapper import ModelWrapper
+    from bsopt.models._malloc import large_blocks_returned
 
-    module.eval()
     generator = torch.Generator().manual_seed(0)
     draw = torch.randn if example == "normal" else torch.rand
     example_input = draw(tuple(input_shape), generator=generator)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bsopt-export-") as tmp:
-        raw_path = Path(tmp) / "raw.onnx"
+    with large_blocks_returned():
+        model = _traced(build, example_input, opset, consume=consume, cleanup=cleanup, what=what)
         try:
-            with warnings.catch_warnings():
-                # torch's tracer and brevitas warn about constants and deprecated paths for every model
-                warnings.simplefilter("ignore")
-                with torch.no_grad():
-                    export_qonnx(
-                        module,
-                        args=example_input,
-                        export_path=str(raw_path),
-                        opset_version=opset,
-                        dynamo=False,
-                    )
-            # Loading also pulls in any external data torch may have written next to the file.
-            # Without cleanup, keep the graph as exported (no value_info added for initializers).
-            model = ModelWrapper(str(raw_path), fix_missing_initializer_valueinfo=cleanup)
+            model = _finish(model, prepost=prepost, cleanup=cleanup)
         except Exception as exc:
             raise ModelError(
-                f"QONNX export of {what} failed: {type(exc).__name__}: {exc}",
-                hint=f"check that the module runs on an input of shape {tuple(input_shape)} "
-                "and uses Brevitas quantised layers that support QONNX export",
+                f"post-processing the QONNX export of {what} failed: {type(exc).__name__}: {exc}"
             ) from exc
+        _save(model, out_path)
+    return out_path
 
+
+def _traced(build: Callable[[], nn.Module], example: Any, opset: int, *, consume: bool, cleanup: bool,
+            what: str) -> InPlaceModel:
+    """The brevitas export of ``build()`` as a model qonnx transforms in place; the module is gone
+    (garbage-collected: brevitas' proxies hold cycles) when this returns."""
+    import gc
+
+    from bsopt.models._cleanup import InPlaceModel
+    from bsopt.models._trace import trace_qonnx
+
+    module = build().eval()
     try:
-        model = _finish(model, prepost=prepost, cleanup=cleanup)
+        traced = trace_qonnx(module, example, opset, consume=consume)
     except Exception as exc:
         raise ModelError(
-            f"post-processing the QONNX export of {what} failed: {type(exc).__name__}: {exc}"
+            f"QONNX export of {what} failed: {type(exc).__name__}: {exc}",
+            hint=f"check that the module runs on an input of shape {tuple(example.shape)} "
+            "and uses Brevitas quantised layers that support QONNX export",
         ) from exc
-    _save(model, out_path)
-    return out_path
+    del module
+    gc.collect()
+    # Without cleanup, keep the graph as exported (no value_info added for initializers).
+    return InPlaceModel(traced, fix_missing_initializer_valueinfo=cleanup)
 
 
 def _finish(model: ModelWrapper, *, prepost: bool, cleanup: bool) -> ModelWrapper:
@@ -327,7 +405,8 @@ def _finish(model: ModelWrapper, *, prepost: bool, cleanup: bool) -> ModelWrappe
     from qonnx.core.datatype import DataType
     from qonnx.transformation.infer_datatypes import InferDataTypes
     from qonnx.transformation.infer_shapes import InferShapes
-    from qonnx.util.cleanup import cleanup_model
+
+    from bsopt.models._cleanup import cleanup_model
 
     if cleanup:
         model = cleanup_model(model)
@@ -349,12 +428,14 @@ def _finish(model: ModelWrapper, *, prepost: bool, cleanup: bool) -> ModelWrappe
 
 
 def _save(model: ModelWrapper, out_path: Path) -> None:
-    """Write a single self-contained file (no external data), atomically."""
-    import onnx
+    """Write a single self-contained file (no external data), atomically, one initializer at a time
+    (the bytes ``onnx.save_model`` writes)."""
+    from bsopt.models._protowrite import write_model
 
     tmp_path = out_path.with_name(f".{out_path.name}.tmp")
     try:
-        onnx.save_model(model.model, str(tmp_path), save_as_external_data=False)
+        with open(tmp_path, "wb") as out:
+            write_model(model.model, out)
         os.replace(tmp_path, out_path)
     except OSError as exc:
         raise InputError(f"cannot write {out_path}: {exc}", hint="check the directory is writable") from exc

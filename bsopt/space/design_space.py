@@ -663,9 +663,9 @@ def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str) -> str | None:
     out = cache / f"{m['name']}_w{w}a{a}_s{seed}{tag}.onnx"
     if not out.exists():
         try:
-            from bsopt.models import export_model
+            from bsopt.models.export import export_model_apart
 
-            export_model(m["name"], w, a, out, seed=seed, **arch)
+            export_model_apart(m["name"], w, a, out, seed=seed, **arch)
         except BsoptError as exc:
             d.error(bp.model_path, f"cannot export {ref}: {exc.message}", exc.hint)
             return None
