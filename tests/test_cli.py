@@ -151,6 +151,26 @@ def test_errors_exit_nonzero_without_traceback_in_a_real_process(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bsopt", "--debug", "model", "inspect", str(bad)],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+    # --debug is the root's option, and is taken after the subcommand too
+    proc = subprocess.run([sys.executable, "-m", "bsopt", "model", "inspect", str(bad), "--debug"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "No such option" not in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["model", "zoo"],                        # a rich table
+                                  ["model", "zoo", "--help"],              # click's help
+                                  ["study", "list", "--json"]])            # print()
+def test_a_reader_that_has_gone_ends_the_command_quietly(tmp_path, argv):
+    """`bsopt … | head`: once the reader has closed the pipe, stop without a message, with 141 (128 + SIGPIPE)."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes a byte
+    proc = subprocess.run([sys.executable, "-m", "bsopt", "--workdir", str(tmp_path), *argv], stdout=write,
+                          stderr=subprocess.PIPE, text=True)
+    os.close(write)
+    assert proc.returncode == 141, proc.stderr
+    assert proc.stderr == ""
 
 
 def test_export_argument_errors(capsys, tmp_path):

@@ -1,8 +1,9 @@
 """The ``bsopt`` command line.
 
 Every failure a user can cause prints one message (what, where, what to do) and exits non-zero:
-2 for usage and input errors, 3 for a missing optional dependency, 1 otherwise. ``--debug`` shows
-the traceback instead.
+2 for usage and input errors, 3 for a missing optional dependency, 1 otherwise. ``--debug`` (anywhere
+before a ``--``) shows the traceback instead.  A reader of the output that has gone (``| head``) ends
+the command quietly with 141.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import importlib
 import sys
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from bsopt import __version__, settings
 from bsopt.cli.blueprint import blueprint_app
+from bsopt.cli.common import Console
 from bsopt.cli.dashboard import dashboard
 from bsopt.cli.estimate import estimate, fold
 from bsopt.cli.model import model_app
@@ -93,13 +94,40 @@ def _storage_problem(exc: BaseException):
     return None
 
 
+def _debug_first(argv: list[str]) -> tuple[list[str], bool]:
+    """``--debug`` is the root's option: accepted anywhere before a ``--``, moved to the front."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--debug" not in argv[:end]:
+        return argv, False
+    return ["--debug"] + [a for a in argv[:end] if a != "--debug"] + argv[end:], True
+
+
+def _quiet_stdout() -> None:
+    """Send what is left for stdout to /dev/null (its reader has gone), so that exit does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    argv, debug = _debug_first(list(sys.argv[1:] if argv is None else argv))
     try:
         rv = app(args=argv, prog_name="bsopt", standalone_mode=False)
+        sys.stdout.flush()  # a reader that has gone (`bsopt … | head`) shows here, not at exit
         if isinstance(rv, int) and not isinstance(rv, bool):  # click returns typer.Exit codes here
             return rv
+    except BrokenPipeError:
+        _quiet_stdout()  # as command-line tools do when `| head` has read enough: stop, no message
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool the signal ended
+    except SystemExit as exc:  # click turns a broken pipe inside a command into exit(1)
+        if isinstance(exc.__context__, BrokenPipeError):
+            _quiet_stdout()
+            return 141
+        raise
     except _EXIT as exc:
         return exc.exit_code
     except _ABORT:

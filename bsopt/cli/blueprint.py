@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
+
+from bsopt.cli.common import Console
 
 blueprint_app = typer.Typer(help="Validate blueprints and explore their design spaces.", no_args_is_help=True)
 console = Console(width=None if sys.stdout.isatty() else 160)

@@ -5,7 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import rich.console
+
 from bsopt.errors import InputError
+
+
+class Console(rich.console.Console):
+    """rich's Console, except when the reader of its output has gone (``bsopt … | head``): it raises
+    BrokenPipeError, which ``bsopt.cli.main`` ends quietly with 141 as a signal-ended tool does (rich
+    itself exits with 1, bsopt's code for an internal error)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
 
 
 def read_json(path: Path, what: str = "JSON"):

@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bsopt.cli.common import read_json, resolve_part
+from bsopt.cli.common import Console, read_json, resolve_part
 from bsopt.errors import InputError
 
 console = Console(width=None if sys.stdout.isatty() else 160)

@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from bsopt.cli.common import read_json, resolve_part
+from bsopt.cli.common import Console, read_json, resolve_part
 from bsopt.errors import InputError
 
 model_app = typer.Typer(help="Export quantized models to QONNX and inspect them.", no_args_is_help=True)

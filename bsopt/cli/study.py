@@ -10,10 +10,10 @@ import warnings
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bsopt.cli.common import Console
 from bsopt.errors import BsoptError, InputError
 
 study_app = typer.Typer(help="Design-space exploration studies (Optuna) and their results.", no_args_is_help=True)

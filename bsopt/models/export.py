@@ -142,8 +142,11 @@ def export_model_apart(
         return export_model(name, weight_bits, act_bits, out_path, seed=seed, **options)
     request = json.dumps({"name": name, "weight_bits": weight_bits, "act_bits": act_bits,
                           "out_path": os.fspath(out_path), "seed": seed, "options": options})
+    # the child imports this bsopt, wherever it was imported from
+    here = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, "-c", "import sys; from bsopt.models.export import _export_here; "
-                           "_export_here(sys.argv[1])", request], capture_output=True, text=True)
+                           "_export_here(sys.argv[1])", request], capture_output=True, text=True, env=env)
     if proc.returncode == 0:
         return Path(out_path)
     from bsopt import errors
