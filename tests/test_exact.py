@@ -232,3 +232,28 @@ def test_a_space_that_cannot_fit_is_refused_before_any_trial(tmp_path, capsys):
     space = load_design_space(ok)
     assert cannot_fit(space, ObjectiveSet.from_space(space)) is None
     assert main(["blueprint", "validate", str(ok)]) == 0
+
+
+def test_one_commands_fit_check_and_exact_front_tabulate_once(tmp_path, monkeypatch):
+    """Two estimate backends of one space (the fit check's and the strategy's) share option tables; a
+    subclass (anything that may estimate differently) gets its own."""
+    from bsopt.explore import exact
+    from bsopt.explore.fit import cannot_fit
+
+    calls = []
+    tabulate = exact.tabulate
+    monkeypatch.setattr(exact, "tabulate", lambda *a, **k: calls.append(a[3]) or tabulate(*a, **k))
+    exact._TABLES.clear()
+    space = load_design_space(blueprint(tmp_path, PER_LAYER)).require_valid()
+    objectives = ObjectiveSet.from_space(space)
+    assert cannot_fit(space, objectives) is None
+    first = len(calls)
+    assert first >= 1
+    front = exact_front(space, objectives)
+    assert len(calls) == first and len(front.points) > 1
+
+    class Subclassed(EstimateBackend):
+        pass
+
+    again = exact_front(space, objectives, Subclassed.for_space(space))
+    assert len(calls) == 2 * first and [p["metrics"] for p in again.points] == [p["metrics"] for p in front.points]

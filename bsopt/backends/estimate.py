@@ -49,6 +49,13 @@ class EstimateBackend:
         options = space.blueprint.backend_options if space.blueprint.backend == "estimate" else {}
         return cls(space.model_path, target["finn_version"], target["part"], options)
 
+    def table_key(self) -> tuple | None:
+        """What its estimates depend on besides the space, for memoising option tables across instances
+        (the fit check and the exact strategy of one command each make one); None for subclasses."""
+        if type(self) is not EstimateBackend:
+            return None
+        return (self.model_path, self.finn_version, self.part, self.insert)
+
     def cache_identity(self) -> dict[str, Any] | None:
         """Options that change results (the build cache keys on them)."""
         return {"insert": self.insert} if self.insert != "none" else None

@@ -508,17 +508,21 @@ def _merge(front: np.ndarray, opts: np.ndarray, bound: np.ndarray) -> tuple[np.n
     return s[keep], idx_f[keep], idx_o[keep]
 
 
-_TABLES: dict[tuple, tuple] = {}
+_TABLES: dict[tuple, tuple[Any, tuple]] = {}
 
 
 def _tables(space, gvals: dict[str, Any], groups, estimator):
-    """tabulate(), memoised per space, global values and estimator (refits reuse the tables)."""
-    key = (space.space_id, tuple(sorted(gvals.items(), key=lambda kv: kv[0])), id(estimator))
+    """tabulate(), memoised per space, global values and estimator (refits reuse the tables; two
+    estimators with the same ``table_key()`` share them)."""
+    table_key = getattr(estimator, "table_key", None)
+    est = (table_key() if callable(table_key) else None) or ("instance", id(estimator))
+    key = (space.space_id, tuple(sorted(gvals.items(), key=lambda kv: kv[0])), est)
     if key not in _TABLES:
         if len(_TABLES) > 64:
             _TABLES.clear()
-        _TABLES[key] = tabulate(space, gvals, groups, estimator)
-    return _TABLES[key]
+        # the estimator is kept with its tables, so that an id in a key is never a later object's
+        _TABLES[key] = (estimator, tabulate(space, gvals, groups, estimator))
+    return _TABLES[key][1]
 
 
 def per_global_choice(space, objectives, estimator, groups, global_params, *, strict: bool = True):
