@@ -2,8 +2,9 @@
 
 bsopt's export (bsopt/models/_trace.py, _cleanup.py, _protowrite.py) leaves the weights out of torch's
 trace, cleans up in place with shapes inferred on a skeleton and writes the file piecewise.  The
-expectation here is what the unmodified tools produce: ``brevitas.export.export_qonnx`` to a file,
-``qonnx.util.cleanup.cleanup_model``, qonnx ``InferShapes`` / ``InferDataTypes``, ``onnx.save_model``.
+expectation here is what the unmodified tools produce: ``brevitas.export.export_qonnx`` to a file, the
+same finishing steps on a plain qonnx ModelWrapper (qonnx's ``cleanup_model``, ``InferShapes``,
+``InferDataTypes``, deep copies and all), ``onnx.save_model``.
 """
 
 from __future__ import annotations
@@ -29,9 +30,7 @@ pytest.importorskip("brevitas")
 
 from brevitas.export import export_qonnx  # noqa: E402
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU  # noqa: E402
-from qonnx.core.datatype import DataType  # noqa: E402
 from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
-from qonnx.transformation.infer_datatypes import InferDataTypes  # noqa: E402
 from qonnx.transformation.infer_shapes import InferShapes  # noqa: E402
 from qonnx.util.cleanup import cleanup_model  # noqa: E402
 
@@ -41,7 +40,7 @@ from bsopt.models._cleanup import InferShapesOnSkeleton  # noqa: E402
 from bsopt.models._nets import snap_weights_to_grid  # noqa: E402
 from bsopt.models._protowrite import write_model  # noqa: E402
 from bsopt.models._trace import trace_qonnx  # noqa: E402
-from bsopt.models.export import PREPOST_INPUT, PREPOST_OUTPUT, add_prepost, export_model_apart  # noqa: E402
+from bsopt.models.export import _finish, export_model_apart  # noqa: E402
 from bsopt.models.zoo import get_entry  # noqa: E402
 
 SMALL_BERT = {"layers": 2, "hidden": 64, "heads": 4, "seq": 16, "ff": 128}
@@ -49,7 +48,11 @@ SMALL_BERT = {"layers": 2, "hidden": 64, "heads": 4, "seq": 16, "ff": 128}
 
 def reference_export(module: torch.nn.Module, example: torch.Tensor, opset: int, *, prepost: bool,
                      cleanup: bool = True) -> bytes:
-    """The file the unmodified tools write for ``module`` (the steps bsopt's export documents)."""
+    """The file the unmodified tools write for ``module``: brevitas' ``export_qonnx`` to a file, then
+    bsopt's finishing sequence (cleanup, pre/post-processing, inference) on a plain qonnx ModelWrapper with
+    qonnx's own ``cleanup_model`` and ``InferShapes``, then ``onnx.save_model``."""
+    import bsopt.models._cleanup as lean_cleanup
+
     module.eval()
     with tempfile.TemporaryDirectory() as tmp:
         raw = str(Path(tmp) / "raw.onnx")
@@ -58,19 +61,10 @@ def reference_export(module: torch.nn.Module, example: torch.Tensor, opset: int,
             with torch.no_grad():
                 export_qonnx(module, args=example, export_path=raw, opset_version=opset, dynamo=False)
         model = ModelWrapper(raw, fix_missing_initializer_valueinfo=cleanup)
-    if cleanup:
-        model = cleanup_model(model)
-    if prepost:
-        model = add_prepost(model)
-        if cleanup:
-            model = cleanup_model(model)
-            model.rename_tensor(model.graph.input[0].name, PREPOST_INPUT)
-            model.rename_tensor(model.graph.output[0].name, PREPOST_OUTPUT)
-        model.set_tensor_datatype(PREPOST_INPUT, DataType["UINT8"])
-    if cleanup:
-        model = model.transform(InferShapes()).transform(InferDataTypes())
-        if prepost:
-            model.set_tensor_datatype(PREPOST_INPUT, DataType["UINT8"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lean_cleanup, "cleanup_model", cleanup_model)
+        model = _finish(model, prepost=prepost, cleanup=cleanup)
+    assert type(model) is ModelWrapper  # qonnx's own transformations all the way
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ref.onnx"
         onnx.save_model(model.model, str(path))
