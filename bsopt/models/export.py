@@ -159,10 +159,12 @@ def export_model_apart(
     except (IndexError, ValueError, KeyError, AttributeError, TypeError):
         tail = " / ".join(proc.stderr.strip().splitlines()[-3:])
         how = f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with {proc.returncode}"
+        options_text = "".join(f" --set {k}={v}" for k, v in options.items()) + (f" --seed {seed}" if seed else "")
+        command = f"bsopt --debug model export {name} -w {weight_bits} -a {act_bits}{options_text} -o model.onnx"
+        hint = (f"signal 9 is usually the system out of memory: close other work, or export it alone with `{command}`"
+                if proc.returncode == -9 else f"for the whole traceback run `{command}`")
         raise ModelError(f"the export of zoo model {name!r} (w{weight_bits}a{act_bits}) {how}"
-                         + (f": {tail}" if tail else ""),
-                         hint="a signal 9 is usually the system out of memory; try exporting it alone with "
-                         "`bsopt model export`") from None
+                         + (f": {tail}" if tail else ""), hint=hint) from None
     raise cls(err["message"], where=err["where"], hint=err["hint"])
 
 
