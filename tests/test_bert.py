@@ -254,16 +254,26 @@ folding:
     assert space.get_total_combinations() == expected
 
 
-def test_zoo_reference_options_are_checked(tmp_path):
+def test_zoo_reference_options_are_checked(tmp_path, monkeypatch):
+    """In the blueprint and given as --model alike: one located error each, nothing exported."""
     from bsopt.space.design_space import load_design_space
 
-    cases = (("w=8&a=8&depth=2", "unknown zoo option 'depth'"), ("w=1&a=8", "bits are one of 2, 4, 8"),
-             ("w=8&a=8&heads=3", "not a multiple of heads=3"))
-    for k, (query, fragment) in enumerate(cases):
-        bp = _write(tmp_path, f"version: '3.0'\nname: x\nmodel: zoo:bert?{query}\nhw_compiler: {{kernels: [MVAU]}}\n",
-                    f"bp{k}")
+    monkeypatch.setenv("BSOPT_MODEL_CACHE", str(tmp_path / "models"))
+    cases = (("bert?w=8&a=8&depth=2", "unknown zoo option 'depth'"), ("bert?w=1&a=8", "bits are one of 2, 4, 8"),
+             ("bert?w=8&a=8&heads=3", "not a multiple of heads=3"),
+             ("bert?w=8&a=8&layers=abc", "bad value for zoo option layers: 'abc'"),
+             ("bert?w=x&a=8", "bad value for zoo option w: 'x'"), ("nope", "unknown zoo model 'nope'"))
+    folding = "folding: {kinds: {MVAU: {PE: all}}}\n"  # the space needs the model's layers
+    for k, (ref, fragment) in enumerate(cases):
+        bp = _write(tmp_path, f"version: '3.0'\nname: x\nmodel: zoo:{ref}\nhw_compiler: {{kernels: [MVAU]}}\n"
+                    + folding, f"bp{k}")
         errors = [str(e) for e in load_design_space(bp).validate()]
         assert any(fragment in e for e in errors), errors
+        plain = _write(tmp_path, "version: '3.0'\nname: x\nmodel: zoo:bert\nhw_compiler: {kernels: [MVAU]}\n"
+                       + folding, f"p{k}")
+        errors = [str(e) for e in load_design_space(plain, f"zoo:{ref}").validate()]
+        assert len(errors) == 1 and errors[0].startswith("--model") and fragment in errors[0], errors
+    assert not any((tmp_path / "models").glob("*.onnx"))
 
 
 # ------------------------------------------------------------------------------------ studies

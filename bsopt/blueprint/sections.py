@@ -143,42 +143,57 @@ def read_common(d: Diagnostics, raw: dict, bp: Blueprint, base_dir: Path) -> Non
         check_codesign(d, bp)
 
 
+def zoo_reference_problems(value: str) -> list[tuple[str, str | None]]:
+    """What is wrong with a ``zoo:NAME?key=value&…`` reference, as (message, hint) pairs: none when it
+    names a zoo model with known options and good values."""
+    m = ZOO_RE.match(value)
+    if not m:
+        return [(f"malformed zoo reference {value!r}", "write e.g. zoo:tfc?w=2&a=2")]
+    from bsopt.models import ZOO
+
+    if m["name"] not in ZOO:
+        return [(f"unknown zoo model '{m['name']}'", suggest(m["name"], ZOO) or "zoo models: " + ", ".join(ZOO))]
+    entry = ZOO[m["name"]]
+    arch = dict(entry.options)
+    given: dict[str, int] = {}
+    problems: list[tuple[str, str | None]] = []
+    for part in filter(None, (m["query"] or "").split("&")):
+        key, _, val = part.partition("=")
+        if key not in ("w", "a", "seed") and key not in arch:
+            problems.append((f"unknown zoo option '{key}'", "zoo options: w (weight bits), a (activation bits), "
+                             "seed" + "".join(f", {k} (default {v})" for k, v in entry.options)))
+        elif not val.isdigit() or (key in ("w", "a") and int(val) not in entry.allowed_bits) or (
+                key in arch and int(val) <= 0):
+            problems.append((f"bad value for zoo option {key}: {val!r}",
+                             f"bits are one of {', '.join(map(str, entry.allowed_bits))}" if key in ("w", "a")
+                             else "a positive integer" if key in arch else "a whole number"))
+        elif key in arch:
+            given[key] = int(val)
+    try:
+        entry.resolve_options(given)
+    except InputError as exc:
+        problems.append((exc.message, exc.hint))
+    return problems
+
+
+def known_zoo_model(value: str) -> bool:
+    """Whether ``value`` is a well-formed reference to a model of the zoo (its options unchecked)."""
+    from bsopt.models import ZOO
+
+    m = ZOO_RE.match(value)
+    return m is not None and m["name"] in ZOO
+
+
 def _model(d: Diagnostics, value, bp: Blueprint, base_dir: Path) -> None:
     if not isinstance(value, str) or not value.strip():
         d.error(("model",), f"expected a model path or 'zoo:NAME?w=W&a=A', got {value!r}")
         return
     value = value.strip()
-    m = ZOO_RE.match(value)
     if value.startswith("zoo:"):
-        if not m:
-            d.error(("model",), f"malformed zoo reference {value!r}", "write e.g. zoo:tfc?w=2&a=2")
-            return
-        from bsopt.models import ZOO
-
-        if m["name"] not in ZOO:
-            d.error(("model",), f"unknown zoo model '{m['name']}'", suggest(m["name"], ZOO) or
-                    "zoo models: " + ", ".join(ZOO))
-            return
-        entry = ZOO[m["name"]]
-        arch = dict(entry.options)
-        given: dict[str, int] = {}
-        for part in filter(None, (m["query"] or "").split("&")):
-            key, _, val = part.partition("=")
-            if key not in ("w", "a", "seed") and key not in arch:
-                d.error(("model",), f"unknown zoo option '{key}'", "zoo options: w (weight bits), a (activation "
-                        "bits), seed" + "".join(f", {k} (default {v})" for k, v in entry.options))
-            elif not val.isdigit() or (key in ("w", "a") and int(val) not in entry.allowed_bits) or (
-                    key in arch and int(val) <= 0):
-                d.error(("model",), f"bad value for zoo option {key}: {val!r}",
-                        f"bits are one of {', '.join(map(str, entry.allowed_bits))}" if key in ("w", "a")
-                        else "a positive integer" if key in arch else None)
-            elif key in arch:
-                given[key] = int(val)
-        try:
-            entry.resolve_options(given)
-        except InputError as exc:
-            d.error(("model",), exc.message, exc.hint)
-        bp.model = value
+        for message, hint in zoo_reference_problems(value):
+            d.error(("model",), message, hint)
+        if known_zoo_model(value):  # a reference with bad options is kept: its errors are reported
+            bp.model = value
         return
     path = Path(os.path.expandvars(value))
     if not path.is_absolute():

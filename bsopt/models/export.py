@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bsopt.errors import InputError, ModelError, require
-from bsopt.models.zoo import build_model, get_entry, require_brevitas
+from bsopt.models.zoo import build_model, check_bits, get_entry, require_brevitas
 
 if TYPE_CHECKING:  # pragma: no cover
     from qonnx.core.modelwrapper import ModelWrapper
@@ -136,6 +136,9 @@ def export_model_apart(
     import subprocess
     import sys
 
+    entry = get_entry(name)  # what can be checked without torch is checked here, at once
+    check_bits(weight_bits, act_bits, entry.allowed_bits)
+    entry.resolve_options(options)
     if apart is None:
         apart = "torch" not in sys.modules
     if not apart:

@@ -509,6 +509,15 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
     ops: dict[str, int] = {}
     readable = False  # a model file that exists and parses (problems are reported once, here)
     if model_path is not None and model_path.startswith("zoo:"):
+        from bsopt.blueprint.sections import zoo_reference_problems
+
+        problems = zoo_reference_problems(model_path)
+        if model is not None:  # the blueprint's own `model:` was checked when it was read
+            for message, hint in problems:
+                d.items.append(ValidationError("--model", 0, 0, "model", message, hint))
+        if problems:
+            model_path = None  # said once; nothing below reports it again
+    if model_path is not None and model_path.startswith("zoo:"):
         if needs_ir or for_builds:
             exported = _materialise_zoo(d, bp, model_path)
             if exported is not None:
@@ -521,7 +530,7 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
     if needs_ir:
         if model_path is None and bp.codesign:
             pass  # the co-design model could not be built: its sections' errors say why
-        elif model_path is None:
+        elif model_path is None and model is None and bp.model is None:
             d.error(bp.folding.path, "per-layer folding needs the model",
                     "add 'model: path/to/model.onnx' (or zoo:tfc?w=2&a=2) to the blueprint, or pass --model")
         elif readable:
@@ -655,7 +664,7 @@ def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str) -> str | None:
     m = ZOO_RE.match(ref)
     entry = ZOO[m["name"]]
     opts = dict(part.partition("=")[::2] for part in filter(None, (m["query"] or "").split("&")))
-    dw, da = entry.default_bits
+    dw, da = entry.default_bits  # the reference was checked (zoo_reference_problems): its values are integers
     w, a, seed = int(opts.pop("w", dw)), int(opts.pop("a", da)), int(opts.pop("seed", 0))
     arch = {k: int(v) for k, v in opts.items()}
     cache = settings.model_cache()
