@@ -262,7 +262,10 @@ def test_zoo_reference_options_are_checked(tmp_path, monkeypatch):
     cases = (("bert?w=8&a=8&depth=2", "unknown zoo option 'depth'"), ("bert?w=1&a=8", "bits are one of 2, 4, 8"),
              ("bert?w=8&a=8&heads=3", "not a multiple of heads=3"),
              ("bert?w=8&a=8&layers=abc", "bad value for zoo option layers: 'abc'"),
-             ("bert?w=x&a=8", "bad value for zoo option w: 'x'"), ("nope", "unknown zoo model 'nope'"))
+             ("bert?w=x&a=8", "bad value for zoo option w: 'x'"), ("nope", "unknown zoo model 'nope'"),
+             ("bert?layers=2&layers=3", "zoo option 'layers' is given twice"),
+             ("bert?layers=\uff12", "bad value for zoo option layers"),  # a full-width digit
+             ("bert?LAYERS=2", "did you mean 'layers'?"))
     folding = "folding: {kinds: {MVAU: {PE: all}}}\n"  # the space needs the model's layers
     for k, (ref, fragment) in enumerate(cases):
         bp = _write(tmp_path, f"version: '3.0'\nname: x\nmodel: zoo:{ref}\nhw_compiler: {{kernels: [MVAU]}}\n"

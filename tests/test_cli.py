@@ -150,11 +150,11 @@ def test_errors_exit_nonzero_without_traceback_in_a_real_process(tmp_path):
     assert "not an ONNX model" in proc.stderr and "Traceback" not in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "bsopt", "--debug", "model", "inspect", str(bad)],
                           capture_output=True, text=True)
-    assert proc.returncode != 0 and "Traceback" in proc.stderr
+    assert proc.returncode == 2 and "Traceback" in proc.stderr and "not an ONNX model" in proc.stderr
     # --debug is the root's option, and is taken after the subcommand too
     proc = subprocess.run([sys.executable, "-m", "bsopt", "model", "inspect", str(bad), "--debug"],
                           capture_output=True, text=True)
-    assert proc.returncode != 0 and "Traceback" in proc.stderr and "No such option" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" in proc.stderr and "No such option" not in proc.stderr
 
 
 @pytest.mark.parametrize("argv", [["model", "zoo"],                        # a rich table
@@ -171,6 +171,12 @@ def test_a_reader_that_has_gone_ends_the_command_quietly(tmp_path, argv):
     os.close(write)
     assert proc.returncode == 141, proc.stderr
     assert proc.stderr == ""
+
+
+def test_export_options_given_twice_are_refused(capsys, tmp_path):
+    code, _, err = run(capsys, "model", "export", "bert", "-o", str(tmp_path / "x.onnx"), "--set", "layers=2",
+                       "--set", "layers=3")
+    assert code == 2 and "--set layers is given twice" in err and not (tmp_path / "x.onnx").exists()
 
 
 def test_export_argument_errors(capsys, tmp_path):

@@ -240,3 +240,27 @@ def test_command_without_torch_exports_zoo_models_apart(tmp_path: Path) -> None:
     assert int(count) > 0 and imported == "False"
     (model,) = tmp_path.glob("tfc_w2a2*.onnx")
     assert model.read_bytes() == zoo_reference("tfc", 2, 2)
+
+
+def test_bad_export_requests_are_refused_before_torch_or_the_export(tmp_path: Path) -> None:
+    """Bits, options and an unwritable output: refused at once (no torch import, no export first)."""
+    code = ("import sys\nfrom bsopt.errors import InputError\nfrom bsopt.models import export_model\n"
+            "for args, kw in [(('tfc', 3, 2, sys.argv[1] + '/a.onnx'), {}),\n"
+            "                 (('bert', 8, 8, sys.argv[1] + '/b.onnx'), {'heads': 5}),\n"
+            "                 (('tfc', 2, 2, '/proc/bsopt-test/x.onnx'), {})]:\n"
+            "    try:\n        export_model(*args, **kw)\n    except InputError as exc:\n        print(exc.message)\n"
+            "print('torch' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0, proc.stderr
+    assert "weight_bits=3" in lines[0] and "not a multiple of heads=5" in lines[1]
+    assert lines[2].startswith("cannot write /proc/bsopt-test/x.onnx")
+    assert lines[3] == "False"  # torch was never imported
+
+
+def test_a_child_that_fails_outside_bsopts_errors_says_so_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ModelError) as info:  # a million-wide encoder: torch cannot allocate its weights
+        export_model_apart("bert", 8, 8, tmp_path / "x.onnx", apart=True, hidden=1_000_000, heads=1, ff=4)
+    message = info.value.message
+    assert message.startswith("RuntimeError: ") and "\n" not in message and "Traceback" not in message
+    assert "smaller model" in (info.value.hint or "")

@@ -32,8 +32,13 @@ class ValidationError:
     hint: str | None = None
     severity: str = "error"  # "error" | "warning"
 
+    @property
+    def place(self) -> str:
+        """``file:line:column``, or just what it names (``--model``) when it is no position in a file."""
+        return f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+
     def __str__(self) -> str:
-        text = f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.key_path}: {self.message}"
+        text = f"{self.place}: {self.severity}: {self.key_path}: {self.message}"
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text
@@ -49,7 +54,7 @@ class BlueprintError(InputError):
             "\n".join(str(e) for e in self.errors) if self.errors else "invalid blueprint",
             where=None,
         )
-        self.where = f"{first.file}:{first.line}:{first.column}" if first else None
+        self.where = first.place if first else None
 
     def __str__(self) -> str:
         n = len(self.errors)

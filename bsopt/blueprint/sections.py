@@ -157,16 +157,22 @@ def zoo_reference_problems(value: str) -> list[tuple[str, str | None]]:
     arch = dict(entry.options)
     given: dict[str, int] = {}
     problems: list[tuple[str, str | None]] = []
+    seen: set[str] = set()
     for part in filter(None, (m["query"] or "").split("&")):
         key, _, val = part.partition("=")
+        if key in seen:
+            problems.append((f"zoo option '{key}' is given twice", "give each option once"))
+            continue
+        seen.add(key)
         if key not in ("w", "a", "seed") and key not in arch:
-            problems.append((f"unknown zoo option '{key}'", "zoo options: w (weight bits), a (activation bits), "
-                             "seed" + "".join(f", {k} (default {v})" for k, v in entry.options)))
-        elif not val.isdigit() or (key in ("w", "a") and int(val) not in entry.allowed_bits) or (
+            problems.append((f"unknown zoo option '{key}'", suggest(key.lower(), ["w", "a", "seed", *arch]) or
+                             "zoo options: w (weight bits), a (activation bits), seed"
+                             + "".join(f", {k} (default {v})" for k, v in entry.options)))
+        elif not (val.isascii() and val.isdigit()) or (key in ("w", "a") and int(val) not in entry.allowed_bits) or (
                 key in arch and int(val) <= 0):
             problems.append((f"bad value for zoo option {key}: {val!r}",
                              f"bits are one of {', '.join(map(str, entry.allowed_bits))}" if key in ("w", "a")
-                             else "a positive integer" if key in arch else "a whole number"))
+                             else "a positive integer" if key in arch else "a non-negative whole number"))
         elif key in arch:
             given[key] = int(val)
     try:

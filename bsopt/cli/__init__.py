@@ -2,7 +2,7 @@
 
 Every failure a user can cause prints one message (what, where, what to do) and exits non-zero:
 2 for usage and input errors, 3 for a missing optional dependency, 1 otherwise. ``--debug`` (anywhere
-before a ``--``) shows the traceback instead.  A reader of the output that has gone (``| head``) ends
+before a ``--``) prints the traceback first, with the same exit code.  A reader of the output that has gone (``| head``) ends
 the command quietly with 141.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 
 import typer
 from rich.markup import escape
@@ -135,12 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except _CLICK_ERROR as exc:
         if debug:
-            raise
+            traceback.print_exc()  # then the message and the usual exit code
         exc.show()
         return 2 if exc.exit_code in (1, 2) else exc.exit_code
     except BsoptError as exc:
         if debug:
-            raise
+            traceback.print_exc()  # then the message and the usual exit code
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -148,14 +149,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # an internal error: say so, and how to get details
         if debug:
-            raise
+            traceback.print_exc()  # then the message and the usual exit code
         known = _storage_problem(exc)
         if known is not None:
             err_console.print(f"[bold red]error:[/] {escape(str(known))}", highlight=False, soft_wrap=True)
             return known.exit_code
         err_console.print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
-            "  run again with --debug for the traceback, and please report it",
+            + ("  please report it with the traceback above" if debug else
+               "  run again with --debug for the traceback, and please report it"),
             highlight=False,
             soft_wrap=True,
         )

@@ -17,7 +17,8 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 BLUEPRINT = typer.Argument(..., help="Blueprint YAML (Brainsmith DSE v3 or 0.1 format).")
-MODEL = typer.Option(None, "--model", "-m", help="Model (.onnx); overrides the blueprint's 'model'.")
+MODEL = typer.Option(None, "--model", "-m", help="Model (.onnx, or a zoo reference such as "
+                     "'zoo:bert?w=4&a=4&layers=2'); overrides the blueprint's 'model'.")
 
 
 def _space(blueprint: Path, model: Path | None):
@@ -29,8 +30,7 @@ def _space(blueprint: Path, model: Path | None):
 def _print_items(items) -> None:
     for item in items:
         style = "red" if item.severity == "error" else "yellow"
-        head = f"{item.file}:{item.line}:{item.column}" if item.line else item.file
-        err.print(f"{escape(head)}: [{style}]{item.severity}[/]: {escape(item.key_path)}: {escape(item.message)}",
+        err.print(f"{escape(item.place)}: [{style}]{item.severity}[/]: {escape(item.key_path)}: {escape(item.message)}",
                   highlight=False, soft_wrap=True)
         if item.hint:
             err.print(f"  hint: {escape(item.hint)}", highlight=False, soft_wrap=True)
@@ -67,7 +67,9 @@ def validate(blueprint: Path = BLUEPRINT, model: Path = MODEL):
     _print_items(items)
     errors = [i for i in items if i.severity == "error"]
     if errors:
-        err.print(f"[red]{len(errors)} error(s)[/] in {escape(str(blueprint))}", highlight=False)
+        outside = all(e.file == "--model" for e in errors)  # the blueprint itself is fine
+        err.print(f"[red]{len(errors)} error(s)[/] in {'--model' if outside else escape(str(blueprint))}",
+                  highlight=False)
         raise typer.Exit(2)  # a blueprint with errors is bad input
     bp = space.blueprint
     console.print(

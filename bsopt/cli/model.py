@@ -58,9 +58,11 @@ def parse_options(items: list[str] | None) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip().isdigit():
+        if not sep or not key.strip() or not (value.strip().isascii() and value.strip().isdigit()):
             raise InputError(f"invalid --set {item!r}", where="--set",
                              hint="give KEY=INTEGER, e.g. --set layers=2 --set seq=64")
+        if key.strip() in out:
+            raise InputError(f"--set {key.strip()} is given twice", where="--set", hint="give each option once")
         out[key.strip()] = int(value)
     return out
 

@@ -109,7 +109,7 @@ def _large(study) -> int:
 def create(
     name: str = typer.Argument(..., help="Study name."),
     blueprint: Path = typer.Option(..., "--blueprint", "-b", help="Blueprint YAML."),
-    model: str = typer.Option(None, "--model", "-m", help="Model (overrides the blueprint's model)."),
+    model: str = typer.Option(None, "--model", "-m", help="Model (.onnx, or a zoo reference such as 'zoo:bert?w=4&a=4&layers=2'); overrides the blueprint's model."),
     storage: str = STORAGE,
     sampler: str = typer.Option(None, "--sampler", help="auto | exact | surrogate | tpe | nsga2 | nsga3 | gp | "
                                 "random | grid | exhaustive (default: the blueprint's search.strategy, else auto)."),

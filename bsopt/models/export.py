@@ -84,6 +84,8 @@ def export_model(
         MissingDependencyError: torch or brevitas is not installed.
     """
     entry = get_entry(name)
+    check_bits(weight_bits, act_bits, entry.allowed_bits)  # bad input is refused before torch is imported
+    entry.resolve_options(options)
     if prepost is None:
         prepost = entry.prepost
     elif prepost and not entry.prepost:
@@ -186,6 +188,11 @@ def _export_here(request: str) -> None:
         print(json.dumps({"type": type(exc).__name__, "message": exc.message, "where": exc.where,
                           "hint": exc.hint}))
         sys.exit(exc.exit_code)
+    except (Exception, MemoryError) as exc:  # e.g. torch cannot allocate the weights of a huge model
+        print(json.dumps({"type": "ModelError", "message": f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}",
+                          "where": None, "hint": "a smaller model (fewer layers, smaller hidden/ff) needs less "
+                          "memory" if "alloc" in str(exc) else None}))
+        sys.exit(1)
 
 
 def export_module(
@@ -364,6 +371,7 @@ def _export(
     """Export the module ``build()`` returns to QONNX at ``out_path``: brevitas export, cleanup,
     optional pre/post.  ``consume``: the module is this export's own (its parameters are emptied as
     they are copied into the ONNX model); ``False`` for a module the caller keeps using."""
+    _check_writable(out_path)
     torch = require("torch", "models", "model export")
     require_brevitas("model export")
     from bsopt.models._malloc import large_blocks_returned
@@ -371,7 +379,6 @@ def _export(
     generator = torch.Generator().manual_seed(0)
     draw = torch.randn if example == "normal" else torch.rand
     example_input = draw(tuple(input_shape), generator=generator)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     with large_blocks_returned():
         model = _traced(build, example_input, opset, consume=consume, cleanup=cleanup, what=what)
         try:
@@ -433,6 +440,19 @@ def _finish(model: ModelWrapper, *, prepost: bool, cleanup: bool) -> ModelWrappe
             # InferDataTypes leaves graph inputs alone, but make the contract explicit
             model.set_tensor_datatype(PREPOST_INPUT, DataType["UINT8"])
     return model
+
+
+def _check_writable(out_path: Path) -> None:
+    """Refuse an output the export could not write, before the export (minutes for a large model)."""
+    tmp_path = out_path.with_name(f".{out_path.name}.tmp")
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path.touch()
+    except OSError as exc:
+        raise InputError(f"cannot write {out_path}: {exc.strerror or exc}", where=str(out_path),
+                         hint="choose a writable directory") from exc
+    finally:
+        tmp_path.unlink(missing_ok=True)
 
 
 def _save(model: ModelWrapper, out_path: Path) -> None:

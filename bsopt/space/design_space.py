@@ -36,7 +36,7 @@ from bsopt.blueprint.registry import (
     normalize_backend,
 )
 from bsopt.blueprint.sections import default_resource_limits
-from bsopt.errors import BsoptError
+from bsopt.errors import BsoptError, InputError
 from bsopt.hw.parts import DEFAULT_PART, part_resources
 from bsopt.lowering.passes import FinnNames
 from bsopt.space import parameters as P
@@ -519,7 +519,7 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
             model_path = None  # said once; nothing below reports it again
     if model_path is not None and model_path.startswith("zoo:"):
         if needs_ir or for_builds:
-            exported = _materialise_zoo(d, bp, model_path)
+            exported = _materialise_zoo(d, bp, model_path, model_where)
             if exported is not None:
                 model_path, readable = exported, True
                 if not needs_ir:
@@ -656,7 +656,7 @@ def _lower(d: Diagnostics, bp: Blueprint, path: str, where: str | None):
         return None
 
 
-def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str) -> str | None:
+def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str, where: str | None) -> str | None:
     """Export a zoo reference once into the study root's models/ (or $BSOPT_MODEL_CACHE) and return its path."""
     from bsopt.blueprint.sections import ZOO_RE
     from bsopt.models import ZOO
@@ -676,7 +676,7 @@ def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str) -> str | None:
 
             export_model_apart(m["name"], w, a, out, seed=seed, **arch)
         except BsoptError as exc:
-            d.error(bp.model_path, f"cannot export {ref}: {exc.message}", exc.hint)
+            _model_error(d, bp, InputError(f"cannot export {ref}: {exc.message}", hint=exc.hint), where)
             return None
     return str(out)
 
