@@ -168,5 +168,18 @@ def test_where_expressions():
     assert not pred({"LUT": 30000, "throughput_fps": 2e5, "BRAM_18K": 5})
     with pytest.raises(InputError, match="unknown metric 'LUTS'"):
         queries.compile_where("LUTS < 3")({"LUT": 1})
-    with pytest.raises(InputError, match="unsupported"):
+    with pytest.raises(InputError, match='cannot use "__import__'):
         queries.compile_where("__import__('os')")({"LUT": 1})
+    # the offending part in the user's words, not Python's syntax tree
+    for expr, part in (("LUT << 3", "LUT << 3"), ("LUT < DSP*2", "DSP*2")):
+        with pytest.raises(InputError) as info:
+            queries.compile_where(expr)
+        assert info.value.message == f"cannot use {part!r}: only metric names, numbers, comparisons and and/or/not"
+        assert info.value.where == f"--where {expr!r}"
+    # a bare name or number is no condition (it would have kept every trial)
+    for expr, part in (("LUT", "LUT"), ("LUT < 3 and DSP", "DSP"), ("not 1", "1")):
+        with pytest.raises(InputError, match=f"a comparison is needed where it has {part!r}"):
+            queries.compile_where(expr)
+    # metric aliases, as --metric takes them
+    assert queries.compile_where("lut < 3 and fps > 10")({"LUT": 1, "throughput_fps": 20})
+    assert queries.where_names("lut < 3 and DSP > 1 and custom > 0") == {"LUT", "DSP", "custom"}

@@ -94,10 +94,14 @@ def test_where_filters_before_the_front(studies):
     expected = brute_front([t for t in trials if t.user_attrs["m:LUT"] <= 8000],
                            ["throughput_fps", "LUT", "BRAM_18K"], ["maximize", "minimize", "minimize"])
     assert sorted(r["trial"] for r in rows) == expected and rows
-    with pytest.raises(InputError, match="unsupported element"):
+    with pytest.raises(InputError, match="cannot use .*only metric names, numbers, comparisons"):
         results.pareto(full, where="__import__('os').system('true')")
-    with pytest.raises(InputError, match="unknown metric 'LUTS'"):
+    with pytest.raises(InputError, match="unknown metric 'LUTS'") as info:
         results.pareto(full, objectives=["LUTS"])
+    assert info.value.where == "objectives" and info.value.hint.startswith("did you mean 'LUT'?")
+    with pytest.raises(InputError, match="unknown metric 'LUTs'") as info:
+        results.best(full, "LUTs")
+    assert info.value.where == "--metric"
 
 
 def test_best_and_knee(studies):

@@ -11,6 +11,7 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from bsopt.errors import InputError
+from bsopt.metrics import resolve_metric
 from bsopt.pareto import front_indices, merge_front
 from bsopt.pareto import hypervolume as points_volume
 from bsopt.study.objectives import CODEGEN_CONSTRAINT
@@ -224,12 +225,13 @@ _CMP = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE:
 
 
 def where_names(expr: str) -> set[str]:
-    """The metric names a ``--where`` expression uses (empty if it does not parse)."""
+    """The metric names a ``--where`` expression uses, aliases resolved (``lut`` is LUT; empty if it does
+    not parse)."""
     try:
         tree = ast.parse(expr, mode="eval")
     except SyntaxError:
         return set()
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return {resolve_metric(n.id) or n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
 def compile_where(expr: str):
@@ -244,11 +246,27 @@ def compile_where(expr: str):
                          hint='e.g. "LUT < 20000 and throughput_fps > 1e5"') from exc
     allowed = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.Compare, ast.Name,
                ast.Load, *_CMP)
+    hint = 'compare metric names with numbers, joined by and/or/not, e.g. "LUT < 20000 and throughput_fps > 1e5"'
     for node in ast.walk(tree):  # the whole expression is checked before any trial is
         if not (isinstance(node, allowed) or (isinstance(node, ast.Constant) and isinstance(node.value, (int, float))
                                               and not isinstance(node.value, bool))):
-            raise InputError(f"unsupported element in --where: {ast.dump(node)[:40]}",
-                             hint="use metric names, numbers, comparisons, and/or/not")
+            part = ast.get_source_segment(expr, node) or type(node).__name__
+            raise InputError(f"cannot use {part!r}: only metric names, numbers, comparisons and and/or/not",
+                             where=f"--where {expr!r}", hint=hint)
+
+    def condition(node) -> None:
+        """Every operand of and/or/not is a comparison (a bare name or number is no condition)."""
+        if isinstance(node, ast.BoolOp):
+            for value in node.values:
+                condition(value)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            condition(node.operand)
+        elif not isinstance(node, ast.Compare):
+            part = ast.get_source_segment(expr, node) or type(node).__name__
+            raise InputError(f"a comparison is needed where it has {part!r}", where=f"--where {expr!r}",
+                             hint=hint)
+
+    condition(tree.body)
 
     def ev(node, env):
         if isinstance(node, ast.Expression):
@@ -269,13 +287,13 @@ def compile_where(expr: str):
                 left = right
             return True
         if isinstance(node, ast.Name):
-            if node.id not in env:
+            name = node.id if node.id in env else resolve_metric(node.id)  # lut, fps, … as --metric takes them
+            if name not in env:
                 raise InputError(f"unknown metric '{node.id}' in --where", hint="metrics: " + ", ".join(sorted(env)))
-            return env[node.id]
+            return env[name]
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
             return node.value
-        raise InputError(f"unsupported element in --where: {ast.dump(node)[:40]}",
-                         hint="use metric names, numbers, comparisons, and/or/not")
+        raise InputError(f"--where cannot use {type(node).__name__}", hint=hint)  # pragma: no cover - checked above
 
     def predicate(metrics: dict[str, Any]) -> bool:
         env = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

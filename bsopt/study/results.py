@@ -86,8 +86,8 @@ def _frame(rows: list[dict[str, Any]], as_frame: bool):
     return pd.DataFrame(rows)
 
 
-def resolve_objectives(metrics: list[str] | str | None, default: list[str], default_dirs: list[str]
-                       ) -> tuple[list[str], list[str]]:
+def resolve_objectives(metrics: list[str] | str | None, default: list[str], default_dirs: list[str],
+                       where: str = "objectives") -> tuple[list[str], list[str]]:
     if isinstance(metrics, str):  # "LUT" or "-LUT,+throughput_fps"
         metrics = [m for m in metrics.split(",") if m.strip()]
     if not metrics:
@@ -100,7 +100,11 @@ def resolve_objectives(metrics: list[str] | str | None, default: list[str], defa
             direction, m = ("maximize" if m[0] == "+" else "minimize"), m[1:]
         name = resolve_metric(m)
         if name is None:
-            raise InputError(f"unknown metric '{m}'", where="objectives", hint="metrics: " + ", ".join(METRICS))
+            import difflib
+
+            close = difflib.get_close_matches(m, list(METRICS), n=1, cutoff=0.6)
+            raise InputError(f"unknown metric '{m}'", where=where, hint=(f"did you mean '{close[0]}'? " if close else "")
+                             + "metrics: " + ", ".join(METRICS))
         names.append(name)
         dirs.append(direction or METRICS[name].direction)
     return names, dirs
@@ -164,7 +168,7 @@ def best(study, metric: str | None = None, *, where: str | None = None, storage:
     the knee of the Pareto front (closest to the ideal point in normalised objectives). None if the
     study has no feasible configuration."""
     ostudy, study_name, metrics, directions = _objectives(study, storage)
-    wanted = resolve_objectives([metric], metrics, directions)[0] if metric is not None else []
+    wanted = resolve_objectives([metric], metrics, directions, "--metric")[0] if metric is not None else []
     trials = _read(ostudy, metrics + wanted, where)
     if metric is not None:
         _require_recorded(ostudy, study_name, trials, wanted)
