@@ -11,9 +11,17 @@ from bsopt.errors import InputError
 
 
 class Console(rich.console.Console):
-    """rich's Console, except when the reader of its output has gone (``bsopt … | head``): it raises
-    BrokenPipeError, which ``bsopt.cli.main`` ends quietly with 141 as a signal-ended tool does (rich
-    itself exits with 1, bsopt's code for an internal error)."""
+    """rich's Console, with two differences.  Printed into a pipe or a file, a line is never wrapped
+    (a script greps a result line whole; tables still fit the width).  When the reader of its output has
+    gone (``bsopt … | head``) it raises BrokenPipeError, which ``bsopt.cli.main`` ends quietly with 141
+    as a signal-ended tool does (rich itself exits with 1, bsopt's code for an internal error)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        import sys
+
+        stream = sys.stderr if kwargs.get("stderr") else sys.stdout
+        kwargs.setdefault("soft_wrap", not stream.isatty())
+        super().__init__(*args, **kwargs)
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
