@@ -257,3 +257,24 @@ def test_one_commands_fit_check_and_exact_front_tabulate_once(tmp_path, monkeypa
 
     again = exact_front(space, objectives, Subclassed.for_space(space))
     assert len(calls) == 2 * first and [p["metrics"] for p in again.points] == [p["metrics"] for p in front.points]
+
+
+def test_status_of_an_exact_study_counts_down_to_the_end_of_its_front(tmp_path, capsys):
+    import json
+
+    bp = blueprint(tmp_path, PER_LAYER, strategy="exact")
+    storage = f"sqlite:///{tmp_path / 'st.db'}"
+    assert main(["study", "create", "ex", "--blueprint", str(bp), "--storage", storage, "--n-trials", "3",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["study", "status", "ex", "--storage", storage, "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    size = st["exact_front_size"]
+    assert size > 3 and st["remaining"] == size - 3
+    assert main(["study", "status", "ex", "--storage", storage]) == 0
+    assert f"{size - 3} trials to the end of the exact front" in capsys.readouterr().out
+    assert main(["study", "optimize", "ex", "--storage", storage, "--quiet"]) == 0  # the rest of the front
+    capsys.readouterr()
+    assert main(["study", "status", "ex", "--storage", storage]) == 0
+    out = capsys.readouterr().out
+    assert f"its exact front ({size} points) is fully evaluated" in out and "ETA" not in out

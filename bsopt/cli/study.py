@@ -225,11 +225,14 @@ def status(name: str = typer.Argument(...), storage: str = STORAGE,
         print(json.dumps(st, indent=1))
         return
     states = ", ".join(f"{k} {v}" for k, v in sorted(st["states"].items()))
-    unit, done = ("quantisations", st["trainings"]) if st.get("trainings") is not None else ("trials", st["trials"])
+    unit = "quantisations" if st.get("trainings") is not None else "trials"
     rate = f"{st['trials_per_s']:.2f} {unit}/s over the study's runs" if st["trials_per_s"] else "n/a"
-    if st["eta_seconds"] is not None:
-        rate += (f"; {st['max_evaluations'] - min(done, st['max_evaluations'])} {unit} to the blueprint's "
-                 f"max_evaluations, ETA {st['eta_seconds']:.0f} s")
+    if st.get("exact_front_size") is not None and st["remaining"] == 0:
+        rate += f"; its exact front ({st['exact_front_size']} points) is fully evaluated"
+    elif st.get("exact_front_size") is not None and st["eta_seconds"] is not None:
+        rate += f"; {st['remaining']} {unit} to the end of the exact front, ETA {st['eta_seconds']:.0f} s"
+    elif st["eta_seconds"] is not None:
+        rate += (f"; {st['remaining']} {unit} to the blueprint's max_evaluations, ETA {st['eta_seconds']:.0f} s")
     console.print(f"[bold]{escape(name)}[/] ({st['sampler']}, space {st['space_size'] or 'continuous'}): "
                   f"{st['trials']} trials ({states}); feasible {st['feasible']}; cache hits {st['cache_hits']}; "
                   f"Pareto set {st['pareto_size']}; hypervolume {st['hypervolume']:.4f}"
