@@ -56,7 +56,7 @@ def status(ctx) -> dict[str, Any]:
         done = sum(1 for t in marks if "epochs_trained" in t.user_attrs and "training_trial" not in t.user_attrs)
         rate = None if rate is None else rate * done / max(len(ended), 1)
     remaining = max(budget - done, 0) if budget else None
-    front_size = (attrs.get("exact_front") or {}).get("front_size") if attrs.get("sampler") == "exact" else None
+    front_size = (attrs.get("exact_front") or {}).get("front_size")  # recorded by the exact strategy alone
     if front_size is not None and not codesign:  # an exact study ends with its front, whatever the budget
         remaining = max(front_size - done, 0) if budget is None else min(max(front_size - done, 0), remaining)
     return {
