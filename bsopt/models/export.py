@@ -449,7 +449,7 @@ def _check_writable(out_path: Path) -> None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         tmp_path.touch()
     except OSError as exc:
-        raise InputError(f"cannot write {out_path}: {exc.strerror or exc}", where=str(out_path),
+        raise InputError(f"cannot write the model there: {exc.strerror or exc}", where=str(out_path),
                          hint="choose a writable directory") from exc
     finally:
         tmp_path.unlink(missing_ok=True)
