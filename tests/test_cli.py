@@ -197,3 +197,23 @@ def test_cli_reference_is_current():
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
     assert doc.read_text() == render(), "regenerate it: python -m bsopt.cli.reference > docs/cli.md"
+
+
+def test_inspect_estimate_and_fold_take_zoo_references(capsys, tmp_path, monkeypatch):
+    """As blueprints do: the reference is exported once into the model cache, the file is what
+    `bsopt model export` writes, and a bad reference is one located error."""
+    pytest.importorskip("brevitas")
+    monkeypatch.setenv("BSOPT_MODEL_CACHE", str(tmp_path / "models"))
+    code, out, _ = run(capsys, "model", "inspect", "zoo:tfc?w=2&a=2", "--json")
+    assert code == 0
+    by_ref = json.loads(out)
+    code, _, _ = run(capsys, "model", "export", "tfc", "-w", "2", "-a", "2", "-o", str(tmp_path / "tfc.onnx"))
+    assert code == 0
+    code, out, _ = run(capsys, "model", "inspect", str(tmp_path / "tfc.onnx"), "--json")
+    by_file = json.loads(out)
+    assert by_ref["sha256"] == by_file["sha256"] and by_ref["layers"] == by_file["layers"]
+    assert [p.name for p in (tmp_path / "models").glob("*.onnx")] == ["tfc_w2a2_s0.onnx"]
+    code, out, _ = run(capsys, "estimate", "--model", "zoo:tfc?w=2&a=2")
+    assert code == 0 and "fps" in out
+    code, _, err = run(capsys, "model", "inspect", "zoo:tfc?w=2&a=2&layers=3")
+    assert code == 2 and "zoo:tfc?w=2&a=2&layers=3: unknown zoo option 'layers'" in err

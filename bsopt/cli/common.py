@@ -28,6 +28,16 @@ class Console(rich.console.Console):
         raise BrokenPipeError
 
 
+def model_file(path: Path) -> Path:
+    """A model argument: a QONNX file, or a zoo reference (``zoo:bert?w=4&a=4&layers=2``) exported once
+    into the model cache, as blueprints use them."""
+    if str(path).startswith("zoo:"):
+        from bsopt.space.design_space import materialise_zoo
+
+        return materialise_zoo(str(path))
+    return path
+
+
 def read_json(path: Path, what: str = "JSON"):
     """A JSON file's content, or an InputError naming the file, the line and the column."""
     if not path.exists():

@@ -10,12 +10,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bsopt.cli.common import Console, read_json, resolve_part
+from bsopt.cli.common import Console, model_file, read_json, resolve_part
 from bsopt.errors import InputError
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
-MODEL = typer.Option(..., "--model", "-m", help="QONNX model (.onnx or .onnx.gz).")
+MODEL = typer.Option(..., "--model", "-m", help="QONNX model (.onnx or .onnx.gz), or a zoo reference such as "
+                     "'zoo:tfc?w=2&a=2'.")
 PART = typer.Option(None, "--part", help="FPGA part, e.g. xc7z020clg400-1.")
 BOARD = typer.Option(None, "--board", help="Board name, e.g. Pynq-Z1, ZCU104 (instead of --part).")
 CLOCK = typer.Option(10.0, "--clock-ns", help="Clock period in ns.")
@@ -30,7 +31,7 @@ def _check_clock(clock_ns: float) -> None:
 def _load_graph(model: Path, part: str, finn_version: str):
     from bsopt.lowering import LoweringOptions, lower
 
-    return lower(model, LoweringOptions(finn_version=finn_version, fpgapart=part))
+    return lower(model_file(model), LoweringOptions(finn_version=finn_version, fpgapart=part))
 
 
 def estimate(

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from bsopt.cli.common import Console, read_json, resolve_part
+from bsopt.cli.common import Console, model_file, read_json, resolve_part
 from bsopt.errors import InputError
 
 model_app = typer.Typer(help="Export quantized models to QONNX and inspect them.", no_args_is_help=True)
@@ -112,7 +112,8 @@ def export(
 
 @model_app.command("inspect")
 def inspect(
-    path: Path = typer.Argument(..., help="QONNX model (.onnx or .onnx.gz)."),
+    path: Path = typer.Argument(..., help="QONNX model (.onnx or .onnx.gz), or a zoo reference such as "
+                                "'zoo:bert?w=4&a=4&layers=2'."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (ModelInfo)."),
     finn_version: str = typer.Option("latest", "--finn-version", help="FINN whose lowering to mimic: latest | 0.10.1."),
     part: str = typer.Option("xc7z020clg400-1", "--part", help="FPGA part (affects the MVAU/VVAU backend choice)."),
@@ -125,6 +126,7 @@ def inspect(
     from bsopt.lowering.info import inspect_model, layer_costs
 
     part = resolve_part(part, None)  # a typo'd part is an error, not silently estimated
+    path = model_file(path)
     info = inspect_model(path, LoweringOptions(finn_version=finn_version, fpgapart=part,
                                                standalone_thresholds=standalone_thresholds))
     if folding_config is not None:

@@ -656,29 +656,45 @@ def _lower(d: Diagnostics, bp: Blueprint, path: str, where: str | None):
         return None
 
 
-def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str, where: str | None) -> str | None:
-    """Export a zoo reference once into the study root's models/ (or $BSOPT_MODEL_CACHE) and return its path."""
-    from bsopt.blueprint.sections import ZOO_RE
+def materialise_zoo(ref: str) -> Path:
+    """The file of a zoo reference (``zoo:bert?w=4&a=4&layers=2``): exported once into the study root's
+    models/ (or $BSOPT_MODEL_CACHE), in a child process where that saves memory.
+
+    Raises:
+        InputError: a malformed reference, an unknown model or option, a bad value, a failed export.
+    """
+    from bsopt.blueprint.sections import ZOO_RE, zoo_reference_problems
     from bsopt.models import ZOO
 
+    problems = zoo_reference_problems(ref)
+    if problems:
+        message, hint = problems[0]
+        raise InputError(message, where=ref, hint=hint)
     m = ZOO_RE.match(ref)
     entry = ZOO[m["name"]]
     opts = dict(part.partition("=")[::2] for part in filter(None, (m["query"] or "").split("&")))
-    dw, da = entry.default_bits  # the reference was checked (zoo_reference_problems): its values are integers
+    dw, da = entry.default_bits  # the reference was checked: its values are integers
     w, a, seed = int(opts.pop("w", dw)), int(opts.pop("a", da)), int(opts.pop("seed", 0))
     arch = {k: int(v) for k, v in opts.items()}
-    cache = settings.model_cache()
     tag = "".join(f"_{k}{v}" for k, v in sorted(arch.items()) if v != dict(entry.options).get(k))
-    out = cache / f"{m['name']}_w{w}a{a}_s{seed}{tag}.onnx"
+    out = settings.model_cache() / f"{m['name']}_w{w}a{a}_s{seed}{tag}.onnx"
     if not out.exists():
-        try:
-            from bsopt.models.export import export_model_apart
+        from bsopt.models.export import export_model_apart
 
+        try:
             export_model_apart(m["name"], w, a, out, seed=seed, **arch)
         except BsoptError as exc:
-            _model_error(d, bp, InputError(f"cannot export {ref}: {exc.message}", hint=exc.hint), where)
-            return None
-    return str(out)
+            raise InputError(f"cannot export {ref}: {exc.message}", hint=exc.hint) from exc
+    return out
+
+
+def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str, where: str | None) -> str | None:
+    """:func:`materialise_zoo` for a checked reference, its failure reported in ``d``."""
+    try:
+        return str(materialise_zoo(ref))
+    except InputError as exc:
+        _model_error(d, bp, InputError(exc.message, hint=exc.hint), where)
+        return None
 
 
 def _materialise_codesign(d: Diagnostics, bp: Blueprint) -> str | None:
