@@ -165,6 +165,11 @@ def test_one_problem_is_one_message_however_many_layers_it_touches(tmp_path):
     """)
     found = load_design_space(path).validate()
     assert len(found) == 1 and "'SIMDD' is not a choice" in found[0].message  # TFC has 4 MVAU layers
+    # a word where a number belongs (a typo of 'all'): once, with the keyword, not each layer's divisors
+    path.write_text(path.read_text().replace("SIMDD: all", "SIMD: al"))
+    found = load_design_space(path).validate()
+    assert len(found) == 1 and "SIMD='al' is no value: write 'all'" in found[0].message
+    assert found[0].hint == "did you mean 'all'?"
 
 
 @pytest.mark.skipif(not HAVE_REF, reason="reference data missing")

@@ -1173,7 +1173,10 @@ def _select(d: Diagnostics, path, spec, allowed, attr: str, layer, why=None) -> 
     out = []
     for i, v in enumerate(items):
         p = path + (i,) if isinstance(spec, list) else path
-        if v not in allowed or isinstance(v, bool) != isinstance(allowed[0], bool):
+        if isinstance(v, str) and not any(isinstance(a, str) for a in allowed):  # the same for every layer: once
+            d.error(p, f"{attr}={v!r} is no value: write 'all', a number, a list of numbers or {{min, max}}",
+                    suggest(v.lower(), ["all"]))
+        elif v not in allowed or isinstance(v, bool) != isinstance(allowed[0], bool):
             reason = why(v) if why is not None else None
             d.error(p, f"{attr}={v!r} is not legal for {layer.name}" + (f" (FINN: {reason})" if reason else ""),
                     _legal_hint(attr, layer, allowed))
