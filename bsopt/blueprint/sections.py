@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from bsopt.blueprint.diagnostics import Diagnostics, suggest
@@ -143,16 +144,30 @@ def read_common(d: Diagnostics, raw: dict, bp: Blueprint, base_dir: Path) -> Non
         check_codesign(d, bp)
 
 
-def zoo_reference_problems(value: str) -> list[tuple[str, str | None]]:
-    """What is wrong with a ``zoo:NAME?key=value&…`` reference, as (message, hint) pairs: none when it
-    names a zoo model with known options and good values."""
+@dataclass(frozen=True)
+class ZooReference:
+    """A checked ``zoo:NAME?key=value&…`` reference: bit widths and seed with the entry's defaults filled
+    in, the architecture options as given."""
+
+    text: str
+    name: str
+    weight_bits: int
+    act_bits: int
+    seed: int
+    options: dict[str, int]
+
+
+def parse_zoo_reference(value: str) -> tuple[ZooReference | None, list[tuple[str, str | None]]]:
+    """Read and check a zoo reference: ``(reference, [])`` when it names a zoo model with known options
+    and good values, else ``(None, problems)``, each a (message, hint) pair."""
     m = ZOO_RE.match(value)
     if not m:
-        return [(f"malformed zoo reference {value!r}", "write e.g. zoo:tfc?w=2&a=2")]
+        return None, [(f"malformed zoo reference {value!r}", "write e.g. zoo:tfc?w=2&a=2")]
     from bsopt.models import ZOO
 
     if m["name"] not in ZOO:
-        return [(f"unknown zoo model '{m['name']}'", suggest(m["name"], ZOO) or "zoo models: " + ", ".join(ZOO))]
+        return None, [(f"unknown zoo model '{m['name']}'",
+                       suggest(m["name"], ZOO) or "zoo models: " + ", ".join(ZOO))]
     entry = ZOO[m["name"]]
     arch = dict(entry.options)
     given: dict[str, int] = {}
@@ -162,9 +177,7 @@ def zoo_reference_problems(value: str) -> list[tuple[str, str | None]]:
         key, _, val = part.partition("=")
         if key in seen:
             problems.append((f"zoo option '{key}' is given twice", "give each option once"))
-            continue
-        seen.add(key)
-        if key not in ("w", "a", "seed") and key not in arch:
+        elif key not in ("w", "a", "seed") and key not in arch:
             problems.append((f"unknown zoo option '{key}'", suggest(key.lower(), ["w", "a", "seed", *arch]) or
                              "zoo options: w (weight bits), a (activation bits), seed"
                              + "".join(f", {k} (default {v})" for k, v in entry.options)))
@@ -173,21 +186,19 @@ def zoo_reference_problems(value: str) -> list[tuple[str, str | None]]:
             problems.append((f"bad value for zoo option {key}: {val!r}",
                              f"bits are one of {', '.join(map(str, entry.allowed_bits))}" if key in ("w", "a")
                              else "a positive integer" if key in arch else "a non-negative whole number"))
-        elif key in arch:
+        else:
             given[key] = int(val)
+        seen.add(key)
+    options = {k: v for k, v in given.items() if k in arch}
     try:
-        entry.resolve_options(given)
+        entry.resolve_options(options)
     except InputError as exc:
         problems.append((exc.message, exc.hint))
-    return problems
-
-
-def known_zoo_model(value: str) -> bool:
-    """Whether ``value`` is a well-formed reference to a model of the zoo (its options unchecked)."""
-    from bsopt.models import ZOO
-
-    m = ZOO_RE.match(value)
-    return m is not None and m["name"] in ZOO
+    if problems:
+        return None, problems
+    dw, da = entry.default_bits
+    return ZooReference(value, entry.name, given.get("w", dw), given.get("a", da), given.get("seed", 0),
+                        options), []
 
 
 def _model(d: Diagnostics, value, bp: Blueprint, base_dir: Path) -> None:
@@ -196,10 +207,9 @@ def _model(d: Diagnostics, value, bp: Blueprint, base_dir: Path) -> None:
         return
     value = value.strip()
     if value.startswith("zoo:"):
-        for message, hint in zoo_reference_problems(value):
+        for message, hint in parse_zoo_reference(value)[1]:
             d.error(("model",), message, hint)
-        if known_zoo_model(value):  # a reference with bad options is kept: its errors are reported
-            bp.model = value
+        bp.model = value  # also with problems: they are reported here, and no model is read from it
         return
     path = Path(os.path.expandvars(value))
     if not path.is_absolute():

@@ -83,9 +83,7 @@ def export_model(
         ModelError: the export itself failed.
         MissingDependencyError: torch or brevitas is not installed.
     """
-    entry = get_entry(name)
-    check_bits(weight_bits, act_bits, entry.allowed_bits)  # bad input is refused before torch is imported
-    entry.resolve_options(options)
+    entry = _checked_entry(name, weight_bits, act_bits, options)
     if prepost is None:
         prepost = entry.prepost
     elif prepost and not entry.prepost:
@@ -113,6 +111,14 @@ def export_model(
     )
 
 
+def _checked_entry(name: str, weight_bits: int, act_bits: int, options: dict[str, int]):
+    """The zoo entry of an export request whose bits and options are good (checked without torch)."""
+    entry = get_entry(name)
+    check_bits(weight_bits, act_bits, entry.allowed_bits)
+    entry.resolve_options(options)
+    return entry
+
+
 def export_model_apart(
     name: str,
     weight_bits: int,
@@ -138,13 +144,11 @@ def export_model_apart(
     import subprocess
     import sys
 
-    entry = get_entry(name)  # what can be checked without torch is checked here, at once
-    check_bits(weight_bits, act_bits, entry.allowed_bits)
-    entry.resolve_options(options)
     if apart is None:
         apart = "torch" not in sys.modules
     if not apart:
         return export_model(name, weight_bits, act_bits, out_path, seed=seed, **options)
+    _checked_entry(name, weight_bits, act_bits, options)  # bad input refused here, before a child starts
     request = json.dumps({"name": name, "weight_bits": weight_bits, "act_bits": act_bits,
                           "out_path": os.fspath(out_path), "seed": seed, "options": options})
     # the child imports this bsopt, wherever it was imported from

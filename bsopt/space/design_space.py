@@ -35,7 +35,7 @@ from bsopt.blueprint.registry import (
     known_step,
     normalize_backend,
 )
-from bsopt.blueprint.sections import default_resource_limits
+from bsopt.blueprint.sections import ZooReference, default_resource_limits
 from bsopt.errors import BsoptError, InputError
 from bsopt.hw.parts import DEFAULT_PART, part_resources
 from bsopt.lowering.passes import FinnNames
@@ -509,17 +509,16 @@ def build_design_space(bp: Blueprint, d: Diagnostics, model: str | Path | None =
     ops: dict[str, int] = {}
     readable = False  # a model file that exists and parses (problems are reported once, here)
     if model_path is not None and model_path.startswith("zoo:"):
-        from bsopt.blueprint.sections import zoo_reference_problems
+        from bsopt.blueprint.sections import parse_zoo_reference
 
-        problems = zoo_reference_problems(model_path)
+        zoo, problems = parse_zoo_reference(model_path)
         if model is not None:  # the blueprint's own `model:` was checked when it was read
             for message, hint in problems:
                 d.items.append(ValidationError("--model", 0, 0, "model", message, hint))
-        if problems:
+        if zoo is None:
             model_path = None  # said once; nothing below reports it again
-    if model_path is not None and model_path.startswith("zoo:"):
-        if needs_ir or for_builds:
-            exported = _materialise_zoo(d, bp, model_path, model_where)
+        elif needs_ir or for_builds:
+            exported = _materialise_zoo(d, bp, zoo, model_where)
             if exported is not None:
                 model_path, readable = exported, True
                 if not needs_ir:
@@ -656,40 +655,37 @@ def _lower(d: Diagnostics, bp: Blueprint, path: str, where: str | None):
         return None
 
 
-def materialise_zoo(ref: str) -> Path:
+def materialise_zoo(ref: str | ZooReference) -> Path:
     """The file of a zoo reference (``zoo:bert?w=4&a=4&layers=2``): exported once into the study root's
     models/ (or $BSOPT_MODEL_CACHE), in a child process where that saves memory.
 
     Raises:
         InputError: a malformed reference, an unknown model or option, a bad value, a failed export.
     """
-    from bsopt.blueprint.sections import ZOO_RE, zoo_reference_problems
+    from bsopt.blueprint.sections import parse_zoo_reference
     from bsopt.models import ZOO
 
-    problems = zoo_reference_problems(ref)
-    if problems:
-        message, hint = problems[0]
-        raise InputError(message, where=ref, hint=hint)
-    m = ZOO_RE.match(ref)
-    entry = ZOO[m["name"]]
-    opts = dict(part.partition("=")[::2] for part in filter(None, (m["query"] or "").split("&")))
-    dw, da = entry.default_bits  # the reference was checked: its values are integers
-    w, a, seed = int(opts.pop("w", dw)), int(opts.pop("a", da)), int(opts.pop("seed", 0))
-    arch = {k: int(v) for k, v in opts.items()}
-    tag = "".join(f"_{k}{v}" for k, v in sorted(arch.items()) if v != dict(entry.options).get(k))
-    out = settings.model_cache() / f"{m['name']}_w{w}a{a}_s{seed}{tag}.onnx"
+    if isinstance(ref, str):
+        parsed, problems = parse_zoo_reference(ref)
+        if parsed is None:
+            message, hint = problems[0]
+            raise InputError(message, where=ref, hint=hint)
+        ref = parsed
+    defaults = dict(ZOO[ref.name].options)
+    tag = "".join(f"_{k}{v}" for k, v in sorted(ref.options.items()) if v != defaults.get(k))
+    out = settings.model_cache() / f"{ref.name}_w{ref.weight_bits}a{ref.act_bits}_s{ref.seed}{tag}.onnx"
     if not out.exists():
         from bsopt.models.export import export_model_apart
 
         try:
-            export_model_apart(m["name"], w, a, out, seed=seed, **arch)
+            export_model_apart(ref.name, ref.weight_bits, ref.act_bits, out, seed=ref.seed, **ref.options)
         except BsoptError as exc:
-            raise InputError(f"cannot export {ref}: {exc.message}", hint=exc.hint) from exc
+            raise InputError(f"cannot export {ref.text}: {exc.message}", hint=exc.hint) from exc
     return out
 
 
-def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: str, where: str | None) -> str | None:
-    """:func:`materialise_zoo` for a checked reference, its failure reported in ``d``."""
+def _materialise_zoo(d: Diagnostics, bp: Blueprint, ref: ZooReference, where: str | None) -> str | None:
+    """:func:`materialise_zoo`, its failure reported in ``d``."""
     try:
         return str(materialise_zoo(ref))
     except InputError as exc:
