@@ -20,6 +20,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from bsopt.blueprint.diagnostics import suggest
 from bsopt.errors import InputError, MissingDependencyError
 from bsopt.metrics import METRICS, resolve_metric
 from bsopt.storage import rdb
@@ -100,10 +101,8 @@ def resolve_objectives(metrics: list[str] | str | None, default: list[str], defa
             direction, m = ("maximize" if m[0] == "+" else "minimize"), m[1:]
         name = resolve_metric(m)
         if name is None:
-            import difflib
-
-            close = difflib.get_close_matches(m, list(METRICS), n=1, cutoff=0.6)
-            raise InputError(f"unknown metric '{m}'", where=where, hint=(f"did you mean '{close[0]}'? " if close else "")
+            close = suggest(m, METRICS)
+            raise InputError(f"unknown metric '{m}'", where=where, hint=(f"{close} " if close else "")
                              + "metrics: " + ", ".join(METRICS))
         names.append(name)
         dirs.append(direction or METRICS[name].direction)
